@@ -1,0 +1,57 @@
+"""Every tunable default of the project, in one place.
+
+Values follow the reference study (see ``../shared/docs/science.md``) unless a comment says
+otherwise. Command-line flags and the app read their defaults from here, so changing a
+number here changes it everywhere.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# --- Images -----------------------------------------------------------------------------
+FIRST_PIXEL_SCALE_ARCSEC = 1.8  # FIRST's native pixel (arcsec/px)
+FIRST_BEAM_ARCSEC = 5.0  # FIRST restoring beam FWHM
+IMAGE_SIZE_PX = 150  # side of the stored (preprocessed) image, at FIRST's pixel scale
+IMAGE_FIELD_ARCSEC = IMAGE_SIZE_PX * FIRST_PIXEL_SCALE_ARCSEC  # 270 arcsec
+MODEL_INPUT_PX = 70  # the model sees the central 70 x 70 pixels
+CLIP_SIGMA = 3.0  # emission below CLIP_SIGMA x robust noise is set to zero
+
+# --- Angular extent ---------------------------------------------------------------------
+EXTENT_DETECTION_SIGMA = 3.0  # pixels above this x noise count as emission
+EXTENT_ISLAND_PEAK_SIGMA = 5.0  # an island counts only if its peak reaches this x noise
+EXTENT_MIN_ISLAND_PX = 5  # ... and it has at least this many pixels (about one beam)
+EXTENT_LINK_ARCSEC = 30.0  # islands closer than this (edge to edge) belong to one source
+
+# --- Bundles ----------------------------------------------------------------------------
+DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this
+
+# --- FIRST cutouts through NASA SkyView -------------------------------------------------
+SKYVIEW_URL = os.environ.get(
+    "EXPLORER_SKYVIEW_URL", "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl"
+)
+FIRST_SURVEY = "VLA FIRST (1.4 GHz)"
+CUTOUT_PIXELS = 300  # a FIRST cutout as the MiraBest files are: 300 px = 9 arcmin
+CUTOUT_TIMEOUT_S = 30.0  # per network request
+CUTOUT_RETRIES = 3
+CUTOUT_BACKOFF_S = 1.0  # first wait between retries; doubles each time
+
+# --- MiraBest, the default data set -----------------------------------------------------
+MIRABEST_REPO_URL = os.environ.get("EXPLORER_MIRABEST_URL", "https://raw.githubusercontent.com/fmporter/MiraBest")
+MIRABEST_API_URL = os.environ.get("EXPLORER_MIRABEST_API_URL", "https://api.github.com/repos/fmporter/MiraBest")
+MIRABEST_COMMIT = "158e6690aa4162ef52792ac9dcf932fe00839838"
+MIRABEST_FITS_FOLDER = "FITS"
+MIRABEST_FILE_COUNT = 1255
+
+# --- Where things live ------------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+SHARED_DATA_DIR = Path(os.environ.get("EXPLORER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def cache_dir() -> Path:
+    """The user's cache for downloads, cutouts and prepared spaces (``EXPLORER_CACHE``)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "radio-latent-explorer"
+    path = Path(os.environ.get("EXPLORER_CACHE", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

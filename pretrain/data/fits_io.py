@@ -1,0 +1,145 @@
+"""Reading radio-survey FITS cutouts into a plain 2-D image with its sky position.
+
+Accepts what real services and archives write: the image in the primary HDU or in the
+first image extension, tile-compressed HDUs (``.fits.fz``), big-endian floats, degenerate
+frequency/Stokes axes (NAXIS 3 or 4 with length-1 axes), NaN padding, and header cards
+that astropy's verifier complains about (SkyView writes TAB characters into COMMENT cards).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
+from astropy.wcs import FITSFixedWarning, WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from pretrain.errors import FitsReadError
+
+FITS_MAGIC = b"SIMPLE  ="
+
+
+@dataclass
+class Cutout:
+    """A 2-D survey image with the sky position of its centre and its pixel scale."""
+
+    data: np.ndarray  # float32, native byte order, shape (ny, nx); may contain NaN
+    wcs: WCS  # the celestial (2-D) part of the header's WCS
+    centre: SkyCoord  # sky position of the image centre (ICRS)
+    pixel_scale_arcsec: float  # mean of the two axes' pixel scales
+    header: fits.Header
+    source: str = ""  # file name or URL it came from
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+
+def read_cutout(path_or_bytes: str | Path | bytes, source: str | None = None) -> Cutout:
+    """Read the first image HDU of a FITS file (path or raw bytes) as a :class:`Cutout`.
+
+    Raises :class:`FitsReadError` with a message saying what is wrong with the file.
+    """
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        raw = bytes(path_or_bytes)
+        name = source or "<bytes>"
+    else:
+        path = Path(path_or_bytes)
+        name = source or str(path)
+        if not path.is_file():
+            raise FitsReadError(f"{name}: no such file.")
+        raw = path.read_bytes()
+    _check_looks_like_fits(raw, name)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AstropyWarning)
+        warnings.simplefilter("ignore", VerifyWarning)  # TABs in COMMENT cards are harmless
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            with fits.open(io.BytesIO(raw), memmap=False, ignore_missing_end=True) as hdul:
+                hdu = _first_image_hdu(hdul, name)
+                data = np.asarray(hdu.data)
+                header = hdu.header.copy()
+        except FitsReadError:
+            raise
+        except Exception as exc:  # astropy raises many kinds for damaged files
+            raise FitsReadError(
+                f"{name}: the file is damaged or truncated and cannot be read as FITS ({exc}). "
+                "Download it again or check the source."
+            ) from exc
+    for w in caught:
+        if issubclass(w.category, AstropyUserWarning) and "truncat" in str(w.message).lower():
+            raise FitsReadError(f"{name}: the file is truncated ({w.message}). Download it again.")
+
+    image = _squeeze_to_2d(data, name)
+    if not np.isfinite(image).any():
+        raise FitsReadError(f"{name}: every pixel is NaN or infinite; there is no image to use.")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)  # header.tostring() re-verifies the cards
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = _celestial_wcs(header, name)
+    ny, nx = image.shape
+    ra, dec = wcs.wcs_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+    frame = (wcs.wcs.radesys or "icrs").strip().lower()
+    centre = SkyCoord(ra * u.deg, dec * u.deg, frame=frame if frame in ("icrs", "fk5", "fk4") else "icrs")
+    scales_deg = proj_plane_pixel_scales(wcs)
+    pixel_scale_arcsec = float(np.mean(np.abs(scales_deg)) * 3600.0)
+    return Cutout(
+        data=image,
+        wcs=wcs,
+        centre=centre.icrs,
+        pixel_scale_arcsec=pixel_scale_arcsec,
+        header=header,
+        source=name,
+    )
+
+
+def _check_looks_like_fits(raw: bytes, name: str) -> None:
+    if len(raw) == 0:
+        raise FitsReadError(f"{name}: the file is empty (0 bytes).")
+    head = raw[:1024].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head:
+        raise FitsReadError(
+            f"{name}: this is an HTML/XML page, not a FITS image (a service returned an error page?)."
+        )
+    if not raw.startswith(FITS_MAGIC):
+        raise FitsReadError(f"{name}: not a FITS file (it does not begin with 'SIMPLE  =').")
+    if len(raw) < 2880:
+        raise FitsReadError(f"{name}: the file is truncated ({len(raw)} bytes, less than one FITS block).")
+
+
+def _first_image_hdu(hdul: fits.HDUList, name: str):
+    for hdu in hdul:
+        is_image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+        if is_image and hdu.header.get("NAXIS", 0) >= 2 and hdu.data is not None:
+            return hdu
+    kinds = ", ".join(type(h).__name__ for h in hdul)
+    raise FitsReadError(f"{name}: no image HDU with at least two axes (found: {kinds}).")
+
+
+def _squeeze_to_2d(data: np.ndarray, name: str) -> np.ndarray:
+    image = np.squeeze(data)  # drops length-1 frequency / Stokes axes
+    if image.ndim != 2:
+        raise FitsReadError(
+            f"{name}: the image has shape {data.shape}; expected two sky axes "
+            "(extra axes must have length 1)."
+        )
+    return image.astype(np.float32, copy=False)  # native byte order, float32
+
+
+def _celestial_wcs(header: fits.Header, name: str) -> WCS:
+    try:
+        wcs = WCS(header).celestial
+    except Exception as exc:
+        raise FitsReadError(f"{name}: the header's WCS cannot be read ({exc}).") from exc
+    if wcs.naxis != 2 or not wcs.has_celestial:
+        raise FitsReadError(f"{name}: the header has no celestial WCS (RA/Dec axes); position unknown.")
+    return wcs

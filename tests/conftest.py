@@ -1,0 +1,60 @@
+"""Shared fixtures. Real data comes from ../shared/data (or EXPLORER_SHARED_DATA).
+
+In CI (CI=true) a test that needs the real data fails when it is missing; elsewhere it is
+skipped with a message saying where the data was looked for.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pretrain import config
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        message = f"real data not found at {path} (set EXPLORER_SHARED_DATA)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _require(config.SHARED_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def mirabest_dir(shared_data) -> Path:
+    return _require(shared_data / "mirabest")
+
+
+@pytest.fixture(scope="session")
+def skyview_raw_dir(shared_data) -> Path:
+    return _require(shared_data / "skyview_raw")
+
+
+@pytest.fixture(scope="session")
+def griese_dir(shared_data) -> Path:
+    return _require(shared_data / "griese2023" / "images")
+
+
+@pytest.fixture(scope="session")
+def frdeep_dir(shared_data) -> Path:
+    return _require(shared_data / "frdeep2")
+
+
+@pytest.fixture(scope="session")
+def rgz_map_path(shared_data) -> Path:
+    return _require(shared_data / "rgz_dr1_published_map.parquet")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own user cache so that no test sees another's downloads."""
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path_factory.mktemp("cache")))
