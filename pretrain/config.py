@@ -55,3 +55,6 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("EXPLORER_CACHE", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+# --- Backbone ----------------------------------------------------------------------------
+DEFAULT_BACKBONE_FILE = "byol_resnet18_first.safetensors"  # in assets/, with MODEL_CARD.md

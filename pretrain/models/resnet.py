@@ -1,0 +1,74 @@
+"""ResNet-18 encoder for one-channel radio images (no torchvision needed).
+
+The standard ResNet-18 (He et al. 2016) with a one-channel stem; the classification layer
+is dropped, so the encoder maps a (B, 1, H, W) batch to (B, 512) representations.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+REPRESENTATION_DIM = 512
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet18Encoder(nn.Module):
+    """ResNet-18 trunk: (B, in_channels, H, W) -> (B, 512)."""
+
+    # Parameter-name prefixes from the input to the output; fine-tuning unfreezes the last D.
+    BLOCKS = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+    def __init__(self, in_channels: int = 1):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
+        self.layer1 = self._stage(64, 64, stride=1)
+        self.layer2 = self._stage(64, 128, stride=2)
+        self.layer3 = self._stage(128, 256, stride=2)
+        self.layer4 = self._stage(256, 512, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        for m in self.modules():  # zero-init the last BN of each block: starts as identity
+            if isinstance(m, BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+    @staticmethod
+    def _stage(in_channels: int, channels: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(in_channels, channels, stride), BasicBlock(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.pool(x), 1)
+
+
+def resnet18_encoder(in_channels: int = 1) -> ResNet18Encoder:
+    return ResNet18Encoder(in_channels)
