@@ -43,6 +43,14 @@ MIRABEST_COMMIT = "158e6690aa4162ef52792ac9dcf932fe00839838"
 MIRABEST_FITS_FOLDER = "FITS"
 MIRABEST_FILE_COUNT = 1255
 
+# --- MiraBest download and discovery (pretrain/data/mirabest.py) ------------------------
+MIRABEST_DIR_ENV = "EXPLORER_MIRABEST_DIR"  # a local folder of MiraBest FITS files wins
+MIRABEST_MANIFEST = "manifest.json"  # written last: marks a complete, verified download
+MIRABEST_TIMEOUT_S = 30.0  # per network request (connect and each read)
+MIRABEST_RETRIES = 4  # extra attempts per file / listing after the first
+MIRABEST_BACKOFF_S = 1.0  # first wait between attempts; doubles each time
+MIRABEST_WORKERS = 4  # files fetched at once (small files: latency, not bandwidth, dominates)
+
 # --- Where things live ------------------------------------------------------------------
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"

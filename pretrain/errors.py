@@ -27,3 +27,11 @@ class OutsideFootprintError(CutoutServiceError):
 
 class NameResolveError(CutoutServiceError):
     """An object name could not be resolved to a sky position."""
+
+
+class DownloadError(ExplorerError):
+    """A data set could not be downloaded or verified (network, server, checksum)."""
+
+
+class DatasetNotFoundError(ExplorerError):
+    """A data set is neither in a local folder nor in the cache, and may not be downloaded."""
