@@ -36,6 +36,12 @@ CUTOUT_TIMEOUT_S = 30.0  # per network request
 CUTOUT_RETRIES = 3
 CUTOUT_BACKOFF_S = 1.0  # first wait between retries; doubles each time
 
+# --- FIRST cutout client details (pretrain/data/first_client.py) ------------------------
+CUTOUT_TOTAL_TIMEOUT_S = 60.0  # one look-up, all requests and retries, gives up after this
+CUTOUT_CENTRE_TOLERANCE_ARCSEC = 5.0  # image centre (WCS) vs the requested position
+CUTOUT_MAX_BYTES = 64 * 1024**2  # a FITS answer larger than this is not a cutout
+CUTOUT_CACHE_POSITION_DECIMALS = 4  # cache key: RA/Dec rounded to 1e-4 deg (0.36 arcsec)
+
 # --- MiraBest, the default data set -----------------------------------------------------
 MIRABEST_REPO_URL = os.environ.get("EXPLORER_MIRABEST_URL", "https://raw.githubusercontent.com/fmporter/MiraBest")
 MIRABEST_API_URL = os.environ.get("EXPLORER_MIRABEST_API_URL", "https://api.github.com/repos/fmporter/MiraBest")

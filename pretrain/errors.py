@@ -35,3 +35,7 @@ class DownloadError(ExplorerError):
 
 class DatasetNotFoundError(ExplorerError):
     """A data set is neither in a local folder nor in the cache, and may not be downloaded."""
+
+
+class PositionError(ExplorerError, ValueError):
+    """Text meant as a sky position cannot be read or is out of range."""
