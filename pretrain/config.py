@@ -72,3 +72,21 @@ def cache_dir() -> Path:
 
 # --- Backbone ----------------------------------------------------------------------------
 DEFAULT_BACKBONE_FILE = "byol_resnet18_first.safetensors"  # in assets/, with MODEL_CARD.md
+
+# --- Fine-tuning, linear probes and training jobs (pretrain/finetune.py, tasks.py, explorer/jobs.py)
+FINETUNE_TASK = "mirabest-fr"
+FINETUNE_DEPTH = 1  # blocks unfrozen from the top: 0 = linear probe, 1 = last block + head
+FINETUNE_EPOCHS = 15  # small-run default: last block + head, all labels, in minutes on 2 CPU cores (study: 300)
+FINETUNE_BATCH_SIZE = 64
+FINETUNE_BASE_LR = 1e-3  # AdamW; the lr used is base x batch / 256
+FINETUNE_WEIGHT_DECAY = 0.005  # on weights only; not on biases and batch-norm parameters
+FINETUNE_LAYER_DECAY = 0.75  # block i from the top gets lr x decay^i (the head: i = 0)
+PROBE_LR = 0.1  # linear probe (frozen encoder): SGD with momentum, cosine decay
+PROBE_MOMENTUM = 0.9
+FINETUNE_SPLIT_SEED = 0  # fixed, not the run's seed: every run is scored on the same test sources
+GRIESE_TEST_FRACTION = 0.2  # griese-bent: stratified test split
+FRDEEP_MATCH_RADIUS_ARCSEC = 60.0  # FRDEEP bundle rows <-> release catalogue (for its train/test split)
+FINETUNE_EVAL_BATCH_SIZE = 256
+RUNS_DIR_ENV = "EXPLORER_RUNS"  # where the app's training runs go (default: cache_dir() / "runs")
+JOB_CANCEL_GRACE_S = 10.0  # after SIGTERM, wait this long before SIGKILL
+JOB_REFRESH_S = 2.0  # the Training page re-reads a running job's progress this often

@@ -1,0 +1,543 @@
+"""Fine-tuning and linear probes of the backbone on a labelled task, written to a run folder.
+
+The model is the encoder plus a head (non-affine batch norm, then one linear layer; the
+batch norm standardises the representation, so one learning rate suits any backbone, as in
+MAE's linear probe). ``depth`` says how much of the encoder learns:
+
+- ``depth = 0``: linear probe. The encoder is frozen (weights *and* batch-norm statistics);
+  only the head learns, with SGD (lr 0.1, momentum 0.9, cosine decay; science.md).
+- ``depth = D > 0``: the last D of the encoder's blocks (``ResNet18Encoder.BLOCKS``:
+  stem, layer1..layer4) learn with the head; AdamW, base lr 1e-3 x batch / 256, weight
+  decay 0.005, cosine decay, and layer-wise lr decay: block i from the top gets
+  lr x 0.75^i (the head is i = 0, layer4 is i = 1, ...).
+- ``scratch``: the same network from random weights, everything trained at one lr (no
+  layer decay: random layers have nothing to preserve) -- the supervised baseline.
+
+Training images get the fine-tuning augmentations (rotation, centre crop 70, random
+resized crop 90-100 %, flips), whole batches at once on the device; evaluation uses the
+plain centre crop. The test accuracy after each epoch is logged for the curves only: the
+reported figures are those of the last epoch (no model selection on the test set).
+
+A run folder holds::
+
+    config.json          what was asked and resolved (task, paths, hashes, settings)
+    status.json          {"state": running|finished|failed|cancelled, "error", "pid", ...}
+    progress.jsonl       one line per epoch (epoch, loss, train_acc, test_acc, ...), as it goes
+    metrics.json         test error, out-of-distribution error, wall time, device, counts
+    predictions.parquet  per source: source_id, label, prob_<positive>, predicted, correct, split
+    encoder.safetensors  the (fine-tuned) encoder; loadable by models.backbone.load_encoder
+    head.safetensors     the classification head
+
+SIGTERM (or Ctrl-C) cancels a run cleanly: the status becomes "cancelled".
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pretrain import config
+from pretrain.errors import ExplorerError
+from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+
+# Files of a run folder (explorer/jobs.py reads them).
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+PROGRESS_FILE = "progress.jsonl"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"
+ENCODER_FILE = "encoder.safetensors"
+HEAD_FILE = "head.safetensors"
+STATES = ("running", "finished", "failed", "cancelled")
+
+
+class RunCancelled(BaseException):
+    """Raised (from the SIGTERM handler) to stop a run; BaseException so no handler eats it."""
+
+
+@dataclass
+class FinetuneSettings:
+    """Everything that defines a run (defaults in pretrain/config.py)."""
+
+    task: str = config.FINETUNE_TASK
+    labels: int | None = None  # label budget; None = the whole training split
+    depth: int = config.FINETUNE_DEPTH
+    epochs: int = config.FINETUNE_EPOCHS
+    seed: int = 0
+    batch_size: int = config.FINETUNE_BATCH_SIZE
+    scratch: bool = False
+    device: str = "auto"
+    base_lr: float = config.FINETUNE_BASE_LR
+    weight_decay: float = config.FINETUNE_WEIGHT_DECAY
+    layer_decay: float = config.FINETUNE_LAYER_DECAY
+    probe_lr: float = config.PROBE_LR
+    probe_momentum: float = config.PROBE_MOMENTUM
+
+    def __post_init__(self):
+        n_blocks = len(ResNet18Encoder.BLOCKS)
+        if self.scratch:
+            self.depth = n_blocks  # the supervised baseline trains every layer
+        if not 0 <= self.depth <= n_blocks:
+            raise ExplorerError(f"--depth {self.depth}: choose 0 (linear probe) to {n_blocks} (every block).")
+        if self.epochs < 1:
+            raise ExplorerError(f"--epochs {self.epochs}: need at least 1.")
+        if self.batch_size < 2:
+            raise ExplorerError(f"--batch-size {self.batch_size}: need at least 2 (batch norm).")
+        if self.labels is not None and self.labels < 2:
+            raise ExplorerError(f"--labels {self.labels}: need at least 2 (one of each class).")
+
+    @property
+    def mode(self) -> str:
+        return "scratch" if self.scratch else ("linear probe" if self.depth == 0 else "fine-tune")
+
+
+# --- The model ------------------------------------------------------------------------
+
+class Classifier(nn.Module):
+    """Encoder + head; the first ``len(BLOCKS) - depth`` blocks are frozen (eval mode, no grad)."""
+
+    def __init__(self, encoder: ResNet18Encoder, n_classes: int = 2, depth: int = len(ResNet18Encoder.BLOCKS)):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Sequential(nn.BatchNorm1d(REPRESENTATION_DIM, affine=False),
+                                  nn.Linear(REPRESENTATION_DIM, n_classes))
+        nn.init.zeros_(self.head[1].weight)  # start from "no opinion"; the probe converges sooner
+        nn.init.zeros_(self.head[1].bias)
+        self.set_depth(depth)
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        return [getattr(self.encoder, name) for name in self.encoder.BLOCKS]
+
+    def set_depth(self, depth: int) -> None:
+        self.depth = depth
+        self.n_frozen = len(self.encoder.BLOCKS) - depth
+        for i, block in enumerate(self.blocks):
+            for p in block.parameters():
+                p.requires_grad_(i >= self.n_frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for block in self.blocks[:self.n_frozen]:
+            block.eval()  # frozen batch-norm statistics: the frozen part is exactly the pretrained one
+        return self
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        # The encoder's forward, block by block (BLOCKS are in forward order), so the frozen
+        # part runs without autograd: the probe and a one-block fine-tune cost little more
+        # than inference.
+        blocks = self.blocks
+        with torch.no_grad():
+            for block in blocks[:self.n_frozen]:
+                x = block(x)
+        for block in blocks[self.n_frozen:]:
+            x = block(x)
+        return torch.flatten(self.encoder.pool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def parameter_groups(model: Classifier, base_lr: float, weight_decay: float,
+                     layer_decay: float) -> list[dict]:
+    """Optimiser groups: the head at ``base_lr``, block i from the top at base_lr x decay^i.
+
+    Each group carries a ``name`` (``head`` or the block's name). Weight decay applies to
+    weights (ndim > 1), not to biases and batch-norm parameters.
+    """
+    named = [("head", model.head)]
+    trainable = list(model.encoder.BLOCKS[model.n_frozen:])
+    named += [(name, getattr(model.encoder, name)) for name in reversed(trainable)]
+    groups = []
+    for i, (name, module) in enumerate(named):
+        lr = base_lr * layer_decay ** i
+        params = [p for p in module.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        if decay:
+            groups.append({"name": name, "params": decay, "lr": lr, "weight_decay": weight_decay})
+        if no_decay:
+            groups.append({"name": name, "params": no_decay, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: int):
+    """The optimiser and its per-step cosine schedule (decay to 0 over ``total_steps``)."""
+    if settings.depth == 0:
+        groups = [{"name": "head", "params": list(model.head.parameters()), "lr": settings.probe_lr}]
+        optimizer = torch.optim.SGD(groups, lr=settings.probe_lr, momentum=settings.probe_momentum)
+    else:
+        lr = settings.base_lr * settings.batch_size / 256
+        decay = 1.0 if settings.scratch else settings.layer_decay
+        optimizer = torch.optim.AdamW(parameter_groups(model, lr, settings.weight_decay, decay), lr=lr)
+    total = max(1, total_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    return optimizer, schedule
+
+
+# --- Data -----------------------------------------------------------------------------
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ExplorerError(f"--device {device}: not a device torch knows ({exc}).") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ExplorerError(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
+    return resolved
+
+
+@torch.no_grad()
+def predict_proba(model: Classifier, images: np.ndarray, rows: np.ndarray, device: torch.device,
+                  batch_size: int = config.FINETUNE_EVAL_BATCH_SIZE, check: Callable[[], None] | None = None
+                  ) -> np.ndarray:
+    """Class probabilities (len(rows), n_classes) of bundle rows; plain centre crop, no augmentation."""
+    from pretrain.models.backbone import to_model_input
+
+    model.eval()
+    out = []
+    for start in range(0, len(rows), batch_size):
+        batch = np.asarray(images[np.asarray(rows[start:start + batch_size])])
+        x = to_model_input(batch, device=device)
+        with _autocast(device):
+            logits = model(x)
+        out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        if check:
+            check()
+    n_classes = model.head[1].out_features
+    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+
+def _autocast(device: torch.device):
+    # bf16 on the GPU (fast, no loss scaling needed); plain fp32 on the CPU.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train_rows: np.ndarray,
+                     test_rows: np.ndarray, settings: FinetuneSettings, device: torch.device,
+                     on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` on ``train_rows``; after each epoch report loss and accuracies.
+
+    Returns the per-epoch records (also passed to ``on_epoch`` as they happen).
+    """
+    from pretrain.augment import finetuning_augment
+
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    order_rng = np.random.default_rng(settings.seed)
+    # The labelled images are few (<= thousands): hold them on the device as uint8.
+    x_train = torch.from_numpy(np.ascontiguousarray(images[np.sort(train_rows)])).to(device)
+    y_train = torch.from_numpy(y[np.sort(train_rows)].astype(np.int64)).to(device)
+    n = len(train_rows)
+    batches_per_epoch = _batch_count(n, settings.batch_size)
+    optimizer, schedule = make_optimizer(model, settings, batches_per_epoch * settings.epochs)
+    loss_fn = nn.CrossEntropyLoss()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    history = []
+    start_time = time.monotonic()
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        total_loss, correct = 0.0, 0
+        for idx in _batches(order_rng.permutation(n), settings.batch_size):
+            idx_t = torch.from_numpy(idx).to(device)
+            x = finetuning_augment(x_train[idx_t], generator=generator)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            target = y_train[idx_t]
+            with _autocast(device):
+                logits = model(x)
+            loss = loss_fn(logits.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == target).sum())
+        probs = predict_proba(model, images, test_rows, device)
+        test_acc = float(np.mean(probs.argmax(1) == y[test_rows])) if len(test_rows) else float("nan")
+        record = {
+            "epoch": epoch, "epochs": settings.epochs, "loss": total_loss / n, "train_acc": correct / n,
+            "test_acc": test_acc, "test_error": 1.0 - test_acc, "lr": optimizer.param_groups[0]["lr"],
+            "elapsed_s": round(time.monotonic() - start_time, 3),
+        }
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    return history
+
+
+def _batch_count(n: int, batch_size: int) -> int:
+    return len(list(_batches(np.arange(n), batch_size)))
+
+
+def _batches(order: np.ndarray, batch_size: int):
+    """Mini-batches of indices; a last batch of one is merged into the one before (batch norm
+    cannot train on a single image)."""
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) < 2:
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
+    return chunks
+
+
+# --- The run folder ---------------------------------------------------------------------
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically: a reader (the app, polling) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class RunFolder:
+    """The files of one run; status updates merge into status.json."""
+
+    path: Path
+    status: dict = field(default_factory=dict)
+
+    def set_status(self, state: str | None = None, **fields) -> None:
+        if state is not None:
+            self.status["state"] = state
+        self.status.update(fields, pid=os.getpid(), updated=_now())
+        write_json(self.path / STATUS_FILE, self.status)
+
+    def append_progress(self, record: dict) -> None:
+        with open(self.path / PROGRESS_FILE, "a") as f:
+            f.write(json.dumps(record, default=_json_default) + "\n")
+            f.flush()
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to overwrite another run's results (explorer.jobs pre-creates an empty run)."""
+    if out.exists() and not out.is_dir():
+        raise ExplorerError(f"--out {out}: exists and is not a folder; choose another --out.")
+    done = [name for name in (PROGRESS_FILE, METRICS_FILE, PREDICTIONS_FILE) if (out / name).exists()]
+    if done and not overwrite:
+        raise ExplorerError(f"--out {out}: holds another run ({', '.join(done)}); choose another --out "
+                            "or pass --overwrite.")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (PROGRESS_FILE, METRICS_FILE, PREDICTIONS_FILE, ENCODER_FILE, HEAD_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
+def _install_cancel_handler():
+    def handler(signum, frame):
+        raise RunCancelled(f"signal {signum}")
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test thread): no handler
+        return None
+
+
+def run_finetune(settings: FinetuneSettings, out: str | Path, weights: str | Path | None = None,
+                 bundle: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Run one fine-tuning / linear-probe job and write its run folder; return the metrics.
+
+    ``weights`` None = the shipped backbone (ignored with ``settings.scratch``); ``bundle``
+    None = the task's default bundle (built from the shared data the first time).
+    The status file says how it ended: finished, failed (with the error) or cancelled.
+    """
+    out = Path(out)
+    _prepare_out(out, overwrite)
+    run = RunFolder(out)
+    started = time.monotonic()
+    run.set_status("running", stage="starting", error=None, epoch=0, epochs=settings.epochs, started=_now())
+    previous_handler = _install_cancel_handler()
+    try:
+        metrics = _run(settings, out, run, weights, bundle, started, progress)
+    except (RunCancelled, KeyboardInterrupt):
+        run.set_status("cancelled", stage="cancelled", error=None, ended=_now())
+        raise RunCancelled("cancelled")
+    except ExplorerError as exc:
+        run.set_status("failed", error=str(exc), ended=_now())
+        raise
+    except BaseException as exc:
+        run.set_status("failed", error=f"{type(exc).__name__}: {exc}", ended=_now(),
+                       traceback=traceback.format_exc(limit=8))
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    run.set_status("finished", stage="finished", ended=_now(), test_error=metrics["test_error"],
+                   ood_error=metrics["ood_error"])
+    return metrics
+
+
+def _run(settings, out, run, weights, bundle, started, progress) -> dict:
+    from pretrain.data.bundle import load_bundle
+    from pretrain.models.backbone import load_encoder, save_encoder, weights_sha256
+    from pretrain.models.resnet import resnet18_encoder
+    from pretrain.tasks import default_bundle, get_task, label_budget
+    from safetensors.torch import save_file
+
+    task = get_task(settings.task)
+    device = resolve_device(settings.device)
+    torch.manual_seed(settings.seed)
+
+    run.set_status(stage="loading data")
+    bundle_path = Path(bundle) if bundle is not None else default_bundle(task, progress=progress)
+    data_bundle = load_bundle(bundle_path)
+    data = task.data(data_bundle.catalogue)
+    train_rows = label_budget(data, settings.labels, settings.seed)
+
+    if settings.scratch:
+        encoder, weights_path, weights_hash = resnet18_encoder(), None, None
+    else:
+        from pretrain.models.backbone import default_backbone_path
+
+        weights_path = Path(weights) if weights is not None else default_backbone_path()
+        encoder = load_encoder(weights_path)
+        weights_hash = weights_sha256(weights_path)
+    model = Classifier(encoder, n_classes=2, depth=settings.depth).to(device)
+
+    run_config = {
+        "settings": asdict(settings), "mode": settings.mode, "task": task.name, "classes": list(task.classes),
+        "positive_class": task.positive, "ood_name": task.ood_name,
+        "weights": str(weights_path) if weights_path else None, "weights_sha256": weights_hash,
+        "bundle": str(bundle_path.resolve()), "bundle_id": data_bundle.bundle_id,
+        "split_seed": config.FINETUNE_SPLIT_SEED, "n_train": int(len(train_rows)),
+        "n_train_available": int(len(data.train)), "n_test": int(len(data.test)), "n_ood": int(len(data.ood)),
+        "trainable_blocks": list(model.encoder.BLOCKS[model.n_frozen:]),
+        "command": " ".join(sys.argv), "created": _now(), "device": str(device),
+        "torch": torch.__version__, "python": platform.python_version(), "host_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json(out / CONFIG_FILE, run_config)
+    run.set_status(stage="training", task=task.name, mode=settings.mode, n_train=int(len(train_rows)))
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.epochs, unit="epoch", desc=f"{task.name} {settings.mode}", dynamic_ncols=True)
+
+    def on_epoch(record):
+        run.append_progress(record)
+        run.set_status(epoch=record["epoch"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
+
+    train_started = time.monotonic()
+    try:
+        history = train_classifier(model, data_bundle.images, data.y, train_rows, data.test, settings, device,
+                                   on_epoch=on_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    train_time = time.monotonic() - train_started
+
+    run.set_status(stage="predicting")
+    all_rows = np.arange(len(data_bundle.catalogue))
+    probs = predict_proba(model, data_bundle.images, all_rows, device)
+    predictions = _predictions_frame(data_bundle.catalogue, data, train_rows, probs, task)
+    predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
+
+    model = model.to(memory_format=torch.contiguous_format).cpu()
+    meta = {"task": task.name, "mode": settings.mode, "depth": str(settings.depth), "bundle_id": data_bundle.bundle_id,
+            "backbone_sha256": weights_hash or "random init"}
+    save_encoder(model.encoder, out / ENCODER_FILE, metadata=meta)
+    head_state = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head_state, str(out / HEAD_FILE), metadata={**meta, "classes": ",".join(task.classes)})
+
+    metrics = _metrics(predictions, task, settings, run_config, history, train_time,
+                       time.monotonic() - started, device)
+    write_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _predictions_frame(catalogue: pd.DataFrame, data, train_rows: np.ndarray, probs: np.ndarray, task) -> pd.DataFrame:
+    split = np.where(data.y >= 0, "unused", "unlabelled").astype(object)
+    split[data.train] = "unused"  # in the training split, outside the label budget
+    split[train_rows] = "train"
+    split[data.test] = "test"
+    split[data.ood] = "ood"
+    has_label = data.y >= 0
+    predicted = probs.argmax(1)
+    frame = pd.DataFrame({
+        "source_id": catalogue["source_id"].astype(str).to_numpy(),
+        "label": np.where(has_label, np.asarray(task.classes, dtype=object)[np.clip(data.y, 0, 1)], None),
+        f"prob_{task.positive}": probs[:, 1].astype(np.float32),
+        "predicted": np.asarray(task.classes, dtype=object)[predicted],
+        "correct": pd.array(np.where(has_label, predicted == data.y, None), dtype="boolean"),
+        "split": split,
+    })
+    frame.loc[~has_label, "correct"] = pd.NA
+    return frame
+
+
+def _error(predictions: pd.DataFrame, split: str) -> float | None:
+    rows = predictions[predictions["split"] == split]
+    return None if rows.empty else float(1.0 - rows["correct"].astype(bool).mean())
+
+
+def _balanced_error(predictions: pd.DataFrame, split: str) -> float | None:
+    rows = predictions[predictions["split"] == split]
+    if rows.empty:
+        return None
+    per_class = rows.groupby("label")["correct"].apply(lambda c: 1.0 - c.astype(bool).mean())
+    return float(per_class.mean())
+
+
+def _metrics(predictions, task, settings, run_config, history, train_time, wall_time, device) -> dict:
+    test_error, ood_error = _error(predictions, "test"), _error(predictions, "ood")
+    last = history[-1]
+    return {
+        "task": task.name, "mode": settings.mode, "positive_class": task.positive,
+        "test_error": test_error, "test_error_percent": None if test_error is None else 100 * test_error,
+        "test_balanced_error": _balanced_error(predictions, "test"),
+        "ood_error": ood_error, "ood_error_percent": None if ood_error is None else 100 * ood_error,
+        "ood_name": task.ood_name,
+        "n_train": run_config["n_train"], "n_train_available": run_config["n_train_available"],
+        "n_test": run_config["n_test"], "n_ood": run_config["n_ood"],
+        "labels": settings.labels, "depth": settings.depth, "scratch": settings.scratch, "epochs": settings.epochs,
+        "seed": settings.seed, "batch_size": settings.batch_size,
+        "final_loss": last["loss"], "final_train_acc": last["train_acc"],
+        "wall_time_s": wall_time, "train_time_s": train_time,
+        "device": str(device), "device_name": _device_name(device), "torch_threads": torch.get_num_threads(),
+        "weights_sha256": run_config["weights_sha256"], "bundle_id": run_config["bundle_id"],
+        "finished": _now(),
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:  # the CPU's model name, as the kernel reports it
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
