@@ -20,11 +20,16 @@ CLIP_SIGMA = 3.0  # emission below CLIP_SIGMA x robust noise is set to zero
 # --- Angular extent ---------------------------------------------------------------------
 EXTENT_DETECTION_SIGMA = 3.0  # pixels above this x noise count as emission
 EXTENT_ISLAND_PEAK_SIGMA = 5.0  # an island counts only if its peak reaches this x noise
-EXTENT_MIN_ISLAND_PX = 5  # ... and it has at least this many pixels (about one beam)
-EXTENT_LINK_ARCSEC = 30.0  # islands closer than this (edge to edge) belong to one source
+EXTENT_MIN_ISLAND_PX = 5  # ... and it has at least this many FIRST pixels (about one beam)
+EXTENT_SEED_RADIUS_ARCSEC = 60.0  # islands reaching this close to the centre are the source
+EXTENT_LINK_ARCSEC = 30.0  # ... with islands linked to them by gaps no wider than this
+EXTENT_RELATIVE_PEAK = 0.05  # ... and not fainter than this fraction of its brightest island
 
 # --- Bundles ----------------------------------------------------------------------------
 DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this
+BUNDLE_WORKERS = 2  # processes reading + preprocessing files while a bundle builds
+BUNDLE_POOL_MIN_FILES = 200  # fewer files than this: one process (starting workers costs seconds)
+PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = FIRST_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)
 
 # --- FIRST cutouts through NASA SkyView -------------------------------------------------
 SKYVIEW_URL = os.environ.get(
@@ -73,6 +78,48 @@ def cache_dir() -> Path:
 # --- Backbone ----------------------------------------------------------------------------
 DEFAULT_BACKBONE_FILE = "byol_resnet18_first.safetensors"  # in assets/, with MODEL_CARD.md
 
+# --- Embedding, the map and spaces (pretrain/embed.py, mapping.py, space.py) ------------
+EMBED_BATCH_SIZE = 256  # images per forward pass when embedding
+MAP_PCA_COMPONENTS = 200  # 512-d -> 200-d before UMAP (99.7 % of the variance in the study)
+MAP_N_NEIGHBORS = 50  # UMAP, as in the reference code
+MAP_MIN_DIST = 0.0005
+MAP_METRIC = "cosine"
+MAP_SEED = 42  # UMAP random_state: the same embeddings give the same map
+MAP_MIN_SOURCES = 5  # fewer images than this cannot make a meaningful map
+
+# --- Evaluation (pretrain/evaluate.py) ---------------------------------------------------
+MIRABEST_TEST_SIZE = 104  # the standard MiraBest Confident test set
+EXTENT_ORDERING_K = 15  # neighbours on the map for the extent-ordering Spearman
+
+# --- BYOL pretraining (pretrain/augment.py, pretrain/models/byol.py, pretrain/train.py) ---
+# Augmentations (science.md). Crop scale = fraction of the 70 px crop's area kept.
+PRETRAIN_CROP_SCALE = (0.8, 1.0)  # not the usual 0.08-1: sparse radio images lose meaning
+FINETUNE_CROP_SCALE = (0.9, 1.0)
+AUG_CROP_RATIO = (3 / 4, 4 / 3)  # aspect ratios of the random resized crop (torchvision's)
+AUG_FLIP_P = 0.5  # horizontal and vertical, each
+PRETRAIN_JITTER_P = 0.8
+PRETRAIN_JITTER_STRENGTH = 0.5  # s; brightness / contrast factors drawn in 1 +- 0.8 s
+PRETRAIN_BLUR_P = 0.1
+AUG_BLUR_SIGMA = (0.1, 2.0)  # px (SimCLR / BYOL)
+AUG_BLUR_KERNEL_PX = 7  # about 10 % of the 70 px view, odd
+# Model and optimiser
+BYOL_TAU_BASE = 0.996  # EMA of the target; rises to 1 on a cosine schedule over training
+PRETRAIN_EPOCHS = 500
+PRETRAIN_BATCH_SIZE = 1024  # on a CPU use 128-256 (memory, and smaller steps learn sooner)
+PRETRAIN_BASE_LR = 0.2  # SGD; the lr used is base x batch / 256
+PRETRAIN_MOMENTUM = 0.9
+PRETRAIN_WEIGHT_DECAY = 1.5e-6
+PRETRAIN_WARMUP_EPOCHS = 10  # linear warm-up, then cosine decay to 0
+PRETRAIN_MIN_EXTENT_ARCSEC = 20.0  # drop sources smaller than this (mostly point sources)
+PRETRAIN_SEED = 0
+# Representation-quality monitor: kNN accuracy, FRI vs FRII confident sources of the bundles
+MONITOR_EVERY_EPOCHS = 5
+MONITOR_K = 20
+MONITOR_TEST_FRACTION = 0.3  # stratified hold-out, fixed seed
+MONITOR_MAX_SOURCES = 2000  # cap on labelled sources embedded per check (cost)
+# Keep the uint8 training images on the GPU when they take less than this (no copies per step)
+PRETRAIN_GPU_RESIDENT_MAX_BYTES = 8 * 1024**3
+
 # --- Fine-tuning, linear probes and training jobs (pretrain/finetune.py, tasks.py, explorer/jobs.py)
 FINETUNE_TASK = "mirabest-fr"
 FINETUNE_DEPTH = 1  # blocks unfrozen from the top: 0 = linear probe, 1 = last block + head
@@ -90,3 +137,9 @@ FINETUNE_EVAL_BATCH_SIZE = 256
 RUNS_DIR_ENV = "EXPLORER_RUNS"  # where the app's training runs go (default: cache_dir() / "runs")
 JOB_CANCEL_GRACE_S = 10.0  # after SIGTERM, wait this long before SIGKILL
 JOB_REFRESH_S = 2.0  # the Training page re-reads a running job's progress this often
+
+# --- The explorer app (app.py, pages/, explorer/) ---------------------------------------
+APP_NEIGHBOURS_K = 12  # neighbours shown for a click or a look-up
+APP_SKY_DUPLICATE_RADIUS_ARCSEC = 30.0  # drop a neighbour this close on the sky to an earlier result
+APP_CUTOUT_TIMEOUT_S = 15.0  # per request when the app fetches images for a catalogue-only space
+APP_CATALOGUE_MATCH_ARCSEC = 30.0  # a look-up this close to a catalogue source is that source
