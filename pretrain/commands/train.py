@@ -1,0 +1,83 @@
+"""Pretrain the ResNet-18 backbone with BYOL on one or more dataset bundles.
+
+Writes RUN/config.json, RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.pt (every
+epoch and on Ctrl-C) and RUN/backbone.safetensors (the encoder, with provenance).
+Continue an interrupted run with --resume --out RUN (parameters come from RUN/config.json;
+--epochs may be raised to train longer). Defaults follow the reference study
+(pretrain/config.py); on a CPU use e.g. --batch-size 128 --epochs 30.
+
+example:
+  python -m pretrain train --bundle runs/mirabest_bundle --out runs/byol --epochs 2 --batch-size 64
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pretrain import config
+from pretrain.errors import ExplorerError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--bundle", action="append", metavar="B",
+                        help="dataset bundle folder (from `python -m pretrain bundle`); repeat to pool bundles")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or to resume)")
+    parser.add_argument("--epochs", type=int, help=f"training epochs (default {config.PRETRAIN_EPOCHS})")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"images per step (default {config.PRETRAIN_BATCH_SIZE}; 128-256 on a CPU)")
+    parser.add_argument("--lr", type=float, help=f"base learning rate, scaled by batch/256 "
+                                                 f"(default {config.PRETRAIN_BASE_LR})")
+    parser.add_argument("--warmup-epochs", type=float,
+                        help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS})")
+    parser.add_argument("--min-extent", type=float, metavar="ARCSEC",
+                        help="drop sources whose angular extent is below this "
+                             f"(default {config.PRETRAIN_MIN_EXTENT_ARCSEC:g} arcsec, as the reference study)")
+    parser.add_argument("--seed", type=int, help=f"random seed (default {config.PRETRAIN_SEED})")
+    parser.add_argument("--monitor-every", type=int, metavar="EPOCHS",
+                        help="kNN FRI/FRII monitor every this many epochs, when the bundles have labels "
+                             f"(default {config.MONITOR_EVERY_EPOCHS})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto = cuda when a GPU is visible, else cpu (default auto)")
+    parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+_OVERRIDES = {"epochs": "epochs", "batch_size": "batch_size", "lr": "base_lr", "warmup_epochs": "warmup_epochs",
+              "min_extent": "min_extent_arcsec", "seed": "seed", "monitor_every": "monitor_every_epochs"}
+
+
+def run(args) -> int:
+    from pretrain.train import CONFIG_FILE, TrainConfig, train
+
+    out = Path(args.out)
+    if args.resume:
+        config_path = out / CONFIG_FILE
+        if not config_path.is_file():
+            raise ExplorerError(f"--resume: {config_path} not found; is {out} a training run folder?")
+        cfg = TrainConfig.from_dict(json.loads(config_path.read_text())["parameters"])
+        changed = [flag for flag, name in _OVERRIDES.items() if getattr(args, flag) is not None and flag != "epochs"]
+        if changed or args.bundle:
+            raise ExplorerError(f"--resume keeps the run's parameters; drop {', '.join(changed or ['--bundle'])} "
+                                "(only --epochs, --device and --num-threads may change).")
+        if args.epochs is not None:
+            cfg.epochs = args.epochs
+    else:
+        if not args.bundle:
+            raise ExplorerError("give at least one --bundle (make one with `python -m pretrain bundle`).")
+        for bundle in args.bundle:
+            if not Path(bundle).is_dir():
+                raise ExplorerError(f"bundle {bundle} not found. Build it with `python -m pretrain bundle`.")
+        cfg = TrainConfig(bundles=[str(Path(b).resolve()) for b in args.bundle])
+        for flag, name in _OVERRIDES.items():
+            if getattr(args, flag) is not None:
+                setattr(cfg, name, getattr(args, flag))
+    cfg.device = args.device
+    cfg.num_threads = args.num_threads
+    for name in ("epochs", "batch_size", "monitor_every_epochs"):
+        if getattr(cfg, name) < 1:
+            raise ExplorerError(f"--{name.replace('_', '-')} must be at least 1.")
+    summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    print(f"trained {summary['epochs_completed']} epochs in {summary['wall_time_s'] / 60:.1f} min on "
+          f"{summary['device']}; final loss {summary['final_loss']:.4f}. Backbone: {out / 'backbone.safetensors'}")
+    return 0

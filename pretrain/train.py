@@ -1,0 +1,440 @@
+"""BYOL pretraining of the ResNet-18 backbone on one or more dataset bundles.
+
+The images stay uint8 (in memory, or on the GPU when they fit); each batch goes to the
+device as uint8 and is augmented there (``pretrain.augment``). SGD with momentum, lr
+scaled by batch / 256, linear warm-up then cosine decay; the EMA coefficient tau rises
+from 0.996 to 1 on a cosine. bf16 autocast and channels_last on CUDA, fp32 on the CPU.
+
+A run folder holds:
+
+- ``config.json``: every parameter, the data (bundle ids, image counts), device, versions;
+  rewritten at the end with the wall time and the final loss;
+- ``checkpoint.pt``: model, optimiser, RNG states and position (``torch.load(...,
+  weights_only=True)``), written atomically after every epoch and on Ctrl-C;
+- ``backbone.safetensors``: the online encoder with provenance metadata (after every epoch);
+- ``metrics.jsonl``: one JSON line per epoch (loss, lr, tau, images/s, and the kNN
+  FRI/FRII monitor accuracy when computed).
+
+``--resume`` continues from the checkpoint exactly: same epoch and batch, optimiser,
+EMA target, schedules and random streams.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pretrain import config
+from pretrain.augment import pretraining_augmentation
+from pretrain.errors import ExplorerError
+from pretrain.models.backbone import save_encoder, to_model_input
+from pretrain.models.byol import BYOL, cosine_tau
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BACKBONE_FILE = "backbone.safetensors"
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+MONITOR_LABELS = ("FRI", "FRII")
+
+
+@dataclass
+class TrainConfig:
+    """Every parameter of a run (saved as RUN/config.json)."""
+
+    bundles: list[str]
+    epochs: int = config.PRETRAIN_EPOCHS
+    batch_size: int = config.PRETRAIN_BATCH_SIZE
+    base_lr: float = config.PRETRAIN_BASE_LR
+    momentum: float = config.PRETRAIN_MOMENTUM
+    weight_decay: float = config.PRETRAIN_WEIGHT_DECAY
+    warmup_epochs: float = config.PRETRAIN_WARMUP_EPOCHS
+    tau_base: float = config.BYOL_TAU_BASE
+    min_extent_arcsec: float = config.PRETRAIN_MIN_EXTENT_ARCSEC
+    seed: int = config.PRETRAIN_SEED
+    device: str = "auto"
+    num_threads: int | None = None
+    monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
+
+    @property
+    def lr(self) -> float:
+        """The peak learning rate: base x batch / 256."""
+        return self.base_lr * self.batch_size / 256
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass
+class TrainingData:
+    """uint8 images (N, 150, 150) selected for pretraining, and the labelled monitor set."""
+
+    images: np.ndarray
+    bundle_ids: list[str]
+    counts: dict = field(default_factory=dict)  # per bundle: total, kept, dropped by extent
+    monitor_images: np.ndarray | None = None  # FRI / FRII confident sources (uint8)
+    monitor_labels: np.ndarray | None = None  # 0 = FRI, 1 = FRII
+
+
+def select_by_extent(catalogue, min_extent_arcsec: float) -> np.ndarray:
+    """Boolean mask of sources kept for pretraining: extent >= min_extent_arcsec.
+
+    Sources without an extent estimate (NaN) are kept: nothing says they are small.
+    """
+    extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
+    return ~(extent < min_extent_arcsec)
+
+
+def confident_fr_mask(catalogue) -> np.ndarray:
+    """FRI or FRII sources labelled confidently (the monitor's classes)."""
+    if "label" not in catalogue.columns:
+        return np.zeros(len(catalogue), dtype=bool)
+    is_fr = catalogue["label"].astype(str).isin(MONITOR_LABELS).to_numpy()
+    if "confident" in catalogue.columns:
+        confident = catalogue["confident"].fillna(False).astype(bool).to_numpy()
+    else:
+        confident = np.ones(len(catalogue), dtype=bool)
+    return is_fr & confident
+
+
+def load_training_data(bundle_paths: list[str | Path], min_extent_arcsec: float) -> TrainingData:
+    """Read the bundles, keep sources above the extent cut, gather the monitor set."""
+    from pretrain.data.bundle import load_bundle
+
+    images, ids, counts, mon_images, mon_labels = [], [], {}, [], []
+    for path in bundle_paths:
+        bundle = load_bundle(path)
+        keep = select_by_extent(bundle.catalogue, min_extent_arcsec)
+        images.append(np.asarray(bundle.images[np.flatnonzero(keep)]))
+        ids.append(bundle.bundle_id)
+        counts[bundle.bundle_id] = {"path": str(path), "total": int(len(keep)), "kept": int(keep.sum()),
+                                    "dropped_below_min_extent": int((~keep).sum())}
+        fr = confident_fr_mask(bundle.catalogue)
+        if fr.any():
+            mon_images.append(np.asarray(bundle.images[np.flatnonzero(fr)]))
+            mon_labels.append((bundle.catalogue["label"].astype(str).to_numpy()[fr] == "FRII").astype(np.int64))
+    data = TrainingData(images=np.concatenate(images), bundle_ids=ids, counts=counts)
+    if mon_images:
+        data.monitor_images, data.monitor_labels = np.concatenate(mon_images), np.concatenate(mon_labels)
+    if len(data.images) == 0:
+        raise ExplorerError(f"no source left for pretraining: every source is below --min-extent "
+                            f"{min_extent_arcsec} arcsec. Lower --min-extent.")
+    return data
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
+    """Linear warm-up to ``peak_lr`` over ``warmup_steps``, then cosine decay to 0."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak_lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ExplorerError("--device cuda was asked for but no CUDA GPU is visible to torch. "
+                            "Use --device cpu (or auto).")
+    if name not in ("cpu", "cuda"):
+        raise ExplorerError(f"unknown device {name!r}: use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)  # a job killed mid-write never leaves half a checkpoint
+
+
+class KnnMonitor:
+    """kNN accuracy (FRI vs FRII, confident sources) of the online encoder's representation,
+    on a fixed stratified hold-out. Cheap enough to run every few epochs."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, device: torch.device):
+        from sklearn.model_selection import train_test_split
+
+        if len(images) > config.MONITOR_MAX_SOURCES:
+            images, _, labels, _ = train_test_split(images, labels, train_size=config.MONITOR_MAX_SOURCES,
+                                                    stratify=labels, random_state=seed)
+        self.train_idx, self.test_idx = train_test_split(
+            np.arange(len(labels)), test_size=config.MONITOR_TEST_FRACTION, stratify=labels, random_state=seed)
+        self.images, self.labels, self.device = images, labels, device
+
+    @staticmethod
+    def available(labels: np.ndarray | None) -> bool:
+        """Both classes present with enough sources for a split and k neighbours."""
+        if labels is None or len(labels) < 4 * config.MONITOR_K:
+            return False
+        return bool(np.bincount(labels, minlength=2).min() >= 5)
+
+    def __call__(self, encoder: torch.nn.Module, linear_probe: bool = False) -> dict[str, float]:
+        """``{"knn_accuracy_fr": ...}``, plus ``"linear_probe_error_fr"`` when asked (slower)."""
+        from pretrain.embed import embed_images
+        from pretrain.evaluate import knn_accuracy, linear_probe_error
+
+        was_training = encoder.training
+        try:
+            emb = embed_images(encoder, self.images, device=self.device)
+        finally:
+            encoder.train(was_training)
+        train = (emb[self.train_idx], self.labels[self.train_idx])
+        test = (emb[self.test_idx], self.labels[self.test_idx])
+        k = min(config.MONITOR_K, len(self.train_idx))
+        result = {"knn_accuracy_fr": float(knn_accuracy(*train, *test, k=k))}
+        if linear_probe:
+            result["linear_probe_error_fr"] = float(linear_probe_error(*train, *test))
+        return result
+
+
+class Trainer:
+    """One BYOL run in a run folder. ``fit()`` trains (or resumes) to ``cfg.epochs``."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: TrainingData | None = None,
+                 progress: bool = True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.num_threads:
+            torch.set_num_threads(int(cfg.num_threads))
+        self.device = resolve_device(cfg.device)
+        self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
+        n = len(self.data.images)
+        self.batch_size = min(cfg.batch_size, n)  # a tiny set still gets one step per epoch
+        self.steps_per_epoch = n // self.batch_size
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.peak_lr = cfg.base_lr * self.batch_size / 256
+
+        torch.manual_seed(cfg.seed)
+        self.model = BYOL().to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.optimizer = torch.optim.SGD(self.model.online_parameters(), lr=self.peak_lr,
+                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.augment = pretraining_augmentation()
+        self.aug_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        # Images on the GPU when they fit (no host copies per step), else in host memory.
+        images = torch.from_numpy(np.ascontiguousarray(self.data.images))
+        if self.cuda and images.numel() <= config.PRETRAIN_GPU_RESIDENT_MAX_BYTES:
+            images = images.to(self.device)
+        elif self.cuda:
+            images = images.pin_memory()
+        self.images = images
+        self.monitor = None
+        if KnnMonitor.available(self.data.monitor_labels):
+            self.monitor = KnnMonitor(self.data.monitor_images, self.data.monitor_labels, cfg.seed, self.device)
+
+        self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
+        self.elapsed_s = 0.0  # training wall time over all sessions of this run
+        self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
+
+    # --- persistence ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "aug_generator": self.aug_generator.get_state(),
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
+            "elapsed_s": self.elapsed_s, "epoch_loss_sum": self.epoch_loss_sum,
+            "epoch_images": self.epoch_images, "epoch_train_s": self.epoch_train_s,
+            "config": self.cfg.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.aug_generator.set_state(state["aug_generator"])
+        for name in ("epoch", "batch_in_epoch", "global_step", "elapsed_s", "epoch_loss_sum",
+                     "epoch_images", "epoch_train_s"):
+            setattr(self, name, state[name])
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / CHECKPOINT_FILE
+        _atomic_torch_save(self.state_dict(), path)
+        return path
+
+    def save_backbone(self) -> Path:
+        meta = {
+            "method": "BYOL", "bundle_ids": ",".join(self.data.bundle_ids),
+            "epochs": str(self.cfg.epochs), "epochs_completed": str(self.epoch),
+            "images": str(len(self.data.images)), "batch_size": str(self.batch_size),
+            "min_extent_arcsec": str(self.cfg.min_extent_arcsec), "device": self._device_name(),
+            "wall_time_s": f"{self.elapsed_s:.0f}", "seed": str(self.cfg.seed),
+            "torch": torch.__version__, "saved_utc": _now(),
+        }
+        return save_encoder(self.model.encoder, self.run_dir / BACKBONE_FILE, metadata=meta)
+
+    def resume(self) -> None:
+        path = self.run_dir / CHECKPOINT_FILE
+        if not path.is_file():
+            raise ExplorerError(f"--resume: no checkpoint at {path}. Start a new run without --resume.")
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(state)
+        # Forget metrics of epochs the checkpoint does not hold (a job killed in between).
+        metrics = self.run_dir / METRICS_FILE
+        if metrics.exists():
+            kept = [line for line in metrics.read_text().splitlines()
+                    if line.strip() and json.loads(line)["epoch"] <= self.epoch]
+            metrics.write_text("".join(line + "\n" for line in kept))
+
+    def _device_name(self) -> str:
+        if self.cuda:
+            return f"cuda ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+    def write_config(self, result: dict | None = None) -> None:
+        info = {
+            "parameters": self.cfg.to_dict(),
+            "resolved": {"batch_size": self.batch_size, "peak_lr": self.peak_lr,
+                         "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                         "warmup_steps": self.warmup_steps, "images": len(self.data.images),
+                         "monitor_sources": 0 if self.monitor is None else len(self.monitor.labels),
+                         "augmentation": dataclasses.asdict(self.augment.settings)},
+            "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
+            "device": self._device_name(), "precision": "bf16 autocast" if self.cuda else "fp32",
+            "torch": torch.__version__, "python": sys.version.split()[0], "written_utc": _now(),
+        }
+        if result:
+            info["result"] = result
+        path = self.run_dir / CONFIG_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(info, indent=2, default=str))
+        tmp.replace(path)
+
+    def _log_metrics(self, record: dict) -> None:
+        with open(self.run_dir / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # --- training ---------------------------------------------------------------------------
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        # One fixed order per (seed, epoch): a resumed epoch sees the same batches.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return torch.randperm(len(self.images), generator=gen)
+
+    def train_step(self, batch_uint8: torch.Tensor) -> float:
+        lr = learning_rate(self.global_step, self.total_steps, self.warmup_steps, self.peak_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = batch_uint8.to(self.device, non_blocking=True)
+        view_1 = self.augment(batch, self.aug_generator)
+        view_2 = self.augment(batch, self.aug_generator)
+        if self.cuda:
+            view_1 = view_1.contiguous(memory_format=torch.channels_last)
+            view_2 = view_2.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
+            loss = self.model(view_1, view_2)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.global_step += 1
+        self.model.update_target(cosine_tau(self.global_step, self.total_steps, self.cfg.tau_base))
+        return float(loss.detach())
+
+    def fit(self) -> dict:
+        """Train from the current position to ``cfg.epochs``; returns the final summary."""
+        self.model.train()
+        self.write_config()
+        bar = tqdm(total=self.total_steps, initial=self.global_step, unit="step", dynamic_ncols=True,
+                   disable=not self.progress, desc="BYOL",
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)  # a log file gets few lines
+        try:
+            while self.epoch < self.cfg.epochs:
+                order = self._permutation(self.epoch)
+                while self.batch_in_epoch < self.steps_per_epoch:
+                    start = self.batch_in_epoch * self.batch_size
+                    idx = order[start:start + self.batch_size]
+                    t0 = time.perf_counter()
+                    loss = self.train_step(self.images[idx.to(self.images.device)])
+                    if not math.isfinite(loss):
+                        raise ExplorerError(f"the loss became {loss} at step {self.global_step}; "
+                                            "lower --lr and start again.")
+                    took = time.perf_counter() - t0
+                    self.batch_in_epoch += 1
+                    self.epoch_loss_sum += loss * len(idx)
+                    self.epoch_images += len(idx)
+                    self.epoch_train_s += took
+                    self.elapsed_s += took
+                    bar.update(1)
+                    bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.3f}",
+                                    img_s=f"{self.epoch_images / max(self.epoch_train_s, 1e-9):.1f}")
+                self._end_epoch()
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            bar.close()
+            print(f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
+                  f"Continue with --resume --out {self.run_dir}", file=sys.stderr)
+            raise
+        bar.close()
+        summary = self._summary()
+        self.write_config(result=summary)
+        self.save_backbone()
+        return summary
+
+    def _end_epoch(self) -> None:
+        t0 = time.perf_counter()
+        step = self.global_step
+        record = {
+            "epoch": self.epoch + 1,
+            "loss": self.epoch_loss_sum / max(self.epoch_images, 1),
+            "lr": learning_rate(step - 1, self.total_steps, self.warmup_steps, self.peak_lr),
+            "tau": cosine_tau(step, self.total_steps, self.cfg.tau_base),
+            "images_per_s": self.epoch_images / max(self.epoch_train_s, 1e-9),
+            "step": step,
+        }
+        last = self.epoch + 1 == self.cfg.epochs
+        if self.monitor is not None and ((self.epoch + 1) % self.cfg.monitor_every_epochs == 0 or last):
+            try:
+                record.update(self.monitor(self.model.encoder, linear_probe=last))
+            except ImportError as exc:  # the evaluation modules are optional for training
+                print(f"monitor skipped: {exc}", file=sys.stderr)
+                self.monitor = None
+        record["elapsed_s"] = self.elapsed_s + (time.perf_counter() - t0)
+        record["time_utc"] = _now()
+        self.elapsed_s = record["elapsed_s"]
+        self._log_metrics(record)
+        if self.progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in record.items()))
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
+        self.save_checkpoint()
+        self.save_backbone()
+
+    def _summary(self) -> dict:
+        lines = (self.run_dir / METRICS_FILE).read_text().splitlines()
+        last = json.loads(lines[-1]) if lines else {}
+        return {"epochs_completed": self.epoch, "steps": self.global_step, "wall_time_s": self.elapsed_s,
+                "final_loss": last.get("loss"), "finished_utc": _now(), "device": self._device_name()}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json."""
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / CHECKPOINT_FILE).exists():
+        raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose "
+                            "another --out.")
+    trainer = Trainer(cfg, run_dir, progress=progress)
+    if resume:
+        trainer.resume()
+    return trainer.fit()
