@@ -37,5 +37,9 @@ class DatasetNotFoundError(ExplorerError):
     """A data set is neither in a local folder nor in the cache, and may not be downloaded."""
 
 
+class BundleError(ExplorerError):
+    """A dataset bundle cannot be built or loaded (missing, corrupt, inconsistent)."""
+
+
 class PositionError(ExplorerError, ValueError):
     """Text meant as a sky position cannot be read or is out of range."""

@@ -58,3 +58,13 @@ def rgz_map_path(shared_data) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own user cache so that no test sees another's downloads."""
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+# --- Dataset bundles (shared by every test that needs real preprocessed images) ---------
+@pytest.fixture(scope="session")
+def mirabest_bundle(mirabest_dir, tmp_path_factory):
+    """All MiraBest FITS files built into one bundle, once per test session (~1 min)."""
+    from pretrain.data.bundle import build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "mirabest"
+    return build_bundle(fits_dirs=[mirabest_dir], out=out, progress=False)
