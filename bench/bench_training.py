@@ -24,6 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+# Idle OpenMP threads sleep instead of spinning: on a shared, busy CPU spinning threads
+# slowed torch several-fold. Must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -106,14 +110,13 @@ def time_batched(trainer: Trainer, steps: int, warmup: int, with_model: bool) ->
             batch = batch.to(trainer.device, non_blocking=True)
             trainer.augment(batch, trainer.aug_generator), trainer.augment(batch, trainer.aug_generator)
     _sync(trainer.device)
-    return steps * b / (time.perf_counter() - t0)
+    return steps * b, time.perf_counter() - t0
 
 
 def time_dataloader(trainer: Trainer, images: np.ndarray, steps: int, warmup: int, workers: int,
                     with_model: bool) -> float:
     loader = DataLoader(PerImageViews(images), batch_size=trainer.batch_size, shuffle=True, drop_last=True,
-                        num_workers=workers, pin_memory=trainer.cuda, persistent_workers=workers > 0,
-                        prefetch_factor=2 if workers > 0 else None)
+                        num_workers=workers, pin_memory=trainer.cuda, prefetch_factor=2 if workers > 0 else None)
     done = 0
     it = iter(loader)
     for i in range(warmup + steps):
@@ -131,20 +134,28 @@ def time_dataloader(trainer: Trainer, images: np.ndarray, steps: int, warmup: in
             view_1.to(trainer.device), view_2.to(trainer.device)
         done += 1
     _sync(trainer.device)
-    rate = steps * trainer.batch_size / (time.perf_counter() - t0)
-    del it, loader
-    return rate
+    seconds = time.perf_counter() - t0
+    del it, loader  # stops the workers: none prefetches while the other pipeline is timed
+    return steps * trainer.batch_size, seconds
 
 
 def measure(device: str, images: np.ndarray, batch_size: int, steps: int, warmup: int, workers: int,
-            run_dir: Path) -> dict:
+            run_dir: Path, rounds: int) -> dict:
     trainer = make_trainer(images, device, batch_size, run_dir)
     out = {"device": trainer._device_name(), "batch_size": trainer.batch_size, "workers": workers}
-    # Interleave the two pipelines so that drifting machine load hits both alike.
-    out["aug_batched"] = time_batched(trainer, steps * 2, warmup, with_model=False)
-    out["aug_per_image"] = time_dataloader(trainer, images, steps * 2, warmup, workers, with_model=False)
-    out["train_batched"] = time_batched(trainer, steps, warmup, with_model=True)
-    out["train_per_image"] = time_dataloader(trainer, images, steps, warmup, workers, with_model=True)
+    # Alternate the two pipelines in blocks, so that drifting machine load hits both alike.
+    totals = {key: [0, 0.0] for key in ("aug_batched", "aug_per_image", "train_batched", "train_per_image")}
+    for _ in range(rounds):
+        for key, timer in (
+            ("aug_batched", lambda: time_batched(trainer, steps, warmup, with_model=False)),
+            ("aug_per_image", lambda: time_dataloader(trainer, images, steps, warmup, workers, with_model=False)),
+            ("train_batched", lambda: time_batched(trainer, steps, warmup, with_model=True)),
+            ("train_per_image", lambda: time_dataloader(trainer, images, steps, warmup, workers, with_model=True)),
+        ):
+            done, seconds = timer()
+            totals[key][0] += done
+            totals[key][1] += seconds
+    out.update({key: done / seconds for key, (done, seconds) in totals.items()})
     return out
 
 
@@ -155,9 +166,10 @@ def render(results: list[dict], args, data_note: str) -> str:
         "",
         f"Measured {today()} by `bench/bench_training.py` on {machine_description()}; "
         f"load average at the end {load} (other jobs shared the cores). Data: {data_note}. Same BYOL model (ResNet-18, two 70 x 70 views per image), same batch "
-        f"size; {args.steps} timed steps after {args.warmup} warm-up steps per figure "
-        f"(augmentation-only figures: {2 * args.steps} batches). Per-image pipeline: augmentation in "
-        "`Dataset.__getitem__`, `DataLoader` with the stated workers.",
+        f"size; each figure: {args.rounds} blocks of {args.steps} timed steps (after {args.warmup} "
+        "untimed), the pipelines' blocks alternating. Per-image pipeline: augmentation in "
+        "`Dataset.__getitem__`, `DataLoader` with the stated workers (started afresh for each block). "
+        "OMP_WAIT_POLICY=PASSIVE.",
         "",
         "| device | batch | workers | training, batched (img/s) | training, per-image (img/s) | ratio "
         "| augmentation only, batched (img/s) | augmentation only, per-image (img/s) | ratio |",
@@ -175,7 +187,8 @@ def render(results: list[dict], args, data_note: str) -> str:
         "On a CPU the ResNet-18 forward/backward dominates each step, so the training ratio stays "
         "near 1 while the augmentation-only ratio shows the pipelines' own cost; the per-image "
         "workers also take cores away from the model. On a GPU the per-image pipeline caps the "
-        "step rate at the workers' augmentation rate.",
+        "step rate at the workers' augmentation rate. On a shared machine (see the load average) "
+        "the training figures are noisy: compare them only within one row.",
     ]
     return "\n".join(lines)
 
@@ -186,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=512, help="images held in memory (default 512)")
     parser.add_argument("--batch-size", type=int, default=64, help="CPU batch size (default 64)")
     parser.add_argument("--gpu-batch-size", type=int, default=1024, help="CUDA batch size (default 1024)")
-    parser.add_argument("--steps", type=int, default=6, help="timed training steps per figure (default 6)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per block (default 3)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="blocks per pipeline, alternating batched / per-image (default 2)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each block (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, CPU (default 2)")
     parser.add_argument("--gpu-workers", type=int, default=8, help="DataLoader workers with CUDA (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the main process (default 2)")
@@ -207,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             n = max(args.images, 2 * args.gpu_batch_size) if cuda else args.images
             images, note = make_images(n, args.bundle)
             r = measure(device, images, args.gpu_batch_size if cuda else args.batch_size, args.steps,
-                        args.warmup, args.gpu_workers if cuda else args.workers, Path(tmp) / device)
+                        args.warmup, args.gpu_workers if cuda else args.workers, Path(tmp) / device, args.rounds)
             print(r, flush=True)
             results.append(r)
     text = render(results, args, note)

@@ -12,6 +12,7 @@ example:
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from pretrain import config
@@ -46,6 +47,17 @@ def add_arguments(parser) -> None:
 _OVERRIDES = {"epochs": "epochs", "batch_size": "batch_size", "lr": "base_lr", "warmup_epochs": "warmup_epochs",
               "min_extent": "min_extent_arcsec", "seed": "seed", "monitor_every": "monitor_every_epochs"}
 
+_FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_epochs": "--monitor-every"}
+
+
+def _interrupt_on_sigterm():
+    """``kill PID`` saves a checkpoint as Ctrl-C does (the run stays resumable); returns
+    the previous handler."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
 
 def run(args) -> int:
     from pretrain.train import CONFIG_FILE, TrainConfig, train
@@ -76,8 +88,12 @@ def run(args) -> int:
     cfg.num_threads = args.num_threads
     for name in ("epochs", "batch_size", "monitor_every_epochs"):
         if getattr(cfg, name) < 1:
-            raise ExplorerError(f"--{name.replace('_', '-')} must be at least 1.")
-    summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+            raise ExplorerError(f"{_FLAG_OF[name]} must be at least 1.")
+    previous = _interrupt_on_sigterm()
+    try:
+        summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"trained {summary['epochs_completed']} epochs in {summary['wall_time_s'] / 60:.1f} min on "
           f"{summary['device']}; final loss {summary['final_loss']:.4f}. Backbone: {out / 'backbone.safetensors'}")
     return 0
