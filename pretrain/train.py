@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -309,6 +310,8 @@ class Trainer:
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
             "device": self._device_name(), "precision": "bf16 autocast" if self.cuda else "fp32",
             "torch": torch.__version__, "python": sys.version.split()[0], "written_utc": _now(),
+            "command": " ".join(sys.argv), "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }
         if result:
             info["result"] = result
