@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Idle OpenMP threads otherwise spin and slow torch several-fold on a busy 2-core machine.
+# Must be set before torch is imported (by any command module below).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pretrain.errors import ExplorerError
 
