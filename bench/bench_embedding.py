@@ -1,0 +1,210 @@
+"""Embedding throughput: the batched inference path vs one forward call per image.
+
+Both embed the same images with the same ResNet-18 encoder, side by side in one process
+(timings interleaved, so drifting machine load hits both alike):
+
+- **batched** (this package): :func:`pretrain.embed.embed_images` — batches of
+  ``--batch-size`` under ``torch.inference_mode``, read from the (memory-mapped) array a
+  batch at a time; on CUDA in bf16 autocast with channels_last;
+- **per image** (the obvious alternative): ``encoder(to_model_input(image[None]))`` under
+  ``torch.no_grad`` for each image in turn, fp32.
+
+The figures (images/s, best of ``--repeats``) go into BENCHMARKS.md between
+``<!-- bench_embedding:start -->`` and ``<!-- bench_embedding:end -->``.
+
+    python bench/bench_embedding.py                           # synthetic images, CPU (+ CUDA if visible)
+    python bench/bench_embedding.py --bundle BUNDLE --images 1024
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pretrain.embed import embed_images  # noqa: E402
+from pretrain.models.backbone import load_encoder, to_model_input, weights_sha256  # noqa: E402
+from pretrain.models.resnet import resnet18_encoder  # noqa: E402
+
+NAME = "bench_embedding"
+START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def make_images(n: int, bundle: str | None) -> tuple[np.ndarray, str]:
+    """``n`` uint8 150 x 150 images: the first ``n`` of a bundle (memory-mapped), or synthetic."""
+    if bundle:
+        from pretrain.data.bundle import load_bundle
+
+        b = load_bundle(bundle)
+        n = min(n, len(b))
+        return b.images[:n], f"the first {n} images of bundle {b.bundle_id} (memory-mapped)"
+    rng = np.random.default_rng(0)
+    images = np.zeros((n, 150, 150), np.uint8)
+    yy, xx = np.mgrid[:150, :150]
+    for image in images:  # sparse blobs on zero background, like clipped radio images
+        for _ in range(3):
+            cy, cx = rng.uniform(45, 105, 2)
+            blob = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(2, 8) ** 2))
+            image[:] = np.maximum(image, blob.astype(np.uint8))
+    return images, f"{n} synthetic 150 x 150 uint8 images (speed does not depend on content)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_batched(encoder, images: np.ndarray, batch_size: int, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    embed_images(encoder, images, batch_size=batch_size, device=device)
+    _sync(device)
+    return len(images) / (time.perf_counter() - start)
+
+
+def time_per_image(encoder, images: np.ndarray, device: torch.device) -> float:
+    encoder.eval().to(device)
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for image in images:
+            encoder(to_model_input(np.array(image)[None], device=device)).cpu()
+    _sync(device)
+    return len(images) / (time.perf_counter() - start)
+
+
+def measure(encoder, images: np.ndarray, batch_size: int, device: torch.device, repeats: int,
+            per_image_n: int) -> dict:
+    embed_images(encoder, images[:batch_size], batch_size=batch_size, device=device)  # warm-up
+    time_per_image(encoder, images[:4], device)
+    batched, single = [], []
+    for _ in range(repeats):
+        batched.append(time_batched(encoder, images, batch_size, device))
+        single.append(time_per_image(encoder, images[:per_image_n], device))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"device": f"{device.type} ({name})" if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(), "batch_size": batch_size, "n": len(images), "n_single": per_image_n,
+            "batched": max(batched), "single": max(single),
+            "batched_all": batched, "single_all": single}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
+    load_note = "unknown"
+    if hasattr(os, "getloadavg"):
+        load_note = " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min, at the end)"
+    lines = [
+        START,
+        "## Embedding throughput: batched inference vs one forward call per image",
+        "",
+        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_embedding.py` "
+        f"(torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}); "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores visible, load average {load_note} "
+        "(the machine is shared: other work running at the same time slows both paths, the "
+        "per-image one most when torch uses more than one thread). "
+        f"Data: {data_note}. Encoder: {weights_note}; input the central 70 x 70 pixels. "
+        f"Best of {args.repeats} interleaved runs per figure. Batched = `pretrain.embed.embed_images` "
+        "(inference_mode, batches read from the array one at a time; bf16 autocast + channels_last on "
+        "CUDA); per image = `encoder(to_model_input(image[None]))` under no_grad, fp32.",
+        "",
+        "| device | torch threads | batched: batch size | batched (img/s) | per image (img/s) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r['device']} | {r['threads']} | {r['batch_size']} | {r['batched']:.0f} | {r['single']:.0f} | "
+                     f"{r['batched'] / r['single']:.1f} |")
+    if not any(r["device"].startswith("cuda") for r in results):
+        lines.append("| GPU | - | - | not measured: no GPU lent to this task | | |")
+    lines += [
+        "",
+        f"Images timed: batched {results[0]['n']}, per image {results[0]['n_single']} (it is the slow "
+        "one) per run. At the MiraBest scale (1,155 sources) the batched path embeds everything in "
+        f"about {1155 / max(r['batched'] for r in results if r['device'] == 'cpu'):.0f} s on this CPU.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = BENCHMARKS) -> None:
+    """Replace this bench's section of BENCHMARKS.md (or append it); other sections stay."""
+    if path.exists():
+        content = path.read_text()
+    else:
+        content = "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each writes its own section.\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if pattern.search(content):
+        content = pattern.sub(lambda _: text, content)
+    else:
+        content = content.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(content)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", help="encoder .safetensors (default: a randomly initialised "
+                                          "ResNet-18; speed does not depend on the weights)")
+    parser.add_argument("--bundle", help="take the images from this bundle (default: synthetic images)")
+    parser.add_argument("--images", type=int, default=512, help="images per batched run (default 512)")
+    parser.add_argument("--per-image", type=int, default=128,
+                        help="images per per-image run (default 128)")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
+    parser.add_argument("--gpu-images", type=int, default=16384, help="images per batched CUDA run")
+    parser.add_argument("--gpu-batch-size", type=int, default=1024, help="CUDA batch size (default 1024)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best counts")
+    parser.add_argument("--threads", default="1,2", help="CPU torch thread counts to measure (default 1,2)")
+    parser.add_argument("--devices", default="auto", help="cpu, cuda, or auto = cpu and cuda when visible")
+    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+
+    if args.weights:
+        encoder = load_encoder(args.weights)
+        weights_note = f"`{Path(args.weights).name}` (sha256 {weights_sha256(args.weights)[:12]}...)"
+    else:
+        torch.manual_seed(0)
+        encoder = resnet18_encoder()
+        weights_note = "ResNet-18, randomly initialised (speed does not depend on the weights)"
+    devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
+    devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
+    results = []
+    note = ""
+    runs = [(d, t) for d in devices for t in ([int(x) for x in args.threads.split(",")] if d == "cpu"
+                                              else [torch.get_num_threads()])]
+    for device, threads in runs:
+        torch.set_num_threads(threads)
+        cuda = device == "cuda"
+        images, note = make_images(args.gpu_images if cuda else args.images, args.bundle)
+        r = measure(encoder, images, args.gpu_batch_size if cuda else args.batch_size, torch.device(device),
+                    args.repeats, min(args.per_image, len(images)))
+        print(r, flush=True)
+        results.append(r)
+    text = render(results, args, note, weights_note)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote {BENCHMARKS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

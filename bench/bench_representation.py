@@ -1,0 +1,241 @@
+"""Representation quality: MiraBest Confident FRI vs FRII linear probe, and map ordering by extent.
+
+Linear probe (``pretrain.evaluate.linear_probe_error``: features standardised, logistic
+regression, C chosen by 5-fold cross-validation on the training set only) on the MiraBest
+Confident FRI/FRII task, one stratified split per seed (``mirabest_confident_split``:
+104 test sources, the rest for training), for
+
+(a) the given backbone (``--weights``; default: the shipped one),
+(b) a randomly initialised ResNet-18 (one initialisation, torch seed 0),
+(c) PCA on raw pixels: the central 70 x 70 pixels / 255, PCA to 200 components fitted on
+    each split's training images only, then the same probe.
+
+Reported as mean +- standard error over the seeds, with a kNN (k = 20, cosine) error
+beside it. Map ordering: ``extent_ordering_spearman`` (Spearman correlation of each
+source's angular extent with the mean extent of its 15 nearest neighbours on the map) for
+the backbone's map of the bundle, a random ResNet-18's map of the same bundle, and the
+published RGZ DR1 map (../shared/data/rgz_dr1_published_map.parquet) for reference.
+
+The figures go into BENCHMARKS.md between ``<!-- bench_representation:start -->`` and
+``<!-- bench_representation:end -->``.
+
+    python -m pretrain bundle --fits ../shared/data/mirabest --out runs/mirabest_bundle
+    python bench/bench_representation.py --bundle runs/mirabest_bundle [--weights W] [--seeds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.decomposition import PCA
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pretrain import config  # noqa: E402
+from pretrain.data.bundle import load_bundle  # noqa: E402
+from pretrain.embed import embed_images  # noqa: E402
+from pretrain.evaluate import (extent_ordering_spearman, fr_task, knn_accuracy,  # noqa: E402
+                               linear_probe_error, mirabest_confident_split)
+from pretrain.mapping import MapProjector  # noqa: E402
+from pretrain.models.backbone import (default_backbone_path, weights_metadata,  # noqa: E402
+                                      weights_sha256)
+from pretrain.models.resnet import resnet18_encoder  # noqa: E402
+from pretrain.space import embed_bundle_to_space, is_stale, load_space  # noqa: E402
+
+NAME = "bench_representation"
+START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+PIXEL_PCA_COMPONENTS = 200
+
+
+def raw_pixels(images: np.ndarray) -> np.ndarray:
+    """The central 70 x 70 pixels in 0..1, flattened: what the model sees, without a model."""
+    side = images.shape[-1]
+    lo = (side - config.MODEL_INPUT_PX) // 2
+    crop = np.asarray(images[:, lo:lo + config.MODEL_INPUT_PX, lo:lo + config.MODEL_INPUT_PX])
+    return crop.reshape(len(crop), -1).astype(np.float32) / 255.0
+
+
+def probe(features: np.ndarray, y_all: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int,
+          pca: bool = False) -> tuple[float, float]:
+    """(linear-probe error, kNN error) on one split; ``pca`` fits PCA on the training rows first."""
+    train_x, test_x = features[train], features[test]
+    if pca:
+        reducer = PCA(n_components=min(PIXEL_PCA_COMPONENTS, len(train) - 1), random_state=seed)
+        train_x, test_x = reducer.fit_transform(train_x), reducer.transform(test_x)
+    y_train, y_test = y_all[train], y_all[test]
+    return (linear_probe_error(train_x, y_train, test_x, y_test, seed=seed),
+            1.0 - knn_accuracy(train_x, y_train, test_x, y_test, k=20))
+
+
+def mean_se(values) -> str:
+    v = 100.0 * np.asarray(values)
+    se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return f"{v.mean():.1f} +- {se:.1f} %"
+
+
+def backbone_space(args, bundle, work: Path):
+    """The backbone's space of the bundle: ``--space`` if given and current, else made now."""
+    if args.space and not is_stale(args.space, args.weights, bundle.bundle_id):
+        return load_space(args.space), f"the existing space {args.space}"
+    space = embed_bundle_to_space(bundle, args.weights, out=work / "backbone_space", device="cpu",
+                                  progress=None)
+    return space, "embedded and mapped in this run (seed %d)" % config.MAP_SEED
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(args) -> str:
+    t0 = time.perf_counter()
+    bundle = load_bundle(args.bundle)
+    catalogue = bundle.catalogue
+    rows, _ = fr_task(catalogue)
+    y_all = np.full(len(catalogue), -1)
+    y_all[rows] = (catalogue["label"].to_numpy()[rows] == "FRII").astype(int)
+    seeds = list(range(args.seeds))
+    splits = [mirabest_confident_split(catalogue, seed) for seed in seeds]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        space, space_note = backbone_space(args, bundle, Path(tmp))
+        if list(space.source_ids) != list(catalogue["source_id"]):
+            raise SystemExit("the space's sources are not the bundle's; pass the matching --space/--bundle")
+        backbone_features = space.embeddings
+        print(f"backbone embedded ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+        results = {"backbone": [], "random": [], "pixels": []}
+        torch.manual_seed(0)
+        random_features = embed_images(resnet18_encoder(), bundle.images, device="cpu")
+        pixels = raw_pixels(bundle.images)
+        for seed, (train, test) in zip(seeds, splits):
+            results["backbone"].append(probe(backbone_features, y_all, train, test, seed))
+            results["random"].append(probe(random_features, y_all, train, test, seed))
+            results["pixels"].append(probe(pixels, y_all, train, test, seed, pca=True))
+            print(f"seed {seed}: " + ", ".join(f"{k} {100 * v[-1][0]:.1f} %" for k, v in results.items())
+                  + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+        extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
+        rho_backbone = extent_ordering_spearman(space.map_xy, extent)
+        random_xy = MapProjector().fit_transform(random_features)
+        rho_random = extent_ordering_spearman(random_xy, extent)
+    published = pd.read_parquet(args.rgz_map, columns=["umap_x", "umap_y", "size"])
+    rho_rgz = extent_ordering_spearman(published[["umap_x", "umap_y"]].to_numpy(), published["size"].to_numpy())
+    elapsed = time.perf_counter() - t0
+
+    weights = Path(args.weights)
+    meta = weights_metadata(weights)
+    meta_note = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("epochs", "images", "data", "device",
+                                                                      "architecture", "wall_time_s"))
+    n_train, n_test = len(splits[0][0]), len(splits[0][1])
+    n_fri, n_frii = int(np.sum(y_all == 0)), int(np.sum(y_all == 1))
+    lines = [
+        START,
+        "## Representation quality: MiraBest Confident FRI vs FRII, and map ordering by extent",
+        "",
+        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_representation.py` "
+        f"in {elapsed / 60:.1f} min (torch {torch.__version__}, Python {platform.python_version()}); machine: "
+        f"{cpu_model()}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}.",
+        "",
+        f"- Backbone: `{weights.name}` (sha256 {weights_sha256(weights)[:12]}...{'; ' + meta_note if meta_note else ''}); "
+        f"its space: {space_note}.",
+    ]
+    if weights.resolve() != default_backbone_path().resolve():
+        lines.append("- **Not the shipped default backbone**: these figures are for the weights named above.")
+    lines += [
+        f"- Data: bundle {bundle.bundle_id} ({len(catalogue)} sources). Task: MiraBest Confident FRI "
+        f"({n_fri}) vs FRII ({n_frii}); per seed a stratified split "
+        f"(`pretrain.evaluate.mirabest_confident_split`): {n_test} test, {n_train} training sources. "
+        f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} splits).",
+        "- Probe: standardised features, logistic regression, C from "
+        "{1e-4 ... 1e2} by stratified 5-fold CV on the training set. kNN: k = 20, cosine.",
+        "- Random ResNet-18: one initialisation (torch seed 0), the same for every split. Raw-pixel PCA: central 70 x 70 px / 255, "
+        f"PCA to {PIXEL_PCA_COMPONENTS} components fitted on each split's training images.",
+        "",
+        "| representation | linear-probe test error (mean +- s.e.) | per seed (%) | kNN test error |",
+        "|---|---|---|---|",
+    ]
+    labels = {"backbone": f"backbone `{weights.name}`", "random": "random ResNet-18",
+              "pixels": f"PCA-{PIXEL_PCA_COMPONENTS} of raw pixels"}
+    for key, label in labels.items():
+        probe_errors = [p for p, _ in results[key]]
+        knn_errors = [k for _, k in results[key]]
+        per_seed = ", ".join(f"{100 * e:.1f}" for e in probe_errors)
+        lines.append(f"| {label} | {mean_se(probe_errors)} | {per_seed} | {mean_se(knn_errors)} |")
+    lines += [
+        "",
+        "Reference (science.md): the study's BYOL ResNet-18 linear probe reached 8.2 +- 0.6 % with "
+        "~100 times more pretraining images.",
+        "",
+        "Map ordering by angular extent (`pretrain.evaluate.extent_ordering_spearman`: Spearman "
+        "correlation of each source's extent with the mean extent of its 15 nearest map neighbours; "
+        "MiraBest extents are the catalogued LAS):",
+        "",
+        "| map | sources | Spearman rho |",
+        "|---|---|---|",
+        f"| backbone map of MiraBest (PCA -> UMAP, this package) | {int(np.isfinite(extent).sum())} | {rho_backbone:.3f} |",
+        f"| random ResNet-18 map of MiraBest | {int(np.isfinite(extent).sum())} | {rho_random:.3f} |",
+        f"| published RGZ DR1 map (Slijepcevic et al. 2024; extent > 25\") | {len(published)} | {rho_rgz:.3f} |",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = BENCHMARKS) -> None:
+    """Replace this bench's section of BENCHMARKS.md (or append it); other sections stay."""
+    if path.exists():
+        content = path.read_text()
+    else:
+        content = "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each writes its own section.\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if pattern.search(content):
+        content = pattern.sub(lambda _: text, content)
+    else:
+        content = content.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(content)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, default=default_backbone_path(),
+                        help="backbone .safetensors (default: the shipped one)")
+    parser.add_argument("--bundle", type=Path, required=True, help="a MiraBest bundle (python -m pretrain bundle)")
+    parser.add_argument("--space", type=Path, help="reuse this space of the bundle if it is current")
+    parser.add_argument("--seeds", type=int, default=5, help="stratified splits (default 5)")
+    parser.add_argument("--rgz-map", type=Path, default=config.SHARED_DATA_DIR / "rgz_dr1_published_map.parquet")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    if not args.weights.is_file():
+        raise SystemExit(f"weights not found: {args.weights} (pass --weights)")
+    if args.seeds < 2:
+        raise SystemExit("--seeds must be at least 2 (a standard error needs two)")
+    torch.set_num_threads(args.threads)
+    text = run(args)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote {BENCHMARKS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Embed a bundle (or a folder of FITS files) with a backbone and make its map: a "space".
+
+Writes SPACE/embeddings.parquet (source_id, 512-float embedding), SPACE/map.parquet
+(source_id, umap_x, umap_y + the catalogue), SPACE/projector.joblib (the fitted
+PCA -> UMAP, to place new images on the same map) and SPACE/manifest.json (provenance:
+weights SHA-256, bundle id, parameters). With --fits the images are first preprocessed
+into a bundle in SPACE/bundle/. A space that is already up to date (same weights, same
+bundle, same parameters) is kept unless --force is given.
+
+Examples:
+  python -m pretrain embed --bundle bundles/mirabest --out spaces/mirabest
+  python -m pretrain embed --fits ../shared/data/frdeep2/FIRST --out spaces/frdeep --device cpu
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pretrain import config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="backbone .safetensors (default: the shipped "
+                             f"assets/{config.DEFAULT_BACKBONE_FILE})")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", type=Path, help="a dataset bundle folder (python -m pretrain bundle)")
+    source.add_argument("--fits", type=Path, action="append",
+                        help="a folder of FITS cutouts (repeatable); bundled into SPACE/bundle first")
+    parser.add_argument("--out", type=Path, required=True, help="the space folder to write")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where the encoder runs (auto: CUDA when there is a GPU)")
+    parser.add_argument("--batch-size", type=int, default=config.EMBED_BATCH_SIZE,
+                        help="images per forward pass (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=config.MAP_SEED,
+                        help="UMAP random state: the same inputs give the same map (default %(default)s)")
+    parser.add_argument("--force", action="store_true", help="re-embed even if the space is up to date")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pretrain.data.bundle import build_bundle, load_bundle, summary
+    from pretrain.errors import ExplorerError
+    from pretrain.models.backbone import default_backbone_path
+    from pretrain.space import describe, embed_bundle_to_space, is_stale, read_manifest
+
+    if args.batch_size < 1:
+        raise ExplorerError("--batch-size must be at least 1.")
+    weights = args.weights if args.weights is not None else default_backbone_path()
+    if not weights.is_file():
+        raise ExplorerError(f"backbone weights not found at {weights}. Pass --weights FILE.safetensors "
+                            "or train one with `python -m pretrain train`.")
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise ExplorerError(f"{out} exists and is not a folder; choose another --out.")
+
+    if args.fits:
+        bundle_dir = out / "bundle"
+        print(f"preprocessing {len(args.fits)} FITS folder(s) into {bundle_dir}", file=sys.stderr)
+        bundle = build_bundle(fits_dirs=args.fits, out=bundle_dir, progress=True, overwrite=True)
+        print(summary(bundle), file=sys.stderr)
+    else:
+        bundle = load_bundle(args.bundle)
+
+    reason = is_stale(out, weights, bundle.bundle_id)
+    if not reason and not args.force and _same_parameters(read_manifest(out), args):
+        print(f"{out} is up to date (same weights, bundle and parameters); --force re-embeds.")
+        return 0
+
+    space = embed_bundle_to_space(bundle, weights, out=out, device=args.device, progress=True,
+                                  batch_size=args.batch_size, seed=args.seed)
+    info = describe(space)
+    print(f"space written: {info['sources']} sources -> {out} "
+          f"(weights {info['weights']} {info['weights_sha256']}..., bundle {info['bundle_id']})")
+    return 0
+
+
+def _same_parameters(manifest: dict, args: argparse.Namespace) -> bool:
+    parameters = manifest.get("parameters", {})
+    return parameters.get("seed") == args.seed

@@ -1,0 +1,121 @@
+"""Images -> 512-d representations with a frozen encoder, in batches.
+
+The images go through :func:`pretrain.models.backbone.to_model_input` (the one uint8 ->
+model-input conversion, centre crop 70 px), so an image is embedded exactly as it was
+seen in training. On CUDA the forward pass runs in bf16 autocast with channels_last
+memory (tensor cores); on the CPU it runs in fp32. The input may be a memory-mapped
+array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from pretrain import config
+from pretrain.models.backbone import to_model_input
+
+ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
+Progress = Union[None, bool, ProgressCallback]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when there is a GPU, else the CPU; anything else as given."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        from pretrain.errors import ExplorerError
+        raise ExplorerError(f"device {device!r} was asked for but no CUDA GPU is available; "
+                            "use --device cpu or auto.")
+    return torch.device(device)
+
+
+@torch.inference_mode()
+def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
+                 batch_size: int = config.EMBED_BATCH_SIZE, device: str | torch.device = "auto",
+                 progress: Progress = None) -> np.ndarray:
+    """Representations (N, 512) float32 of uint8 images (N, H, W) (H, W >= 70).
+
+    ``progress``: None/False for silence, True for a tqdm bar, or a callable
+    ``progress(done, total)`` (the app feeds ``st.progress``). The encoder is moved to
+    ``device`` and put in eval mode (its training flag is restored afterwards).
+    """
+    images = images_uint8
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3:
+        raise ValueError(f"expected uint8 images (N, H, W), got shape {images.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {images.dtype}")
+    n = len(images)
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
+    was_training = encoder.training
+    encoder.eval().to(device)
+    if cuda:
+        encoder.to(memory_format=torch.channels_last)
+    out_dim = _output_dim(encoder, images, device)
+    out = np.empty((n, out_dim), dtype=np.float32)
+    report, close = _progress_reporter(progress, n)
+
+    def read(start: int) -> torch.Tensor:
+        # np.array copies just this slice out of a memmap; pinned memory lets the copy
+        # to the GPU overlap with compute.
+        batch = torch.from_numpy(np.array(images[start:start + batch_size]))
+        return batch.pin_memory() if cuda else batch
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as reader:  # read batch i+1 while i runs
+            starts = range(0, n, batch_size)
+            pending = reader.submit(read, 0) if n else None
+            for start in starts:
+                batch = pending.result()
+                nxt = start + batch_size
+                pending = reader.submit(read, nxt) if nxt < n else None
+                x = to_model_input(batch, device=device)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    z = encoder(x)
+                out[start:start + len(batch)] = z.float().cpu().numpy()
+                report(start + len(batch))
+    finally:
+        close()
+        encoder.train(was_training)
+    return out
+
+
+def _output_dim(encoder: nn.Module, images: np.ndarray, device: torch.device) -> int:
+    """The encoder's representation size (512 for ResNet-18), without assuming it."""
+    dim = getattr(encoder, "output_dim", None)
+    if dim is not None:
+        return int(dim)
+    from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+    if isinstance(encoder, ResNet18Encoder):
+        return REPRESENTATION_DIM
+    probe = to_model_input(np.zeros((1, *images.shape[1:]), np.uint8), device=device)
+    return int(encoder(probe).shape[1])
+
+
+def _progress_reporter(progress: Progress, total: int):
+    """-> (report(done), close()) for None, True (tqdm) or a callback."""
+    if progress is True:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True)
+        state = {"done": 0}
+
+        def report(done: int) -> None:
+            bar.update(done - state["done"])
+            state["done"] = done
+
+        return report, bar.close
+    if callable(progress):
+        return (lambda done: progress(done, total)), (lambda: None)
+    return (lambda done: None), (lambda: None)

@@ -1,0 +1,122 @@
+"""How good is a representation? Label-free and labelled measures.
+
+- :func:`linear_probe_error`: test error of a logistic regression on frozen features
+  (features standardised on the training set; the regularisation strength chosen by
+  5-fold cross-validation on the training set only, so the test set is never looked at).
+- :func:`knn_accuracy`: accuracy of a k-nearest-neighbour vote under cosine similarity
+  (cheap; used as a training-time monitor).
+- :func:`mirabest_confident_split`: the MiraBest Confident FRI vs FRII task and its split.
+- :func:`extent_ordering_spearman`: how strongly a map is ordered by angular extent.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+from scipy.stats import spearmanr
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pretrain import config
+from pretrain.errors import ExplorerError
+
+FR_CLASSES = ("FRI", "FRII")  # label 0, 1
+PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by the probe's CV
+
+
+def linear_probe_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                       test_y: np.ndarray, C: float | None = None, seed: int = 0) -> float:
+    """Test error (fraction, 0..1) of a standardised logistic-regression probe.
+
+    ``C`` None: chosen from :data:`PROBE_CS` by stratified 5-fold cross-validation on the
+    training set (fewer folds when a class has fewer than 5 examples); the scaler is
+    refitted inside each fold, so no fold sees statistics of its held-out part.
+    """
+    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=5000))
+    folds = int(min(5, np.min(np.unique(train_y, return_counts=True)[1])))
+    if C is None and folds >= 2:
+        probe = GridSearchCV(probe, {"logisticregression__C": PROBE_CS},
+                             cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    probe.fit(train_x, train_y)
+    return float(np.mean(probe.predict(test_x) != test_y))
+
+
+def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                 k: int = 20) -> float:
+    """Accuracy of a majority vote of the ``k`` most cosine-similar training examples."""
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    k = int(min(k, len(train_y)))
+    a = _unit(train_x)
+    b = _unit(test_x)
+    similarity = b @ a.T  # (n_test, n_train)
+    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    classes, encoded = np.unique(train_y, return_inverse=True)
+    votes = np.zeros((len(test_y), len(classes)))
+    np.add.at(votes, (np.arange(len(test_y))[:, None], encoded[nearest]), 1.0)
+    return float(np.mean(classes[np.argmax(votes, axis=1)] == test_y))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def fr_task(catalogue: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of MiraBest Confident FRI/FRII sources and their labels (FRI 0, FRII 1).
+
+    Only rows with ``label`` in {FRI, FRII} and ``confident`` True count: hybrids and
+    Uncertain sources are left out, as in the reference study.
+    """
+    label = catalogue["label"].astype(str)
+    confident = catalogue["confident"].fillna(False).astype(bool) if "confident" in catalogue \
+        else pd.Series(False, index=catalogue.index)
+    rows = np.flatnonzero((label.isin(FR_CLASSES) & confident).to_numpy())
+    y = (label.to_numpy()[rows] == "FRII").astype(np.int64)
+    return rows, y
+
+
+def mirabest_confident_split(catalogue: pd.DataFrame, seed: int,
+                             test_size: int = config.MIRABEST_TEST_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/test split of MiraBest Confident FRI vs FRII.
+
+    Returns positional row indices into ``catalogue`` (``train``, ``test``); labels come
+    from :func:`fr_task` / the ``label`` column. The test set has ``test_size`` sources
+    (104, the standard MiraBest Confident test set size) with the FRI:FRII ratio of the
+    whole task; everything else is training data. Each ``seed`` gives a different split
+    (``sklearn.model_selection.train_test_split(stratify=labels, random_state=seed)``).
+    """
+    rows, y = fr_task(catalogue)
+    if len(rows) <= test_size or min(np.sum(y == 0), np.sum(y == 1)) < 2:
+        raise ExplorerError(f"the catalogue has {len(rows)} confident FRI/FRII sources "
+                            f"({int(np.sum(y == 0))} FRI, {int(np.sum(y == 1))} FRII): too few for a "
+                            f"test set of {test_size}.")
+    train, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
+                             k: int = config.EXTENT_ORDERING_K) -> float:
+    """Spearman correlation of each source's extent with the mean extent of its k map neighbours.
+
+    Near 1: neighbours on the map have similar angular extents (the map is ordered by
+    extent); near 0: no order. Sources without a finite extent are left out (as points
+    and as neighbours).
+    """
+    map_xy = np.asarray(map_xy, np.float64)
+    extent = np.asarray(extent, np.float64)
+    keep = np.isfinite(extent) & np.all(np.isfinite(map_xy), axis=1)
+    map_xy, extent = map_xy[keep], extent[keep]
+    if len(extent) <= k:
+        raise ExplorerError(f"need more than k={k} sources with a finite extent; got {len(extent)}.")
+    n = len(extent)
+    _, nearest = cKDTree(map_xy).query(map_xy, k=k + 1)
+    # Drop the source itself (not always column 0 when points coincide exactly).
+    is_self = nearest == np.arange(n)[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    neighbours = nearest[~is_self].reshape(n, k)
+    rho = spearmanr(extent, extent[neighbours].mean(axis=1)).statistic
+    return float(rho)

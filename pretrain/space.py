@@ -1,0 +1,394 @@
+"""A "space": a data set's representations and map on disk, with their provenance.
+
+A space is a folder::
+
+    SPACE/
+      embeddings.parquet   source_id, embedding (list<float32>, 512 values; raw, not normalised)
+      map.parquet          source_id, umap_x, umap_y and every catalogue column
+      projector.joblib     the fitted PCA -> UMAP (MapProjector), to place new images
+      projector.json       its parameters (human-readable sidecar)
+      manifest.json        provenance: weights sha256 + file name, bundle id, parameters,
+                           creation time, package versions, counts, projector hash
+      bundle/              (only when built from FITS by `embed --fits`) the dataset bundle
+
+Rows of both Parquet files are in the same order (the bundle's). The manifest is written
+last and removed first when a space is rewritten, so a folder without one is incomplete.
+A cached space is *stale* when the weights or the bundle it was made from changed
+(:func:`is_stale`); the app re-embeds instead of silently showing an old map.
+
+The app reads spaces only through this module.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pretrain import config
+from pretrain.errors import ExplorerError
+from pretrain.mapping import MapProjector, l2_normalise
+
+SPACE_FORMAT = "radio-latent-explorer/space"
+SPACE_FORMAT_VERSION = 1
+EMBEDDINGS_FILE = "embeddings.parquet"
+MAP_FILE = "map.parquet"
+PROJECTOR_FILE = "projector.joblib"
+MANIFEST_FILE = "manifest.json"
+MAP_COLUMNS = ("source_id", "umap_x", "umap_y")
+SAME_SOURCE_COSINE_TOL = 1e-6  # float noise between batched and single-image forward passes
+
+StageProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
+
+
+class SpaceError(ExplorerError):
+    """A space folder is missing, incomplete or corrupt."""
+
+
+@dataclass
+class Space:
+    """A loaded space. ``embeddings`` are raw; ``unit_embeddings`` are L2-normalised."""
+
+    path: Path
+    catalogue_map: pd.DataFrame  # source_id, umap_x, umap_y + catalogue columns
+    embeddings: np.ndarray  # (N, 512) float32, same row order as catalogue_map
+    manifest: dict
+    _projector: MapProjector | None = field(default=None, repr=False)
+    _unit: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.catalogue_map)
+
+    @property
+    def source_ids(self) -> np.ndarray:
+        return self.catalogue_map["source_id"].to_numpy()
+
+    @property
+    def map_xy(self) -> np.ndarray:
+        """Map coordinates (N, 2)."""
+        return self.catalogue_map[["umap_x", "umap_y"]].to_numpy(dtype=np.float32)
+
+    @property
+    def unit_embeddings(self) -> np.ndarray:
+        """L2-normalised embeddings (cached): cosine similarity is one matrix product."""
+        if self._unit is None:
+            self._unit = l2_normalise(self.embeddings)
+        return self._unit
+
+    @property
+    def projector(self) -> MapProjector:
+        """The fitted PCA -> UMAP, loaded on first use (it is the slow part to load)."""
+        if self._projector is None:
+            self._projector = _load_projector(self.path, self.manifest)
+        return self._projector
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.manifest["weights"]["sha256"]
+
+    @property
+    def bundle_id(self) -> str | None:
+        return self.manifest["bundle"].get("id")
+
+    @property
+    def bundle_path(self) -> Path | None:
+        """The bundle the images came from (relative paths are inside the space folder)."""
+        recorded = self.manifest["bundle"].get("path")
+        if not recorded:
+            return None
+        path = Path(recorded)
+        return path if path.is_absolute() else self.path / path
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def save_space(out: str | Path, source_ids, embeddings: np.ndarray, map_xy: np.ndarray,
+               catalogue: pd.DataFrame | None, projector: MapProjector, provenance: dict) -> Space:
+    """Write a space folder and return it loaded.
+
+    ``provenance`` must hold ``weights`` ({sha256, file}) and ``bundle`` ({id, path?}); it
+    may hold ``parameters``. Counts, versions and the creation time are added here.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = pd.Series(np.asarray(source_ids)).astype(str)
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    map_xy = np.asarray(map_xy, dtype=np.float32)
+    n = len(ids)
+    if embeddings.ndim != 2 or len(embeddings) != n or map_xy.shape != (n, 2):
+        raise SpaceError(f"inconsistent space: {n} source ids, embeddings {embeddings.shape}, "
+                         f"map {map_xy.shape}.")
+    if ids.duplicated().any():
+        raise SpaceError(f"source ids must be unique; repeated: {list(ids[ids.duplicated()][:5])}.")
+    for key in ("weights", "bundle"):
+        if key not in provenance:
+            raise ValueError(f"provenance needs {key!r}")
+
+    (out / MANIFEST_FILE).unlink(missing_ok=True)  # from here on the folder is incomplete
+    _write_parquet(_embeddings_table(ids, embeddings), out / EMBEDDINGS_FILE)
+    catalogue_map = _catalogue_map(ids, map_xy, catalogue)
+    _write_parquet(pa.Table.from_pandas(catalogue_map, preserve_index=False), out / MAP_FILE)
+    projector.save(out / PROJECTOR_FILE)
+
+    manifest = {
+        "format": SPACE_FORMAT,
+        "format_version": SPACE_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "weights": dict(provenance["weights"]),
+        "bundle": dict(provenance["bundle"]),
+        "parameters": {**provenance.get("parameters", {}), "projector": projector.describe()},
+        "counts": {"sources": n, "embedding_dim": int(embeddings.shape[1])},
+        "files": {PROJECTOR_FILE: {"sha256": _sha256(out / PROJECTOR_FILE)}},
+        "versions": package_versions(),
+    }
+    tmp = out / (MANIFEST_FILE + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    tmp.replace(out / MANIFEST_FILE)
+    return Space(out, catalogue_map, embeddings, manifest, _projector=projector)
+
+
+def _embeddings_table(ids: pd.Series, embeddings: np.ndarray) -> pa.Table:
+    n, dim = embeddings.shape
+    offsets = pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32))
+    values = pa.array(embeddings.reshape(-1), type=pa.float32())
+    return pa.table({"source_id": pa.array(ids.to_numpy(), type=pa.string()),
+                     "embedding": pa.ListArray.from_arrays(offsets, values)})
+
+
+def _catalogue_map(ids: pd.Series, map_xy: np.ndarray, catalogue: pd.DataFrame | None) -> pd.DataFrame:
+    frame = pd.DataFrame({"source_id": ids.to_numpy(), "umap_x": map_xy[:, 0], "umap_y": map_xy[:, 1]})
+    if catalogue is None:
+        return frame
+    catalogue = catalogue.reset_index(drop=True)
+    if len(catalogue) != len(ids):
+        raise SpaceError(f"the catalogue has {len(catalogue)} rows but there are {len(ids)} embeddings.")
+    if "source_id" in catalogue and not (catalogue["source_id"].astype(str).to_numpy() == ids.to_numpy()).all():
+        raise SpaceError("the catalogue's source_id column is not in the embeddings' order.")
+    extra = catalogue.drop(columns=[c for c in MAP_COLUMNS if c in catalogue])
+    return pd.concat([frame, extra], axis=1)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def load_space(path: str | Path) -> Space:
+    """Read a space folder; SpaceError (an ExplorerError) says what is missing or wrong."""
+    path = Path(path)
+    hint = f"re-create it with `python -m pretrain embed --out {path} ...`"
+    if not path.is_dir():
+        raise SpaceError(f"no space at {path}: the folder does not exist; {hint}.")
+    manifest = read_manifest(path)
+    for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE):
+        if not (path / name).is_file():
+            raise SpaceError(f"the space at {path} is incomplete: {name} is missing; {hint}.")
+    try:
+        emb_table = pq.read_table(path / EMBEDDINGS_FILE)
+        catalogue_map = pq.read_table(path / MAP_FILE).to_pandas()
+        ids = emb_table.column("source_id").to_numpy(zero_copy_only=False).astype(str)
+        column = emb_table.column("embedding").combine_chunks()
+        dim = int(manifest["counts"]["embedding_dim"])
+        embeddings = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        embeddings = embeddings.reshape(len(ids), dim)
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        raise SpaceError(f"the space at {path} is corrupt ({type(exc).__name__}: {exc}); {hint}.") from exc
+    n = int(manifest["counts"]["sources"])
+    if len(ids) != n or len(catalogue_map) != n:
+        raise SpaceError(f"the space at {path} is inconsistent: the manifest counts {n} sources, "
+                         f"embeddings.parquet has {len(ids)} and map.parquet {len(catalogue_map)}; {hint}.")
+    missing = [c for c in MAP_COLUMNS if c not in catalogue_map]
+    if missing or not (catalogue_map["source_id"].astype(str).to_numpy() == ids).all():
+        raise SpaceError(f"the space at {path} is inconsistent: map.parquet "
+                         f"{'lacks ' + ', '.join(missing) if missing else 'is not in the order of embeddings.parquet'}; {hint}.")
+    return Space(path, catalogue_map, embeddings, manifest)
+
+
+def read_manifest(path: str | Path) -> dict:
+    path = Path(path)
+    file = path / MANIFEST_FILE
+    if not file.is_file():
+        raise SpaceError(f"the space at {path} is incomplete (no {MANIFEST_FILE}: it was never "
+                         "finished, or it is not a space); re-create it with `python -m pretrain embed`.")
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpaceError(f"{file} is not readable JSON ({exc}); re-create the space.") from exc
+    if manifest.get("format") != SPACE_FORMAT:
+        raise SpaceError(f"{file} does not describe a space (format {manifest.get('format')!r}).")
+    if manifest.get("format_version") != SPACE_FORMAT_VERSION:
+        raise SpaceError(f"the space at {path} has format version {manifest.get('format_version')}; "
+                         f"this program reads version {SPACE_FORMAT_VERSION}. Re-create it.")
+    for key in ("weights", "bundle", "counts", "files"):
+        if key not in manifest:
+            raise SpaceError(f"{file} lacks {key!r}; re-create the space.")
+    return manifest
+
+
+def _load_projector(path: Path, manifest: dict) -> MapProjector:
+    file = path / PROJECTOR_FILE
+    expected = manifest["files"].get(PROJECTOR_FILE, {}).get("sha256")
+    # joblib files are pickles: load only the exact file this project wrote.
+    if not file.is_file() or _sha256(file) != expected:
+        raise SpaceError(f"{file} is missing or does not match the space's manifest (changed or "
+                         "truncated); re-create the space with `python -m pretrain embed`.")
+    return MapProjector.load(file)
+
+
+# --- staleness ----------------------------------------------------------------------------
+
+def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
+             bundle_id: str | None = None) -> bool | str:
+    """False when the space is complete and was made from these weights and this bundle.
+
+    Otherwise a short reason (a non-empty string, so it is truthy). ``weights_path`` None
+    means the default backbone; ``bundle_id`` None skips the bundle check.
+    """
+    from pretrain.models.backbone import default_backbone_path, weights_sha256
+
+    space_path = Path(space_path)
+    try:
+        manifest = read_manifest(space_path)
+    except SpaceError as exc:
+        return str(exc)
+    for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE):
+        if not (space_path / name).is_file():
+            return f"{name} is missing"
+    weights_path = Path(weights_path) if weights_path is not None else default_backbone_path()
+    if not weights_path.is_file():
+        return f"the weights file {weights_path} does not exist"
+    if weights_sha256(weights_path) != manifest["weights"].get("sha256"):
+        return (f"made with other weights ({manifest['weights'].get('file')}, sha256 "
+                f"{str(manifest['weights'].get('sha256'))[:12]}...), not {weights_path.name}")
+    if bundle_id is not None and manifest["bundle"].get("id") != bundle_id:
+        return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
+    return False
+
+
+# --- making a space -------------------------------------------------------------------------
+
+def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: str | Path = None,
+                          device: str = "auto", progress: bool | StageProgress | None = None,
+                          batch_size: int = config.EMBED_BATCH_SIZE, seed: int = config.MAP_SEED,
+                          projector: MapProjector | None = None) -> Space:
+    """Embed every image of a bundle, fit the map and write the space to ``out``.
+
+    ``bundle``: a Bundle (pretrain.data.bundle) or a path to one. ``weights_path`` None =
+    the shipped backbone. ``progress``: True for tqdm, or ``progress(done, total, stage)``
+    (embedding reports per batch; the map fit, which cannot report, is announced with
+    ``done == total``). ``seed`` is UMAP's random_state.
+    """
+    from pretrain.embed import embed_images, resolve_device
+    from pretrain.models.backbone import default_backbone_path, load_encoder, weights_sha256
+
+    if out is None:
+        raise ValueError("out: the space folder to write")
+    if isinstance(bundle, (str, Path)):
+        from pretrain.data.bundle import load_bundle
+        bundle = load_bundle(bundle)
+    weights_path = Path(weights_path) if weights_path is not None else default_backbone_path()
+    device_used = resolve_device(device)
+    encoder = load_encoder(weights_path, device=device_used)
+    images, catalogue = bundle.images, bundle.catalogue
+    if len(images) != len(catalogue):
+        raise ExplorerError(f"the bundle is inconsistent: {len(images)} images, {len(catalogue)} catalogue rows.")
+
+    if progress is True:
+        embed_progress, stage = True, (lambda message: print(message, file=sys.stderr, flush=True))
+    elif callable(progress):
+        embed_progress = lambda done, total: progress(done, total, "embedding images")  # noqa: E731
+        stage = lambda message: progress(len(images), len(images), message)  # noqa: E731
+    else:
+        embed_progress, stage = None, (lambda message: None)
+
+    embeddings = embed_images(encoder, images, batch_size=batch_size, device=device_used,
+                              progress=embed_progress)
+    projector = projector or MapProjector(random_state=seed)
+    stage(f"fitting the map (PCA -> UMAP) on {len(embeddings)} sources")
+    map_xy = projector.fit_transform(embeddings)
+    stage("writing the space")
+
+    bundle_path = getattr(bundle, "path", None)
+    out = Path(out)
+    if bundle_path is not None:
+        bundle_path = Path(bundle_path).resolve()
+        try:  # a bundle inside the space (embed --fits) is recorded relative to it
+            bundle_path = bundle_path.relative_to(out.resolve())
+        except ValueError:
+            pass
+    provenance = {
+        "weights": {"sha256": weights_sha256(weights_path), "file": weights_path.name},
+        "bundle": {"id": getattr(bundle, "bundle_id", None),
+                   "path": str(bundle_path) if bundle_path is not None else None},
+        "parameters": {"batch_size": batch_size, "device": str(device_used), "seed": seed,
+                       "model_input_px": config.MODEL_INPUT_PX},
+    }
+    return save_space(out, catalogue["source_id"], embeddings, map_xy, catalogue, projector, provenance)
+
+
+def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "auto"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Embed a preprocessed uint8 image (150 x 150) and place it on the space's map.
+
+    Returns (embedding (512,) float32 raw, map position (2,)); for a stack of images
+    (N, 150, 150), arrays (N, 512) and (N, 2). The encoder must be the one the space was
+    made with (compare ``weights_sha256`` with ``space.weights_sha256``).
+
+    An image whose representation equals one already in the space (cosine similarity
+    above ``1 - SAME_SOURCE_COSINE_TOL``: the same source looked up again) gets that
+    source's own map position; UMAP's ``transform`` only approximates the positions of
+    the points it was fitted on. Everything else is placed by ``transform``.
+    """
+    from pretrain.embed import embed_images
+
+    image = np.asarray(image_uint8)
+    single = image.ndim == 2
+    embedding = embed_images(encoder, image[None] if single else image, device=device)
+    xy = space.projector.transform(embedding)
+    similarity = l2_normalise(embedding) @ space.unit_embeddings.T  # (M, N)
+    best = np.argmax(similarity, axis=1)
+    same = similarity[np.arange(len(best)), best] > 1.0 - SAME_SOURCE_COSINE_TOL
+    xy[same] = space.map_xy[best[same]]
+    return (embedding[0], xy[0]) if single else (embedding, xy)
+
+
+# --- provenance helpers ---------------------------------------------------------------------
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "scikit-learn", "umap-learn", "pandas", "pyarrow"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe(space: Space) -> dict[str, Any]:
+    """A short summary for logs and the CLI."""
+    m = space.manifest
+    return {"path": str(space.path), "sources": len(space), "weights": m["weights"].get("file"),
+            "weights_sha256": m["weights"].get("sha256", "")[:12], "bundle_id": m["bundle"].get("id"),
+            "created": m.get("created")}

@@ -1,0 +1,145 @@
+"""Embedding images and the `embed` command, end to end on real MiraBest files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pretrain.__main__ import main
+from pretrain.data.bundle import load_bundle
+from pretrain.embed import embed_images
+from pretrain.errors import ExplorerError
+from pretrain.models.backbone import save_encoder, to_model_input, weights_sha256
+from pretrain.models.resnet import resnet18_encoder
+from pretrain.space import is_stale, load_space, place_image
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return resnet18_encoder().eval()
+
+
+def _images(n, seed=0):
+    """Sparse synthetic 'radio' images: a few bright blobs on zero background."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 150, 150), np.uint8)
+    yy, xx = np.mgrid[:150, :150]
+    for image in images:
+        for _ in range(3):
+            cy, cx = rng.uniform(45, 105, 2)
+            blob = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(2, 8) ** 2))
+            image[:] = np.maximum(image, blob.astype(np.uint8))
+    return images
+
+
+def test_batched_memmap_embedding_equals_per_image_forward(tmp_path, encoder):
+    images = _images(11)
+    np.save(tmp_path / "images.npy", images)
+    memmap = np.load(tmp_path / "images.npy", mmap_mode="r")
+    calls = []
+    encoder.train()  # embed_images must switch to eval (BatchNorm) and restore the flag
+    z = embed_images(encoder, memmap, batch_size=4, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    assert encoder.training
+    assert z.shape == (11, 512) and z.dtype == np.float32 and np.isfinite(z).all()
+    assert calls == [(4, 11), (8, 11), (11, 11)]
+    with torch.no_grad():
+        one_by_one = np.concatenate([encoder.eval()(to_model_input(img[None])).numpy() for img in images])
+    np.testing.assert_allclose(z, one_by_one, rtol=1e-4, atol=1e-5)
+    # Different images, different representations.
+    assert np.min(np.linalg.norm(z[1:] - z[:-1], axis=1)) > 1e-3
+
+
+def test_only_the_central_70_pixels_count(encoder):
+    images = _images(2, seed=1)
+    outside = images.copy()
+    outside[:, :30, :] = 200  # rows 0..29 lie outside the central 70 x 70 (rows 40..109)
+    inside = images.copy()
+    inside[:, 60:70, 60:70] = 200
+    z, z_out, z_in = (embed_images(encoder, x, device="cpu") for x in (images, outside, inside))
+    np.testing.assert_array_equal(z, z_out)
+    assert np.abs(z - z_in).max() > 1e-3
+
+
+def test_bad_input_is_refused(encoder):
+    with pytest.raises(ValueError, match="uint8"):
+        embed_images(encoder, np.zeros((2, 150, 150), np.float32), device="cpu")
+    with pytest.raises(ValueError, match="shape"):
+        embed_images(encoder, np.zeros((2, 1, 150, 150), np.uint8), device="cpu")
+
+
+@pytest.fixture
+def few_mirabest(mirabest_dir, tmp_path):
+    """A folder of links to 12 real MiraBest files (6 FRI, 6 FRII; the data stays in place)."""
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    for prefix in ("100_", "200_"):
+        for path in sorted(mirabest_dir.glob(f"{prefix}*.fits.fz"))[:6]:
+            (folder / path.name).symlink_to(path)
+    return folder
+
+
+def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsys):
+    weights = save_encoder(encoder, tmp_path / "random.safetensors")
+    out = tmp_path / "space"
+    rc = main(["embed", "--weights", str(weights), "--fits", str(few_mirabest), "--out", str(out),
+               "--device", "cpu", "--batch-size", "5"])
+    assert rc == 0
+    for name in ("embeddings.parquet", "map.parquet", "projector.joblib", "projector.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    bundle = load_bundle(out / "bundle")
+    assert len(bundle) == 12
+
+    space = load_space(out)
+    assert space.embeddings.shape == (12, 512)
+    assert list(space.source_ids) == list(bundle.catalogue["source_id"])
+    # The stored embeddings are those of the bundle's images under these weights.
+    np.testing.assert_allclose(space.embeddings, embed_images(encoder, bundle.images, device="cpu"),
+                               rtol=1e-4, atol=1e-5)
+    cmap = space.catalogue_map
+    assert {"umap_x", "umap_y", "ra", "dec", "label", "confident", "angular_extent_arcsec"} <= set(cmap.columns)
+    assert sorted(cmap["label"].unique()) == ["FRI", "FRII"]
+    assert np.isfinite(space.map_xy).all()
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] == {"sha256": weights_sha256(weights), "file": "random.safetensors"}
+    assert manifest["bundle"]["id"] == bundle.bundle_id and manifest["bundle"]["path"] == "bundle"
+    assert space.bundle_path.resolve() == (out / "bundle").resolve()
+    assert manifest["counts"]["sources"] == 12
+    assert manifest["parameters"]["projector"]["fitted"]["pca_components"] == 11  # n - 1
+    assert is_stale(out, weights, bundle.bundle_id) is False
+
+    # A source already in the space is placed on its own map point; another image is
+    # placed by the projector, somewhere within the map's range.
+    embedding, xy = place_image(space, encoder, np.asarray(bundle.images[3]), device="cpu")
+    np.testing.assert_allclose(embedding, space.embeddings[3], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(xy, space.map_xy[3], atol=1e-6)
+    new_images = np.asarray(bundle.images[[3, 5]])
+    new_images[1] = np.rot90(new_images[1])  # the same source rotated: a different representation
+    embeddings, xys = place_image(space, encoder, new_images, device="cpu")
+    assert embeddings.shape == (2, 512) and xys.shape == (2, 2)
+    np.testing.assert_allclose(xys[0], space.map_xy[3], atol=1e-6)
+    low, high = space.map_xy.min(0), space.map_xy.max(0)
+    margin = 0.5 * (high - low)
+    assert np.all((xys[1] > low - margin) & (xys[1] < high + margin))
+
+    # Running it again with the same inputs keeps the space.
+    before = (out / "embeddings.parquet").stat().st_mtime_ns
+    assert main(["embed", "--weights", str(weights), "--fits", str(few_mirabest), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (out / "embeddings.parquet").stat().st_mtime_ns == before
+
+
+def test_embed_cli_errors(tmp_path, capsys):
+    rc = main(["embed", "--weights", str(tmp_path / "missing.safetensors"), "--bundle", str(tmp_path),
+               "--out", str(tmp_path / "s")])
+    assert rc == 2 and "weights not found" in capsys.readouterr().err
+    torch.manual_seed(0)
+    weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
+    rc = main(["embed", "--weights", str(weights), "--bundle", str(tmp_path / "no-bundle"),
+               "--out", str(tmp_path / "s")])
+    assert rc == 2 and "no such bundle" in capsys.readouterr().err

@@ -1,0 +1,180 @@
+"""The map (L2 -> PCA -> UMAP) and spaces on disk: fit, place, save, load, staleness."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pretrain.errors import ExplorerError
+from pretrain.mapping import MapProjector, l2_normalise
+from pretrain.models.backbone import save_encoder, weights_sha256
+from pretrain.models.resnet import resnet18_encoder
+from pretrain.space import SpaceError, is_stale, load_space, save_space
+
+N_CLUSTERS, PER_CLUSTER, DIM = 3, 40, 512
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    """Three well-separated clouds of 512-d 'embeddings' and their cluster labels."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(N_CLUSTERS, DIM)) * 3.0
+    x = np.concatenate([c + rng.normal(size=(PER_CLUSTER, DIM)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(N_CLUSTERS), PER_CLUSTER)
+
+
+@pytest.fixture(scope="module")
+def fitted(clusters):
+    x, _ = clusters
+    projector = MapProjector(random_state=7)
+    return projector, projector.fit_transform(x)
+
+
+def _nearest(points: np.ndarray, query: np.ndarray) -> np.ndarray:
+    return np.argmin(((points[None] - query[:, None]) ** 2).sum(-1), axis=1)
+
+
+def test_map_keeps_clusters_apart_and_caps_small_sets(clusters, fitted):
+    x, labels = clusters
+    projector, xy = fitted
+    assert xy.shape == (len(x), 2) and xy.dtype == np.float32 and np.isfinite(xy).all()
+    # 120 samples: PCA capped at n - 1 components (not 200), neighbours at the default 50.
+    assert projector.n_components_ == len(x) - 1
+    assert projector.n_neighbors_ == 50
+    # Every point's nearest other point on the map belongs to its own cluster.
+    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert np.mean(labels[np.argmin(d, axis=1)] == labels) >= 0.98
+
+
+def test_transform_places_points_near_their_own_map_position(clusters, fitted):
+    x, labels = clusters
+    projector, xy = fitted
+    picks = np.array([0, 45, 100])
+    placed = projector.transform(x[picks])
+    assert placed.shape == (3, 2)
+    # Each lands in its own cluster, near its own point on the scale of the map. (Inside
+    # a cluster of isotropic noise there is no order for UMAP to reproduce.)
+    assert np.array_equal(labels[_nearest(xy, placed)], labels[picks])
+    centres = np.array([xy[labels == c].mean(0) for c in range(N_CLUSTERS)])
+    gap = min(np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1:])
+    assert np.all(np.linalg.norm(placed - xy[picks], axis=1) < 0.25 * gap)
+    # A new point drawn from cluster 2 lands among cluster 2.
+    rng = np.random.default_rng(5)
+    new = x[labels == 2].mean(0) + rng.normal(size=DIM).astype(np.float32)
+    assert labels[_nearest(xy, projector.transform(new))[0]] == 2
+
+
+def test_projector_save_load_roundtrip_and_errors(tmp_path, clusters, fitted):
+    x, _ = clusters
+    projector, _ = fitted
+    path = projector.save(tmp_path / "projector.joblib")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["params"]["min_dist"] == 0.0005 and sidecar["params"]["metric"] == "cosine"
+    assert sidecar["fitted"]["pca_components"] == len(x) - 1
+    loaded = MapProjector.load(path)
+    np.testing.assert_allclose(loaded.transform(x[:2]), projector.transform(x[:2]), atol=1e-4)
+    with pytest.raises(ExplorerError, match="dimensions"):
+        projector.transform(x[:2, :100])
+    with pytest.raises(ExplorerError, match="NaN"):
+        projector.transform(np.full((1, DIM), np.nan, np.float32))
+    with pytest.raises(ExplorerError, match="not fitted"):
+        MapProjector().transform(x[:1])
+    with pytest.raises(ExplorerError, match="at least"):
+        MapProjector().fit(x[:3])
+    (tmp_path / "broken.joblib").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ExplorerError, match="could not be loaded"):
+        MapProjector.load(tmp_path / "broken.joblib")
+
+
+# --- spaces on disk -------------------------------------------------------------------------
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    return save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
+
+
+@pytest.fixture
+def saved_space(tmp_path, clusters, fitted, weights):
+    x, labels = clusters
+    projector, xy = fitted
+    ids = [f"J{i:06d}" for i in range(len(x))]
+    catalogue = pd.DataFrame({"source_id": ids, "ra": np.arange(len(x), dtype=float),
+                              "label": np.where(labels == 0, "FRI", "FRII"),
+                              "angular_extent_arcsec": np.linspace(10, 200, len(x))})
+    provenance = {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                  "bundle": {"id": "b123", "path": None}, "parameters": {"seed": 7}}
+    save_space(tmp_path / "space", ids, x, xy, catalogue, projector, provenance)
+    return tmp_path / "space"
+
+
+def test_space_roundtrip(saved_space, clusters, fitted, weights):
+    x, _ = clusters
+    _, xy = fitted
+    table = pq.read_table(saved_space / "embeddings.parquet")
+    embedding_type = table.schema.field("embedding").type
+    assert pa.types.is_list(embedding_type) and embedding_type.value_type == pa.float32()
+    space = load_space(saved_space)
+    assert len(space) == len(x)
+    np.testing.assert_array_equal(space.embeddings, x)  # raw, bit for bit
+    np.testing.assert_allclose(np.linalg.norm(space.unit_embeddings, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(space.unit_embeddings, l2_normalise(x))
+    np.testing.assert_array_equal(space.map_xy, xy)
+    assert list(space.catalogue_map.columns[:3]) == ["source_id", "umap_x", "umap_y"]
+    assert {"ra", "label", "angular_extent_arcsec"} <= set(space.catalogue_map.columns)
+    assert space.catalogue_map["source_id"].is_unique
+    m = space.manifest
+    assert m["weights"]["sha256"] == weights_sha256(weights) and m["bundle"]["id"] == "b123"
+    assert m["counts"] == {"sources": len(x), "embedding_dim": DIM}
+    assert {"torch", "umap-learn", "scikit-learn"} <= set(m["versions"])
+    assert m["parameters"]["projector"]["params"]["n_neighbors"] == 50
+    np.testing.assert_allclose(space.projector.transform(x[:1]), fitted[0].transform(x[:1]), atol=1e-4)
+
+
+def test_is_stale_reasons(saved_space, weights, tmp_path):
+    assert is_stale(saved_space, weights, "b123") is False
+    assert is_stale(saved_space, weights) is False  # bundle not checked
+    torch.manual_seed(1)
+    other = save_encoder(resnet18_encoder(), tmp_path / "other.safetensors")
+    assert "other weights" in is_stale(saved_space, other, "b123")
+    assert "bundle" in is_stale(saved_space, weights, "b999")
+    assert "does not exist" in is_stale(saved_space, tmp_path / "nope.safetensors", "b123")
+    assert "incomplete" in is_stale(tmp_path / "no-space", weights, "b123")
+    (saved_space / "map.parquet").unlink()
+    assert "map.parquet" in is_stale(saved_space, weights, "b123")
+
+
+def test_load_space_says_what_is_wrong(saved_space, tmp_path):
+    with pytest.raises(SpaceError, match="does not exist"):
+        load_space(tmp_path / "missing")
+    # A tampered projector is refused before it is unpickled.
+    (saved_space / "projector.joblib").write_bytes(b"not a pickle")
+    space = load_space(saved_space)
+    with pytest.raises(SpaceError, match="does not match"):
+        space.projector
+    # A truncated Parquet file.
+    data = (saved_space / "embeddings.parquet").read_bytes()
+    (saved_space / "embeddings.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SpaceError, match="corrupt"):
+        load_space(saved_space)
+    # An interrupted write leaves no manifest.
+    (saved_space / "manifest.json").unlink()
+    with pytest.raises(SpaceError, match="incomplete"):
+        load_space(saved_space)
+
+
+def test_save_space_refuses_inconsistent_input(tmp_path, clusters, fitted, weights):
+    x, _ = clusters
+    projector, xy = fitted
+    provenance = {"weights": {"sha256": "x", "file": "w"}, "bundle": {"id": "b"}}
+    ids = [f"s{i}" for i in range(len(x))]
+    with pytest.raises(SpaceError, match="inconsistent"):
+        save_space(tmp_path / "s", ids[:-1], x, xy, None, projector, provenance)
+    with pytest.raises(SpaceError, match="unique"):
+        save_space(tmp_path / "s", ["same"] * len(x), x, xy, None, projector, provenance)
