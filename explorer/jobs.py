@@ -386,3 +386,17 @@ def prediction_columns(space_source_ids, max_runs: int = 10) -> dict[str, pd.Ser
         columns[f"run {run_id}: P({positive})"] = pd.Series(prob.to_numpy(dtype=float), index=ids.index)
         columns[f"run {run_id}: misclassified"] = pd.Series(marked.to_numpy(dtype=object), index=ids.index)
     return columns
+
+
+def prediction_colour_columns(space, max_runs: int = 10) -> dict[str, pd.Series]:
+    """The same columns for the map page's colour menu, indexed by ``source_id``.
+
+    ``space``: anything with a ``catalogue`` holding ``source_id`` (explorer's spaces).
+    Called by ``explorer.colour_columns``; a space without shared sources gets nothing.
+    """
+    catalogue = getattr(space, "catalogue", None)
+    if catalogue is None or "source_id" not in catalogue:
+        return {}
+    ids = catalogue["source_id"].astype(str)
+    return {name: pd.Series(series.to_numpy(), index=ids.to_numpy(), name=name)
+            for name, series in prediction_columns(ids.reset_index(drop=True), max_runs).items()}

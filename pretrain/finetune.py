@@ -85,6 +85,7 @@ class FinetuneSettings:
     layer_decay: float = config.FINETUNE_LAYER_DECAY
     probe_lr: float = config.PROBE_LR
     probe_momentum: float = config.PROBE_MOMENTUM
+    eval_every: int = 1  # test accuracy after every this many epochs (for the curves); 0 = only the last
 
     def __post_init__(self):
         n_blocks = len(ResNet18Encoder.BLOCKS)
@@ -270,11 +271,14 @@ def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train
             schedule.step()
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == target).sum())
-        probs = predict_proba(model, images, test_rows, device)
-        test_acc = float(np.mean(probs.argmax(1) == y[test_rows])) if len(test_rows) else float("nan")
+        test_acc = None
+        if len(test_rows) and (epoch == settings.epochs or (settings.eval_every and epoch % settings.eval_every == 0)):
+            probs = predict_proba(model, images, test_rows, device)
+            test_acc = float(np.mean(probs.argmax(1) == y[test_rows]))
         record = {
             "epoch": epoch, "epochs": settings.epochs, "loss": total_loss / n, "train_acc": correct / n,
-            "test_acc": test_acc, "test_error": 1.0 - test_acc, "lr": optimizer.param_groups[0]["lr"],
+            "test_acc": test_acc, "test_error": None if test_acc is None else 1.0 - test_acc,
+            "lr": optimizer.param_groups[0]["lr"],
             "elapsed_s": round(time.monotonic() - start_time, 3),
         }
         history.append(record)
@@ -406,7 +410,13 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     torch.manual_seed(settings.seed)
 
     run.set_status(stage="loading data")
-    bundle_path = Path(bundle) if bundle is not None else default_bundle(task, progress=progress)
+    if bundle is not None:
+        bundle_path = Path(bundle)
+    else:  # the first run of a task builds its bundle: say how far it got (the app shows the stage)
+        def building(done, total, message):
+            if done == total or done % 25 == 0:
+                run.set_status(stage=f"building the dataset bundle: {done} / {total} files")
+        bundle_path = default_bundle(task, progress=True if progress else building)
     data_bundle = load_bundle(bundle_path)
     data = task.data(data_bundle.catalogue)
     train_rows = label_budget(data, settings.labels, settings.seed)
@@ -447,7 +457,7 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
         run.set_status(epoch=record["epoch"])
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
+            bar.set_postfix(loss=f"{record['loss']:.3f}", test_acc=f"{record['test_acc'] or float('nan'):.3f}")
 
     train_started = time.monotonic()
     try:

@@ -298,3 +298,31 @@ def test_frdeep_task_trains_on_first_and_tests_on_nvss(tmp_path, frdeep_dir):
     assert (survey[data.ood] == "NVSS").all() and (split[data.ood] == "test").all()
     # The same objects: every NVSS test source has its FIRST image in the test set.
     assert set(catalogue["name"].iloc[data.ood]) == set(catalogue["name"].iloc[data.test])
+
+
+def test_default_bundle_is_built_once_from_the_task_data(tmp_path, griese_dir, monkeypatch):
+    from pretrain.tasks import default_bundle, default_bundle_path
+
+    shared = tmp_path / "shared"
+    for label in ("FRI", "Bent"):
+        (shared / "griese2023" / "images" / label).mkdir(parents=True)
+        for f in sorted((griese_dir / label).glob("*.png"))[:4]:
+            (shared / "griese2023" / "images" / label / f.name).symlink_to(f)
+    monkeypatch.setattr(config, "SHARED_DATA_DIR", shared)
+    calls = []
+    path = default_bundle("griese-bent", progress=lambda done, total, message: calls.append((done, total)))
+    assert path == default_bundle_path("griese-bent") and path.parent == config.cache_dir() / "bundles"
+    bundle = load_bundle(path)
+    assert len(bundle) == 8 and set(bundle.catalogue["label"]) == {"FRI", "Bent"}
+    assert calls and calls[-1] == (8, 8)  # progress was reported
+    manifest = (path / "manifest.json").stat().st_mtime_ns
+    assert default_bundle("griese-bent") == path  # reused, not rebuilt
+    assert (path / "manifest.json").stat().st_mtime_ns == manifest
+
+
+def test_a_task_without_its_data_says_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "SHARED_DATA_DIR", tmp_path / "empty")
+    from pretrain.tasks import default_bundle
+
+    with pytest.raises(TaskError, match="griese2023"):
+        default_bundle("griese-bent")

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -79,6 +80,13 @@ def test_two_concurrent_runs_finish_in_their_own_folders(runs, bundle_path, weig
     assert marks.notna().sum() == predictions["label"].notna().sum()
     assert f"run {second}: P(FRII)" in columns
     assert jobs.prediction_columns(["J000000.00+000000.0"]) == {}  # no shared sources: no columns
+
+    # The map page's provider: the same columns, indexed by source_id.
+    space = SimpleNamespace(catalogue=pd.DataFrame({"source_id": ids}))
+    by_id = jobs.prediction_colour_columns(space)
+    assert set(by_id) == set(columns)
+    assert list(by_id[f"run {first}: P(FRII)"].index) == ids
+    assert by_id[f"run {first}: P(FRII)"].to_numpy() == pytest.approx(prob.to_numpy(), nan_ok=True)
 
 
 def test_run_ids_are_unique(runs):

@@ -1,0 +1,133 @@
+"""The Training page (AppTest): the sidebar form starts a real background run on real
+MiraBest sources, its progress shows, it can be cancelled, and a crashed run says why."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import jobs
+from pretrain import config
+from tests.finetune_data import random_encoder_weights, small_mirabest_bundle
+
+APP = str(config.REPO_ROOT / "app.py")
+PAGE = "pages/3_Training.py"
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory, mirabest_dir):
+    return small_mirabest_bundle(tmp_path_factory, mirabest_dir)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch, bundle_path, tmp_path_factory):
+    """Runs in a temporary folder, random backbone weights, the small bundle as MiraBest's."""
+    monkeypatch.setenv("EXPLORER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(random_encoder_weights(tmp_path_factory)))
+    default_bundle = config.cache_dir() / "bundles" / "mirabest"
+    default_bundle.parent.mkdir(parents=True, exist_ok=True)
+    default_bundle.symlink_to(bundle_path, target_is_directory=True)
+    return tmp_path
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _wait(predicate, timeout_s: float = 240, what: str = "the run"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [str(m.label) + " " + str(m.value) for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def _submit(at, labels: int, epochs: int, depth: int = 1) -> None:
+    at.sidebar.number_input[0].set_value(labels)  # label budget
+    at.sidebar.select_slider[0].set_value(depth)
+    at.sidebar.number_input[1].set_value(epochs)
+    at.sidebar.button[0].click()  # the form's submit button
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_form_starts_a_run_whose_progress_and_results_show(app_env):
+    at = _page()
+    assert at.title[0].value == "Training"
+    assert "No runs yet." in _texts(at)
+
+    _submit(at, labels=12, epochs=2)
+    runs = jobs.list_runs()
+    assert len(runs) == 1
+    run_id = runs["run_id"].iloc[0]
+    assert runs["state"].iloc[0] == "running"
+    assert run_id in _texts(at) and "In progress" in [h.value for h in at.subheader]
+    options = jobs.read_job(run_id)["options"]
+    assert (options["labels"], options["epochs"], options["depth"], options["scratch"]) == (12, 2, 1, False)
+
+    _wait(lambda: len(jobs.read_progress(run_id)) >= 1 or jobs.run_status(run_id)["state"] != "running",
+          what="the first epoch")
+    if jobs.run_status(run_id)["state"] == "running":
+        at.run()  # a reload: a fresh script run finds the run from the runs folder
+        assert not at.exception
+        assert "loss" in [m.label for m in at.metric]  # the last epoch's figures
+        bars = [p.proto.text for p in at.get("progress")]
+        assert any(text.startswith(("epoch 1 / 2", "epoch 2 / 2")) for text in bars), bars
+
+    _wait(lambda: jobs.run_status(run_id)["state"] != "running")
+    fresh = _page()  # another tab: nothing in its session, everything from the runs folder
+    assert jobs.run_status(run_id)["state"] == "finished", jobs.log_tail(run_id)
+    metrics = jobs.read_metrics(run_id)
+    shown = {m.label: m.value for m in fresh.metric}
+    assert shown["test error"] == f"{metrics['test_error_percent']:.2f} %"
+    assert shown["training labels"] == "12"
+    assert f"run {run_id}: P(FRII)" in _texts(fresh)
+    assert fresh.selectbox(key="training_selected_run").value == run_id
+
+
+def test_cancel_button_stops_a_run(app_env):
+    at = _page()
+    _submit(at, labels=10, epochs=500, depth=0)
+    run_id = jobs.list_runs()["run_id"].iloc[0]
+    _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
+    at.run()
+    cancel = [b for b in at.button if b.label == "Cancel this run"]
+    assert cancel, "a running run has a cancel button"
+    cancel[0].click()
+    at.run()
+    assert not at.exception
+    assert jobs.run_status(run_id)["state"] == "cancelled"
+    assert "Cancelled at epoch" in " ".join(w.value for w in at.warning)
+
+
+def test_a_crashed_run_shows_why_and_the_page_keeps_working(app_env, tmp_path):
+    run_id = jobs.start_run(bundle=tmp_path / "no-such-bundle", epochs=1)
+    _wait(lambda: jobs.run_status(run_id)["state"] != "running")
+    at = _page()
+    errors = " ".join(e.value for e in at.error)
+    assert "The run failed" in errors and "no such bundle" in errors
+    # The page still starts runs after a failure.
+    _submit(at, labels=10, epochs=1)
+    assert len(jobs.list_runs()) == 2
+    for run in jobs.active_runs():
+        jobs.cancel_run(run)
+
+
+def test_missing_backbone_is_explained_not_started(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(tmp_path / "missing.safetensors"))
+    at = _page()
+    _submit(at, labels=10, epochs=1)
+    assert "does not exist" in " ".join(e.value for e in at.sidebar.error)
+    assert jobs.list_runs().empty
