@@ -1,0 +1,26 @@
+"""Radio galaxy latent-space explorer: ``streamlit run app.py``.
+
+Opens on the MiraBest map (prepared on first start, then reused from the user cache).
+The sidebar chooses the space and the neighbour settings for every page; the pages are
+thin: the work is done in ``explorer/`` and ``pretrain/``.
+"""
+from pathlib import Path
+
+import streamlit as st
+
+from explorer import ui
+
+ui.page_config()
+
+PAGES = Path(__file__).parent / "pages"
+pages = [
+    st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
+    st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
+]
+if (PAGES / "3_Training.py").is_file():  # the fine-tuning page, when installed
+    pages.append(st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"))
+
+navigation = st.navigation(pages)
+ui.mark_app_run()
+ui.sidebar()
+navigation.run()

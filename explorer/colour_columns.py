@@ -1,0 +1,57 @@
+"""Extra columns to colour a map by, beyond the space's own catalogue (e.g. model predictions).
+
+A *provider* is a function ``provider(space) -> {name: pd.Series indexed by source_id}``.
+Register one with :func:`register`; the map page offers every column the providers return
+for the current space, after the catalogue's own columns. Sources a provider says nothing
+about are shown as "no value".
+
+Built in: fine-tuned models' predictions, read by ``explorer.jobs.prediction_colour_columns``
+when that module (the Training page's) provides it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import pandas as pd
+
+Provider = Callable[[object], dict]
+_PROVIDERS: list[Provider] = []
+log = logging.getLogger(__name__)
+
+
+def register(provider: Provider) -> Provider:
+    """Add a provider (usable as a decorator). Registering the same function twice is a no-op."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+    return provider
+
+
+def _training_predictions(space) -> dict[str, pd.Series]:
+    try:
+        from explorer.jobs import prediction_colour_columns
+    except ImportError:
+        return {}
+    return prediction_colour_columns(space)
+
+
+def extra_colour_columns(space) -> dict[str, pd.Series]:
+    """Every provider's columns for ``space``; a failing provider is logged and skipped."""
+    columns: dict[str, pd.Series] = {}
+    for provider in [*_PROVIDERS, _training_predictions]:
+        try:
+            found = provider(space) or {}
+        except Exception as exc:  # one broken provider must not break the map
+            log.warning("colour provider %s failed: %s", getattr(provider, "__name__", provider), exc)
+            continue
+        for name, series in found.items():
+            if isinstance(series, pd.Series):
+                columns[str(name)] = series
+    return columns
+
+
+def aligned(series: pd.Series, source_ids: pd.Series) -> pd.Series:
+    """``series`` (indexed by source_id) in the order of ``source_ids``; missing ones are NA."""
+    series = series[~series.index.duplicated(keep="last")]
+    return pd.Series(series.reindex(source_ids.astype(str).to_numpy()).to_numpy(), index=source_ids.index,
+                     name=series.name)

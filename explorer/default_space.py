@@ -1,0 +1,199 @@
+"""The app's default space: MiraBest, embedded with the shipped backbone, kept in the user cache.
+
+First start: find (or download) the MiraBest FITS files -> build a bundle -> embed it with
+the backbone -> fit the map. Each step reports progress through one callback, so the app
+can show it. Later starts reuse the cached space, unless it is stale: made with other
+weights (their SHA-256 differs), or from a bundle that no longer matches the MiraBest
+folder (another folder, or another number of files). Then the stale part is rebuilt.
+
+Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
+``EXPLORER_MIRABEST_DIR`` (a local MiraBest folder, see :mod:`pretrain.data.mirabest`),
+``EXPLORER_CACHE`` (where bundles and spaces go).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pretrain import config
+from pretrain.errors import ExplorerError
+
+Progress = Callable[[str, float, str], None]  # (stage, fraction 0..1, message)
+STAGES = ("data", "bundle", "embeddings", "map")
+DEFAULT_SPACE_NAME = "mirabest"
+# One preparation at a time in a process: two browser tabs opening the app at once would
+# otherwise both write the same bundle and space folders.
+_PREPARE_LOCK = threading.Lock()
+
+
+def weights_path() -> Path:
+    """The backbone the app embeds with: ``EXPLORER_WEIGHTS``, else the one shipped in ``assets/``."""
+    from pretrain.models.backbone import default_backbone_path
+
+    override = os.environ.get("EXPLORER_WEIGHTS", "").strip()
+    return Path(override).expanduser() if override else default_backbone_path()
+
+
+def check_weights() -> Path:
+    """The weights file, or a clear error saying it is missing and what to do."""
+    path = weights_path()
+    if not path.is_file():
+        if os.environ.get("EXPLORER_WEIGHTS", "").strip():
+            raise ExplorerError(f"EXPLORER_WEIGHTS points at {path}, which does not exist. "
+                                "Point it at a backbone .safetensors file, or unset it to use the shipped one.")
+        raise ExplorerError(
+            f"The shipped backbone weights are missing ({path}). Without them the MiraBest space cannot "
+            "be embedded. Get a complete checkout of the project (assets/ holds the weights), train a "
+            "backbone with `python -m pretrain train`, or set EXPLORER_WEIGHTS to a .safetensors file."
+        )
+    return path
+
+
+def bundle_path() -> Path:
+    return config.cache_dir() / "bundles" / DEFAULT_SPACE_NAME
+
+
+def space_path() -> Path:
+    return config.cache_dir() / "spaces" / DEFAULT_SPACE_NAME
+
+
+def _fits_files(folder: Path) -> list[Path]:
+    from pretrain.data.bundle import FITS_SUFFIXES
+
+    return [p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES)]
+
+
+def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
+    """Is the bundle at ``bundle_dir`` a complete build of exactly the files now in ``fits_dir``?
+
+    Compared: the input folder recorded in the manifest and the number of its files
+    (images + failures + duplicates). A different folder or a file added or removed
+    makes the bundle stale.
+    """
+    manifest_file = bundle_dir / "manifest.json"
+    if not manifest_file.is_file():
+        return False
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (OSError, ValueError):
+        return False
+    inputs = manifest.get("inputs") or []
+    if len(inputs) != 1 or Path(inputs[0].get("path", "")).resolve() != fits_dir.resolve():
+        return False
+    return int(inputs[0].get("n_items", -1)) == len(_fits_files(fits_dir))
+
+
+@dataclass
+class DefaultSpaceState:
+    """Where the default space stands: ``ready`` or what has to be (re)built and why."""
+
+    ready: bool
+    reason: str  # for people: "ready", "not prepared yet", "made with other weights", ...
+    space_path: Path
+    weights_path: Path
+
+
+def fingerprint() -> tuple:
+    """Cheap facts that change whenever the default space's state may have changed.
+
+    (Paths and modification times of the weights, the space's manifest and the MiraBest
+    folder.) The app caches :func:`default_space_state` on this, so a rerun does not hash
+    the weights again.
+    """
+    from pretrain.data.mirabest import find_local_mirabest
+
+    def stamp(path: Path):
+        try:
+            st = path.stat()
+            return str(path), st.st_mtime_ns, st.st_size
+        except OSError:
+            return str(path), None, None
+
+    local = find_local_mirabest()
+    return (stamp(weights_path()), stamp(space_path() / "manifest.json"),
+            stamp(bundle_path() / "manifest.json"), stamp(local[0]) if local else None)
+
+
+def default_space_state() -> DefaultSpaceState:
+    """Check (cheaply, no network) whether the cached default space can be used as it is."""
+    from pretrain.data.mirabest import find_local_mirabest
+    from pretrain.space import is_stale
+
+    space, weights = space_path(), weights_path()
+    if not weights.is_file():
+        return DefaultSpaceState(False, "the backbone weights are missing", space, weights)
+    if not space.is_dir():
+        return DefaultSpaceState(False, "not prepared yet", space, weights)
+    local = find_local_mirabest()
+    bundle = bundle_path()
+    if local is not None and not bundle_matches(bundle, local[0]):
+        return DefaultSpaceState(False, "the MiraBest files changed since it was prepared", space, weights)
+    try:
+        bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
+    except (OSError, ValueError, KeyError):
+        return DefaultSpaceState(False, "its dataset bundle is missing", space, weights)
+    stale = is_stale(space, weights, bundle_id)
+    if stale:
+        return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
+    return DefaultSpaceState(True, "ready", space, weights)
+
+
+def prepare_default_space(progress: Progress | None = None, device: str = "auto"):
+    """Make sure the MiraBest space is in the cache and current; return it (a ``pretrain.space.Space``).
+
+    ``progress(stage, fraction, message)`` is called as each stage advances; stages are
+    ``data`` (finding / downloading the files), ``bundle``, ``embeddings`` and ``map``.
+    Work already done and still valid is reused (a complete bundle, a fresh space).
+    """
+    with _PREPARE_LOCK:
+        return _prepare(progress or (lambda stage, fraction, message: None), device)
+
+
+def _prepare(report: Progress, device: str):
+    from pretrain.data.bundle import build_bundle, load_bundle
+    from pretrain.data.mirabest import find_mirabest
+    from pretrain.space import embed_bundle_to_space, is_stale, load_space
+
+    weights = check_weights()
+
+    report("data", 0.0, "Looking for the MiraBest FITS files")
+    fits_dir = find_mirabest(download=True,
+                             progress=lambda done, total: report("data", done / max(total, 1),
+                                                                 f"Downloading MiraBest: {done}/{total} files"))
+    report("data", 1.0, f"MiraBest files in {fits_dir}")
+
+    bundle_dir = bundle_path()
+    if bundle_matches(bundle_dir, fits_dir):
+        bundle = load_bundle(bundle_dir)
+        report("bundle", 1.0, f"Reusing the bundle of {len(bundle)} images")
+    else:
+        report("bundle", 0.0, "Preprocessing the images into a bundle")
+        bundle = build_bundle(
+            fits_dirs=[fits_dir], out=bundle_dir, overwrite=True,
+            progress=lambda done, total, message: report("bundle", done / max(total, 1),
+                                                         f"Preprocessing images: {done}/{total}"))
+        report("bundle", 1.0, f"Bundle of {len(bundle)} images ready")
+
+    space_dir = space_path()
+    if space_dir.is_dir() and not is_stale(space_dir, weights, bundle.bundle_id):
+        report("embeddings", 1.0, "Reusing the embeddings")
+        report("map", 1.0, "Reusing the map")
+        return load_space(space_dir)
+
+    def embed_progress(done: int, total: int, message: str) -> None:
+        # pretrain.space reports (done, total, "embedding images") per batch, then announces
+        # the map fit and the writing with done == total.
+        if message == "embedding images":
+            report("embeddings", done / max(total, 1), f"Embedding images: {done}/{total}")
+        else:
+            report("embeddings", 1.0, f"Embedded {total} images")
+            report("map", 0.5 if "writing" in message else 0.0, message[:1].upper() + message[1:])
+
+    report("embeddings", 0.0, "Embedding images with the backbone")
+    space = embed_bundle_to_space(bundle, weights, out=space_dir, device=device, progress=embed_progress)
+    report("map", 1.0, f"Map of {len(space.catalogue_map)} sources ready")
+    return space

@@ -1,0 +1,93 @@
+"""A new image on a space's map: FIRST cutout (or uploaded FITS) -> model input -> embedding -> map.
+
+Every step raises an :class:`~pretrain.errors.ExplorerError` with a message for the user
+(broken file, blank image, unknown name, outside the footprint, no network); the page
+shows it and carries on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pretrain import config
+from pretrain.data.extent import angular_extent_arcsec
+from pretrain.data.fits_io import Cutout, read_cutout
+from pretrain.data.preprocess import preprocess_image
+from pretrain.errors import BlankImageError, ExplorerError, FitsReadError
+
+
+@dataclass
+class LookupResult:
+    """A looked-up or uploaded image, ready to show and (when the space allows) placed on the map."""
+
+    title: str  # what was asked for: the typed text, or the file name
+    cutout: Cutout
+    model_image: np.ndarray  # uint8 150 x 150, exactly what the encoder sees (central 70 px)
+    extent_arcsec: float  # estimated from the pixels of the raw cutout
+    embedding: np.ndarray | None = None  # (512,) raw representation
+    map_xy: np.ndarray | None = None  # (2,) on the space's saved map
+    space_key: str = ""  # the space the embedding / position belong to
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ra(self) -> float:
+        return float(self.cutout.centre.ra.deg)
+
+    @property
+    def dec(self) -> float:
+        return float(self.cutout.centre.dec.deg)
+
+
+def fetch_cutout(text: str, client) -> Cutout:
+    """Typed text -> FIRST cutout: coordinates if they parse as such, else an object name."""
+    from pretrain.data.positions import parse_position
+
+    text = (text or "").strip()
+    if not text:
+        raise ExplorerError("Type a position (e.g. 139.148 +4.681, or 09h16m35.5s +04d40m52s) "
+                            "or an object name (e.g. 3C 236).")
+    position = parse_position(text)  # PositionError (an ExplorerError) if out of range
+    if position is not None:
+        return client.fetch(position)
+    return client.fetch(name=text)
+
+
+def read_uploaded_fits(data: bytes, file_name: str) -> Cutout:
+    """An uploaded file's bytes -> cutout (FitsReadError says what is wrong with it)."""
+    if not data:
+        raise FitsReadError(f"{file_name}: the file is empty (0 bytes).")
+    return read_cutout(bytes(data), source=file_name)
+
+
+def prepare(cutout: Cutout, title: str) -> LookupResult:
+    """Preprocess exactly as the training images were; estimate the angular extent."""
+    image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)  # BlankImageError if empty
+    extent = angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec)
+    if not np.isfinite(extent):
+        # Pixels above the 3-sigma clip exist in pure noise too; a source needs an island.
+        raise BlankImageError(
+            f"{title}: no significant emission in the image (no island of at least "
+            f"{config.EXTENT_MIN_ISLAND_PX} pixels peaking above {config.EXTENT_ISLAND_PEAK_SIGMA:g} sigma "
+            "of the noise): it looks blank. Check the position or the file.")
+    result = LookupResult(title=title, cutout=cutout, model_image=image, extent_arcsec=float(extent))
+    if abs(cutout.pixel_scale_arcsec - config.FIRST_PIXEL_SCALE_ARCSEC) > 0.05:
+        result.notes.append(f"The image has {cutout.pixel_scale_arcsec:.2f}″ pixels; it was resampled to "
+                            f"FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC}″ before the model saw it.")
+    field_arcsec = min(cutout.shape) * cutout.pixel_scale_arcsec
+    if field_arcsec < config.IMAGE_FIELD_ARCSEC * 0.99:
+        result.notes.append(f"The image covers {field_arcsec:.0f}″, less than the model's "
+                            f"{config.IMAGE_FIELD_ARCSEC:.0f}″ field; the rest was padded with zeros.")
+    return result
+
+
+def place(result: LookupResult, space, encoder) -> LookupResult:
+    """Embed the model image with the space's encoder and put it on the space's saved map."""
+    from pretrain.space import place_image
+
+    with space.projector_lock:  # waits for a background warm-up instead of compiling twice
+        embedding, xy = place_image(space.space, encoder, result.model_image, device="cpu")
+    result.embedding = np.asarray(embedding, dtype=np.float32)
+    result.map_xy = np.asarray(xy, dtype=np.float64)
+    result.space_key = space.key
+    return result

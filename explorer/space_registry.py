@@ -1,0 +1,379 @@
+"""Which spaces the app can show, and one interface over both kinds.
+
+- **Embedding spaces** (made by ``python -m pretrain embed`` or by the app for MiraBest):
+  a catalogue with map coordinates, 512-d representations and the images of their bundle.
+  Neighbours are found by cosine similarity in the full representation space.
+- **Catalogue-only spaces** (the published RGZ DR1 map): positions, sizes and someone
+  else's map coordinates, no representations and no images. Neighbours are the nearest
+  points *on the map* (2-D), and images come from FIRST through the cutout client.
+
+:func:`discover_spaces` lists what is available: the default MiraBest space (even before
+it is prepared), every space folder under ``cache_dir()/spaces`` and under the folders in
+``EXPLORER_SPACES`` (``os.pathsep``-separated; each a space or a folder of spaces), and the
+published RGZ DR1 map when its Parquet file is there (``EXPLORER_RGZ_MAP`` or the shared
+data folder).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer.similarity import CosineIndex, MapIndex
+from explorer.sky import sky_duplicate_mask
+from pretrain import config
+from pretrain.errors import ExplorerError
+
+RGZ_MAP_FILE = "rgz_dr1_published_map.parquet"
+DEFAULT_KEY = "default:mirabest"
+RGZ_KEY = "catalogue:rgz-dr1"
+
+
+@dataclass(frozen=True)
+class SpaceEntry:
+    """One choice in the space selector."""
+
+    key: str  # stable identifier (widget state, caches)
+    title: str  # what people read
+    kind: str  # "default" (MiraBest, prepared on demand), "embedding" or "catalogue"
+    path: Path | None
+
+
+def rgz_map_path() -> Path:
+    override = os.environ.get("EXPLORER_RGZ_MAP", "").strip()
+    return Path(override).expanduser() if override else config.SHARED_DATA_DIR / RGZ_MAP_FILE
+
+
+def _space_folders(root: Path) -> list[Path]:
+    """``root`` itself if it is a space, else its sub-folders that are spaces (sorted)."""
+    from pretrain.space import MANIFEST_FILE
+
+    if not root.is_dir():
+        return []
+    if (root / MANIFEST_FILE).is_file() and (root / "map.parquet").is_file():
+        return [root]
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file())
+
+
+def discover_spaces() -> list[SpaceEntry]:
+    """Every space the app can open; the default MiraBest space first."""
+    from explorer import default_space
+
+    default_path = default_space.space_path()
+    entries = [SpaceEntry(DEFAULT_KEY, "MiraBest (default)", "default", default_path)]
+    roots = [config.cache_dir() / "spaces"]
+    roots += [Path(p).expanduser() for p in os.environ.get("EXPLORER_SPACES", "").split(os.pathsep) if p.strip()]
+    seen = {default_path.resolve()}
+    for root in roots:
+        for folder in _space_folders(root):
+            if folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            entries.append(SpaceEntry(f"space:{folder.resolve()}", folder.name, "embedding", folder))
+    rgz = rgz_map_path()
+    if rgz.is_file():
+        entries.append(SpaceEntry(RGZ_KEY, "RGZ DR1 published map (catalogue only)", "catalogue", rgz))
+    return entries
+
+
+# --- the spaces ---------------------------------------------------------------------------
+
+@dataclass
+class Neighbours:
+    """A ranked neighbour list and what the duplicate filter dropped."""
+
+    rows: np.ndarray  # catalogue rows, best first
+    scores: np.ndarray  # cosine similarity (embedding spaces) or map distance (catalogue spaces)
+    score_name: str
+    dropped: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # sky duplicates
+
+
+class ExplorerSpace:
+    """What the pages need from a space, whichever kind it is."""
+
+    key: str
+    title: str
+    catalogue: pd.DataFrame  # row order = map order; source_id, umap_x, umap_y, ra, dec, ...
+    has_embeddings: bool = False
+    has_images: bool = False  # images without a network request (a bundle)
+    index: CosineIndex | MapIndex
+
+    @property
+    def score_name(self) -> str:
+        return self.index.metric_name
+
+    def __len__(self) -> int:
+        return len(self.catalogue)
+
+    def row_of(self, source_id: str) -> int:
+        """Catalogue row of a source id (KeyError if unknown)."""
+        return int(self._row_by_id[source_id])
+
+    @functools.cached_property
+    def _row_by_id(self) -> pd.Series:
+        return pd.Series(np.arange(len(self.catalogue)), index=self.catalogue["source_id"].astype(str))
+
+    def image(self, row: int) -> np.ndarray | None:
+        """The model image (uint8, 150 x 150) of a source, if available without the network."""
+        return None
+
+    def neighbours_of_row(self, row: int, k: int, sky_radius_arcsec: float = 0.0) -> Neighbours:
+        """The ``k`` nearest sources to catalogue row ``row`` (itself excluded)."""
+        query = self._query_of_row(row)
+        ra, dec = self.catalogue["ra"].iloc[row], self.catalogue["dec"].iloc[row]
+        return self._search(query, k, sky_radius_arcsec, (ra, dec), exclude=[row])
+
+    def _query_of_row(self, row: int):
+        raise NotImplementedError
+
+    def _search(self, query, k: int, sky_radius_arcsec: float, query_radec, exclude=()) -> Neighbours:
+        """Top-k, dropping sky duplicates; asks for more candidates until k survive (bounded)."""
+        n = len(self.index)
+        ra = self.catalogue["ra"].to_numpy(np.float64)
+        dec = self.catalogue["dec"].to_numpy(np.float64)
+        wanted = min(k + 16, n)
+        while True:
+            rows, scores = self.index.query(query, wanted, exclude=list(exclude))
+            keep = sky_duplicate_mask(ra[rows], dec[rows], sky_radius_arcsec, query_radec)
+            if keep.sum() >= k or wanted >= n:
+                break
+            wanted = min(n, wanted * 4)  # at most log4(n) rounds
+        kept = np.flatnonzero(keep)[:k]
+        last = kept[-1] if kept.size else -1
+        dropped = rows[: last + 1][~keep[: last + 1]]
+        return Neighbours(rows[kept], scores[kept], self.score_name, dropped)
+
+
+class EmbeddingSpace(ExplorerSpace):
+    """A space with representations (``pretrain.space.Space``) and its bundle's images."""
+
+    has_embeddings = True
+
+    def __init__(self, space, key: str, title: str):
+        self.space = space
+        self.key, self.title = key, title
+        self.catalogue = space.catalogue_map.reset_index(drop=True)
+        self.index = CosineIndex(space.unit_embeddings)
+        self.images = _bundle_images(space)
+        self.has_images = self.images is not None
+        self.projector_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the map projector and run it once.
+
+        UMAP's first ``transform`` in a process compiles numba code (~20-30 s); doing it in
+        the background while people look at the map makes the first look-up quick.
+        """
+        with self.projector_lock:
+            self.space.projector.transform(self.space.embeddings[:1])
+
+    def _query_of_row(self, row: int) -> np.ndarray:
+        return self.index.unit_vectors_[row]
+
+    def image(self, row: int) -> np.ndarray | None:
+        if self.images is None:
+            return None
+        return np.asarray(self.images[row])  # one 22 kB read from the memory map
+
+    def neighbours_of_vector(self, vector: np.ndarray, k: int, sky_radius_arcsec: float = 0.0,
+                             query_radec: tuple[float, float] | None = None) -> Neighbours:
+        """Neighbours of a new representation (a looked-up image)."""
+        return self._search(np.asarray(vector, dtype=np.float32), k, sky_radius_arcsec, query_radec)
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.space.weights_sha256
+
+    @property
+    def weights_file(self) -> str:
+        return self.space.manifest["weights"].get("file", "")
+
+
+def _bundle_images(space) -> np.ndarray | None:
+    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources."""
+    from pretrain.data.bundle import load_bundle
+
+    path = space.bundle_path
+    if path is None or not Path(path).is_dir():
+        return None
+    try:
+        bundle = load_bundle(path)
+    except ExplorerError:
+        return None
+    same = (len(bundle.catalogue) == len(space.catalogue_map) and
+            (bundle.catalogue["source_id"].astype(str).to_numpy()
+             == space.catalogue_map["source_id"].astype(str).to_numpy()).all())
+    return bundle.images if same else None
+
+
+class CatalogueSpace(ExplorerSpace):
+    """A published map without representations: neighbours on the map, images from FIRST."""
+
+    has_embeddings = False
+    has_images = False
+
+    def __init__(self, catalogue: pd.DataFrame, key: str, title: str):
+        self.key, self.title = key, title
+        self.catalogue = catalogue.reset_index(drop=True)
+        self.index = MapIndex().fit(self.catalogue[["umap_x", "umap_y"]].to_numpy())
+
+    def _query_of_row(self, row: int) -> np.ndarray:
+        return self.index.points_[row]
+
+    def neighbours_of_xy(self, xy, k: int, sky_radius_arcsec: float = 0.0, query_radec=None) -> Neighbours:
+        return self._search(np.asarray(xy, dtype=np.float64), k, sky_radius_arcsec, query_radec)
+
+    # Images: FIRST cutouts through the look-up client. ``image`` looks only in the client's
+    # disk cache (no network: the gallery must stay fast); ``fetch_image`` may download.
+    def _request(self, row: int, client):
+        from astropy.coordinates import SkyCoord
+
+        ra, dec = self.catalogue["ra"].iloc[row], self.catalogue["dec"].iloc[row]
+        return client.request(SkyCoord(float(ra), float(dec), unit="deg"))
+
+    def image(self, row: int, client=None) -> np.ndarray | None:
+        if row in self._images:
+            return self._images[row]
+        client = client or _default_client()
+        path = client.cache_path(self._request(row, client))
+        if not path.is_file():
+            return None
+        return self._remember(row, _model_image_from_file(path))
+
+    def fetch_image(self, row: int, client=None) -> np.ndarray | None:
+        """The model image of a source, downloading its FIRST cutout if needed.
+
+        Raises the client's errors (NoNetworkError, OutsideFootprintError, ...); returns
+        None when the cutout holds no significant emission.
+        """
+        cached = self.image(row, client)
+        if cached is not None:
+            return cached
+        from pretrain.data.preprocess import preprocess_image
+        from pretrain.errors import BlankImageError
+
+        client = client or _default_client()
+        cutout = client.fetch(self._request(row, client).position)
+        try:
+            image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
+        except BlankImageError:
+            image = None
+        return self._remember(row, image)
+
+    @functools.cached_property
+    def _images(self) -> dict[int, np.ndarray | None]:
+        return {}
+
+    def _remember(self, row: int, image: np.ndarray | None) -> np.ndarray | None:
+        if len(self._images) > 2048:  # bounded memory: 2048 x 22 kB
+            self._images.clear()
+        self._images[row] = image
+        return image
+
+
+def _default_client():
+    """A FIRST cutout client at ``EXPLORER_SKYVIEW_URL`` (read now, not at import)."""
+    from pretrain.data.first_client import FirstCutoutClient
+
+    return FirstCutoutClient(base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None)
+
+
+def _model_image_from_file(path: Path) -> np.ndarray | None:
+    from pretrain.data.fits_io import read_cutout
+    from pretrain.data.preprocess import preprocess_image
+
+    try:
+        cutout = read_cutout(path)
+        return preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
+    except ExplorerError:
+        return None
+
+
+def read_rgz_map(path: str | Path) -> pd.DataFrame:
+    """The published RGZ DR1 map in the app's column names (``size`` -> angular extent).
+
+    ``source_id`` is the RGZ name, with ``_2`` appended to the second entry of a name that
+    the catalogue lists twice; ``rgz_name`` keeps the name as published.
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise ExplorerError(f"{path}: cannot read the RGZ DR1 map ({exc}).") from exc
+    needed = {"rgz_name", "ra", "dec", "size", "umap_x", "umap_y"}
+    if not needed <= set(frame.columns):
+        raise ExplorerError(f"{path}: expected columns {sorted(needed)}, found {sorted(frame.columns)}.")
+    from pretrain.data.names import unique_source_ids
+
+    names = frame["rgz_name"].astype(str).tolist()
+    out = pd.DataFrame({
+        # ~2000 names appear twice (the same object entered twice): ids must be unique
+        "source_id": unique_source_ids(names),
+        "rgz_name": names,
+        "umap_x": frame["umap_x"].to_numpy(np.float32),
+        "umap_y": frame["umap_y"].to_numpy(np.float32),
+        "ra": frame["ra"].to_numpy(np.float64),
+        "dec": frame["dec"].to_numpy(np.float64),
+        "angular_extent_arcsec": frame["size"].to_numpy(np.float64),
+    })
+    for column in frame.columns:  # anything else the file carries
+        if column not in needed and column not in out:
+            out[column] = frame[column].to_numpy()
+    return out
+
+
+def open_space(entry: SpaceEntry) -> ExplorerSpace:
+    """Load the space behind a selector entry (the default one must be prepared first)."""
+    if entry.kind == "catalogue":
+        return CatalogueSpace(read_rgz_map(entry.path), entry.key, entry.title)
+    from pretrain.space import load_space
+
+    return EmbeddingSpace(load_space(entry.path), entry.key, entry.title)
+
+
+# --- the encoder a space was made with ------------------------------------------------------
+
+def weights_candidates(space: EmbeddingSpace) -> list[Path]:
+    """Where the weights a space was embedded with may be, most likely first."""
+    from explorer.default_space import weights_path
+    from pretrain.models.backbone import default_backbone_path
+
+    name = space.weights_file
+    candidates = [weights_path(), default_backbone_path()]
+    if name:
+        candidates += [config.ASSETS_DIR / name, space.space.path / name, space.space.path.parent / name]
+        runs = config.REPO_ROOT / "runs"
+        if runs.is_dir():
+            candidates += sorted(runs.glob(f"*/{name}"))
+    unique = []
+    for path in candidates:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def find_weights(space: EmbeddingSpace) -> Path:
+    """The weights file whose SHA-256 is the one recorded in the space (ExplorerError if none)."""
+    from pretrain.models.backbone import weights_sha256
+
+    for path in weights_candidates(space):
+        if path.is_file() and _cached_sha256(str(path), path.stat().st_mtime_ns, path.stat().st_size) == space.weights_sha256:
+            return path
+    raise ExplorerError(
+        f"The weights this space was embedded with ({space.weights_file or 'unknown file'}, sha256 "
+        f"{space.weights_sha256[:12]}...) were not found, so a new image cannot be placed on its map. "
+        "Set EXPLORER_WEIGHTS to that file, or choose another space."
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_sha256(path: str, mtime_ns: int, size: int) -> str:
+    from pretrain.models.backbone import weights_sha256
+
+    return weights_sha256(path)

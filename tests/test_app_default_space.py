@@ -1,0 +1,83 @@
+"""First start: the app prepares the MiraBest space with progress, reuses it, rebuilds it when stale."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from explorer import default_space
+from explorer.space_registry import RGZ_KEY
+from pretrain.models.backbone import weights_sha256
+from tests.app_space import app_test, gallery_html, link_subset, random_weights
+
+TINY = {"10": 4, "20": 4, "30": 2}  # ten real files: enough for a map, quick to embed
+
+
+@pytest.fixture
+def fresh_env(mirabest_dir, tmp_path, monkeypatch):
+    folder = link_subset(mirabest_dir, tmp_path / "mirabest", TINY)
+    weights = random_weights(tmp_path / "weights_a.safetensors", seed=1)
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EXPLORER_MIRABEST_DIR", str(folder))
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(weights))
+    monkeypatch.delenv("EXPLORER_SPACES", raising=False)
+    return tmp_path
+
+
+def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stale(fresh_env, mirabest_dir,
+                                                                                     monkeypatch):
+    assert default_space.default_space_state().reason == "not prepared yet"
+    at = app_test()
+    at.run()
+    assert not at.exception, at.exception
+    # the run prepared the space (progress in an st.status), then reran into the map
+    assert any("10 sources" in c.value for c in at.caption)
+    manifest = json.loads((default_space.space_path() / "manifest.json").read_text())
+    assert manifest["weights"]["sha256"] == weights_sha256(fresh_env / "weights_a.safetensors")
+    assert default_space.default_space_state().ready
+    created = manifest["created"]
+
+    # a second start reuses it: nothing is rewritten
+    at = app_test()
+    at.run()
+    assert json.loads((default_space.space_path() / "manifest.json").read_text())["created"] == created
+
+    # other weights: the cached space is stale and is embedded again with the new ones
+    other = random_weights(fresh_env / "weights_b.safetensors", seed=2)
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(other))
+    state = default_space.default_space_state()
+    assert not state.ready and "other weights" in state.reason
+    reports = []
+    default_space.prepare_default_space(lambda stage, fraction, message: reports.append((stage, fraction)))
+    stages = [stage for stage, _ in reports]
+    assert [s for i, s in enumerate(stages) if s not in stages[:i]] == ["data", "bundle", "embeddings", "map"]
+    assert ("bundle", 1.0) in reports and reports[-1] == ("map", 1.0)
+    assert all(0.0 <= fraction <= 1.0 for _, fraction in reports)
+    manifest = json.loads((default_space.space_path() / "manifest.json").read_text())
+    assert manifest["weights"]["sha256"] == weights_sha256(other)
+    assert default_space.default_space_state().ready
+
+    # a file added to the MiraBest folder: the bundle (and so the space) is rebuilt
+    source = next(p for p in sorted(mirabest_dir.iterdir()) if p.name.startswith("21"))  # not in TINY
+    (fresh_env / "mirabest" / source.name).symlink_to(source)
+    assert "changed" in default_space.default_space_state().reason
+    at = app_test()
+    at.run()
+    assert any("11 sources" in c.value for c in at.caption)
+
+
+def test_missing_weights_say_what_to_do_and_the_rgz_map_still_works(fresh_env, monkeypatch):
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(fresh_env / "no_such_weights.safetensors"))
+    at = app_test()
+    at.run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "EXPLORER_WEIGHTS" in errors and "no_such_weights" in errors
+    assert any("RGZ DR1" in i.value for i in at.info)
+
+    at = app_test()
+    at.session_state["space_key"] = RGZ_KEY
+    at.query_params["source"] = "RGZJ134541.2+232253"
+    at.run()
+    assert not at.exception, at.exception
+    assert 'data-query="RGZJ134541.2+232253"' in gallery_html(at)

@@ -1,0 +1,152 @@
+"""Map figures, gallery HTML, colour columns and display images (no browser, no Streamlit)."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from explorer import colour_columns as cc
+from explorer.figures import colour_columns, is_categorical, map_figure, rows_from_selection
+from explorer.gallery import Card, display_stretch, gallery_html, rgb_image
+from explorer.space_registry import read_rgz_map
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 60
+    return pd.DataFrame({
+        "source_id": [f"J{i:04d}" for i in range(n)],
+        "umap_x": rng.normal(size=n).astype(np.float32), "umap_y": rng.normal(size=n).astype(np.float32),
+        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
+        "angular_extent_arcsec": np.r_[rng.uniform(20, 200, n - 2), np.nan, 0.0],
+        "label": rng.choice(["FRI", "FRII", "hybrid"], n),
+        "confident": pd.array(rng.choice([True, False], n), dtype="boolean"),
+        "file": [f"f{i}.fits" for i in range(n)],
+    })
+
+
+def _rows(trace) -> np.ndarray:
+    return np.asarray(trace.customdata)[:, 0].astype(int)
+
+
+def test_categorical_colour_gives_one_trace_per_label_covering_every_source(catalogue):
+    fig = map_figure(catalogue, catalogue["label"], "label")
+    rows = np.concatenate([_rows(t) for t in fig.data])
+    assert sorted(rows) == list(range(len(catalogue)))  # every source exactly once
+    for trace in fig.data:
+        label = trace.name.split(" (")[0]
+        assert set(catalogue["label"].iloc[_rows(trace)]) == {label}
+        assert trace.type == "scattergl"
+
+
+def test_continuous_log_colour_uses_log10_and_sets_aside_values_it_cannot_show(catalogue):
+    values = catalogue["angular_extent_arcsec"]
+    fig = map_figure(catalogue, values, "angular_extent_arcsec", log_colour=True)
+    missing = [t for t in fig.data if t.name == "no value"][0]
+    assert set(_rows(missing)) == {len(catalogue) - 2, len(catalogue) - 1}  # NaN and 0 (no log)
+    shown = [t for t in fig.data if t.name == "angular_extent_arcsec"][0]
+    np.testing.assert_allclose(np.asarray(shown.marker.color), np.log10(values.iloc[_rows(shown)]), rtol=1e-6)
+    ticks = shown.marker.colorbar
+    assert ticks.ticktext and all(10 ** v == pytest.approx(float(t)) for v, t in zip(ticks.tickvals, ticks.ticktext))
+
+
+def test_overlays_mark_neighbours_query_and_looked_up_position(catalogue):
+    fig = map_figure(catalogue, None, neighbours=[5, 9, 2], query=7, marker=(0.5, -0.5), marker_name="3C 236")
+    by_name = {t.name: t for t in fig.data}
+    np.testing.assert_array_equal(_rows(by_name["neighbours"]), [5, 9, 2])
+    assert list(by_name["neighbours"].texttemplate) == ["1", "2", "3"]  # ranks drawn beside the rings
+    np.testing.assert_allclose(by_name["neighbours"].x, catalogue["umap_x"].iloc[[5, 9, 2]])
+    assert _rows(by_name["selected source"]).tolist() == [7]
+    assert by_name["3C 236"].x == (0.5,) and by_name["3C 236"].customdata is None  # a click on it selects nothing
+
+
+def test_rows_from_selection_reads_every_shape_plotly_sends():
+    points = [{"customdata": {"0": 4.0, "1": 10.0}}, {"customdata": [2, 1.0]}, {"customdata": 4},
+              {"customdata": None}, {"x": 1}]
+    assert rows_from_selection(points) == [4, 2]
+    assert rows_from_selection([]) == []
+
+
+def test_colour_columns_offer_labels_and_numbers_not_identifiers(catalogue):
+    options = colour_columns(catalogue, extra={"prob_FRII (run 1)": pd.Series(dtype=float)})
+    assert options[0] == "angular_extent_arcsec"
+    assert {"label", "confident", "ra", "dec"} <= set(options)
+    assert "source_id" not in options and "file" not in options and "umap_x" not in options
+    assert options[-1] == "prob_FRII (run 1)"
+    assert is_categorical(catalogue["label"]) and is_categorical(catalogue["confident"])
+    assert not is_categorical(catalogue["angular_extent_arcsec"])
+
+
+def test_registered_colour_provider_is_offered_and_aligned(catalogue):
+    class FakeSpace:
+        pass
+
+    space = FakeSpace()
+    space.catalogue = catalogue
+
+    def provider(s):
+        return {"score": pd.Series([0.25, 0.75], index=["J0003", "J0001"])}
+
+    def broken(s):
+        raise RuntimeError("a broken provider must not break the map")
+
+    cc.register(provider)
+    cc.register(broken)
+    try:
+        extra = cc.extra_colour_columns(space)
+    finally:
+        cc._PROVIDERS.remove(provider)
+        cc._PROVIDERS.remove(broken)
+    values = cc.aligned(extra["score"], catalogue["source_id"])
+    assert values.iloc[3] == 0.25 and values.iloc[1] == 0.75
+    assert values.isna().sum() == len(catalogue) - 2
+
+
+def _decode_images(html: str) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(b64)))
+            for b64 in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
+    rng = np.random.default_rng(5)
+    cards = [Card(rank=i + 1, source_id=f"J{i:03d}", image=rng.integers(0, 255, (150, 150), dtype=np.uint8),
+                  score=1.0 - i / 10, label="FRII", extent_arcsec=42.0, ra=10.0, dec=-1.0) for i in range(4)]
+    cards.append(Card(rank=5, source_id="RGZJ1", image=None, score=0.5, note="FIRST image not fetched yet"))
+    html = gallery_html(cards, "cosine similarity", query_id="J999")
+    assert 'data-query="J999"' in html and 'data-count="5"' in html
+    assert re.findall(r'data-source-id="([^"]+)"', html) == ["J000", "J001", "J002", "J003", "RGZJ1"]
+    images = _decode_images(html)
+    assert len(images) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in images)
+    assert "FIRST image not fetched yet" in html and "sim 0.700" in html
+
+
+def test_display_images_keep_order_of_brightness():
+    ramp = np.tile(np.linspace(0, 1, 50, dtype=np.float32), (50, 1))
+    ramp[0, 0] = np.nan
+    stretched = display_stretch(ramp)
+    assert stretched.dtype == np.uint8 and stretched[1, -1] == 255
+    assert np.all(np.diff(stretched[1].astype(int)) >= 0)
+    assert display_stretch(np.full((4, 4), np.nan)).max() == 0
+    big = rgb_image(np.zeros((150, 150), np.uint8), 300, crop_box_px=70)
+    pixels = np.asarray(big)
+    assert big.size == (300, 300)
+    assert pixels[150, 80].tolist() == [0, 229, 255]  # the 70 px box (x 80 = 150 - 70) is outlined
+    assert pixels[150, 150].tolist() != [0, 229, 255]
+
+
+def test_rgz_published_map_is_read_in_app_columns(rgz_map_path):
+    frame = read_rgz_map(rgz_map_path)
+    assert len(frame) == 50_790
+    assert {"source_id", "umap_x", "umap_y", "ra", "dec", "angular_extent_arcsec"} <= set(frame.columns)
+    # RGZ DR1 lists ~2000 names twice (one object, two entries): ids are made unique, names kept
+    assert frame["source_id"].str.startswith("RGZJ").all() and frame["source_id"].is_unique
+    assert frame["rgz_name"].duplicated().sum() > 0
+    twins = frame[frame["rgz_name"].duplicated(keep=False)]
+    assert (twins["source_id"].str.replace(r"_\d+$", "", regex=True) == twins["rgz_name"]).all()
+    assert frame["angular_extent_arcsec"].min() > 25.0  # the published map keeps sources above 25"
