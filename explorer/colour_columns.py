@@ -11,6 +11,7 @@ when that module (the Training page's) provides it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -27,7 +28,20 @@ def register(provider: Provider) -> Provider:
     return provider
 
 
+def _any_predictions() -> bool:
+    """Has any fine-tuning run written predictions? (Checked without importing torch.)"""
+    import os
+
+    from pretrain import config
+
+    override = os.environ.get(getattr(config, "RUNS_DIR_ENV", "EXPLORER_RUNS"), "").strip()
+    runs = Path(override).expanduser() if override else config.cache_dir() / "runs"
+    return runs.is_dir() and any(runs.glob("*/predictions.parquet"))
+
+
 def _training_predictions(space) -> dict[str, pd.Series]:
+    if not _any_predictions():  # explorer.jobs imports torch: not worth it for nothing
+        return {}
     try:
         from explorer.jobs import prediction_colour_columns
     except ImportError:

@@ -12,6 +12,8 @@ Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import threading
@@ -32,10 +34,42 @@ _PREPARE_LOCK = threading.Lock()
 
 def weights_path() -> Path:
     """The backbone the app embeds with: ``EXPLORER_WEIGHTS``, else the one shipped in ``assets/``."""
-    from pretrain.models.backbone import default_backbone_path
-
     override = os.environ.get("EXPLORER_WEIGHTS", "").strip()
-    return Path(override).expanduser() if override else default_backbone_path()
+    # (= pretrain.models.backbone.default_backbone_path(), without importing torch at start-up)
+    return Path(override).expanduser() if override else config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file, as ``pretrain.models.backbone.weights_sha256`` (cached per version)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stale_reason(space: Path, weights: Path, bundle_id: str) -> str:
+    """'' when the space is complete and made from these weights and this bundle, else why not.
+
+    The same test as ``pretrain.space.is_stale``, without importing torch (which that
+    needs for hashing weights): the map page must come up quickly at start-up.
+    """
+    from pretrain.space import EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, read_manifest
+
+    try:
+        manifest = read_manifest(space)
+    except SpaceError as exc:
+        return str(exc)
+    missing = [name for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE) if not (space / name).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    stat = weights.stat()
+    if _file_sha256(str(weights), stat.st_mtime_ns, stat.st_size) != manifest["weights"].get("sha256"):
+        return f"made with other weights ({manifest['weights'].get('file')}), not {weights.name}"
+    if manifest["bundle"].get("id") != bundle_id:
+        return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
+    return ""
 
 
 def check_weights() -> Path:
@@ -121,7 +155,6 @@ def fingerprint() -> tuple:
 def default_space_state() -> DefaultSpaceState:
     """Check (cheaply, no network) whether the cached default space can be used as it is."""
     from pretrain.data.mirabest import find_local_mirabest
-    from pretrain.space import is_stale
 
     space, weights = space_path(), weights_path()
     if not weights.is_file():
@@ -136,7 +169,7 @@ def default_space_state() -> DefaultSpaceState:
         bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
     except (OSError, ValueError, KeyError):
         return DefaultSpaceState(False, "its dataset bundle is missing", space, weights)
-    stale = is_stale(space, weights, bundle_id)
+    stale = _stale_reason(space, weights, bundle_id)
     if stale:
         return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
     return DefaultSpaceState(True, "ready", space, weights)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from pretrain.errors import ExplorerError
 RGZ_MAP_FILE = "rgz_dr1_published_map.parquet"
 DEFAULT_KEY = "default:mirabest"
 RGZ_KEY = "catalogue:rgz-dr1"
+WARM_UP_DELAY_S = 8.0  # the projector warm-up waits this long after a space is opened
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,17 @@ def _space_folders(root: Path) -> list[Path]:
                   if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file())
 
 
+def _title(folder: Path) -> str:
+    """A space's name in the selector: its folder and, from its manifest, how many sources."""
+    import json
+
+    try:
+        count = json.loads((folder / "manifest.json").read_text())["counts"]["sources"]
+        return f"{folder.name} ({int(count):,} sources)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return folder.name
+
+
 def discover_spaces() -> list[SpaceEntry]:
     """Every space the app can open; the default MiraBest space first."""
     from explorer import default_space
@@ -75,7 +88,7 @@ def discover_spaces() -> list[SpaceEntry]:
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
-            entries.append(SpaceEntry(f"space:{folder.resolve()}", folder.name, "embedding", folder))
+            entries.append(SpaceEntry(f"space:{folder.resolve()}", _title(folder), "embedding", folder))
     rgz = rgz_map_path()
     if rgz.is_file():
         entries.append(SpaceEntry(RGZ_KEY, "RGZ DR1 published map (catalogue only)", "catalogue", rgz))
@@ -170,6 +183,7 @@ class EmbeddingSpace(ExplorerSpace):
         UMAP's first ``transform`` in a process compiles numba code (~20-30 s); doing it in
         the background while people look at the map makes the first look-up quick.
         """
+        time.sleep(WARM_UP_DELAY_S)  # let the first page finish drawing: this takes a core for a while
         with self.projector_lock:
             self.space.projector.transform(self.space.embeddings[:1])
 
@@ -342,10 +356,9 @@ def open_space(entry: SpaceEntry) -> ExplorerSpace:
 def weights_candidates(space: EmbeddingSpace) -> list[Path]:
     """Where the weights a space was embedded with may be, most likely first."""
     from explorer.default_space import weights_path
-    from pretrain.models.backbone import default_backbone_path
 
     name = space.weights_file
-    candidates = [weights_path(), default_backbone_path()]
+    candidates = [weights_path(), config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE]
     if name:
         candidates += [config.ASSETS_DIR / name, space.space.path / name, space.space.path.parent / name]
         runs = config.REPO_ROOT / "runs"
@@ -360,20 +373,15 @@ def weights_candidates(space: EmbeddingSpace) -> list[Path]:
 
 def find_weights(space: EmbeddingSpace) -> Path:
     """The weights file whose SHA-256 is the one recorded in the space (ExplorerError if none)."""
-    from pretrain.models.backbone import weights_sha256
+    from explorer.default_space import _file_sha256
 
     for path in weights_candidates(space):
-        if path.is_file() and _cached_sha256(str(path), path.stat().st_mtime_ns, path.stat().st_size) == space.weights_sha256:
-            return path
+        if path.is_file():
+            stat = path.stat()
+            if _file_sha256(str(path), stat.st_mtime_ns, stat.st_size) == space.weights_sha256:
+                return path
     raise ExplorerError(
         f"The weights this space was embedded with ({space.weights_file or 'unknown file'}, sha256 "
         f"{space.weights_sha256[:12]}...) were not found, so a new image cannot be placed on its map. "
         "Set EXPLORER_WEIGHTS to that file, or choose another space."
     )
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_sha256(path: str, mtime_ns: int, size: int) -> str:
-    from pretrain.models.backbone import weights_sha256
-
-    return weights_sha256(path)

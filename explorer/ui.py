@@ -87,7 +87,7 @@ def sidebar() -> None:
     st.session_state.setdefault(RADIUS_KEY, int(config.APP_SKY_DUPLICATE_RADIUS_ARCSEC))
     with st.sidebar:
         st.markdown("### :material/satellite_alt: Radio galaxy explorer")
-        st.selectbox("Space", list(titles), format_func=titles.get, key=SPACE_KEY,
+        st.selectbox("Space", list(titles), format_func=titles.get, key=SPACE_KEY, on_change=_space_changed,
                      help="A space is a data set's map and representations. Prepared spaces in the "
                           "cache, folders in EXPLORER_SPACES, and the published RGZ DR1 map.")
         entry = _entry(st.session_state[SPACE_KEY])
@@ -99,6 +99,10 @@ def sidebar() -> None:
         st.slider("Drop sky duplicates within (″)", 0, 120, key=RADIUS_KEY, step=5,
                   help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
                        "is the same object catalogued twice: it is dropped. 0 keeps everything.")
+
+
+def _space_changed() -> None:
+    st.query_params.pop("source", None)  # a source id of the previous space means nothing here
 
 
 def _entry(key: str) -> SpaceEntry:
@@ -224,9 +228,12 @@ def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
     """Colour-by selector and log toggle; returns (name, values aligned with rows, log)."""
     extra = _extra_columns(space.key, space)
     options = colour_columns(space.catalogue, extra)
+    key = f"colour:{space.key}"
+    if st.session_state.get(key) is not None and st.session_state[key] not in options:
+        del st.session_state[key]  # e.g. a run's prediction column that is gone
     left, right, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
     with left:
-        name = st.selectbox("Colour by", options, key=f"colour:{space.key}",
+        name = st.selectbox("Colour by", options, key=key,
                             format_func=pretty_name)
     if name is None:
         return "", None, False
@@ -518,7 +525,9 @@ def lookup_page(space: ExplorerSpace) -> None:
     if outcome is None:
         return
     if isinstance(outcome, _LookupFailure):
-        st.error(f"**{outcome.title}**: {outcome}", icon="⚠️")
+        message = str(outcome)
+        shown = message if message.startswith(outcome.title) else f"**{outcome.title}**: {message}"
+        st.error(shown, icon="⚠️")
         return
     if outcome.space_key != space.key and space.has_embeddings:
         _place(space, outcome)

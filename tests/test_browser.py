@@ -1,0 +1,114 @@
+"""The app in a real browser: ``streamlit run app.py`` driven through Debian's Chromium.
+
+Clicks a hybrid source on the map and checks its neighbour gallery, runs look-ups against
+the stand-in SkyView server (a hit, a position outside the footprint, a broken upload),
+switches to the RGZ DR1 map and clicks there. Screenshots go to ``artifacts/``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pretrain.space import load_space
+from tests.app_browser import (REPO, choose_space, click_and_time, launch_chromium, map_points, streamlit_server,
+                               wait_for_map)
+from tests.app_space import build_small_space, small_space_root
+from tests.standins.skyview import SkyViewStandIn
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = REPO / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def app_url(mirabest_dir, shared_data, tmp_path_factory):
+    if not Path("/usr/bin/chromium").exists() and "EXPLORER_CHROMIUM" not in __import__("os").environ:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    small = build_small_space(mirabest_dir, small_space_root(tmp_path_factory))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with SkyViewStandIn(shared_data) as skyview:
+        env = {**small.env(), "EXPLORER_SKYVIEW_URL": skyview.url, "EXPLORER_SPACES": ""}
+        with streamlit_server(env, log_path=ARTIFACTS / "browser_streamlit.log") as url:
+            yield url, small
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1500, "height": 1900})
+        page.goto(app_url[0])
+        yield page
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_click_a_hybrid_and_see_its_neighbour_gallery(page, app_url):
+    space = load_space(app_url[1].cache / "spaces" / "mirabest")
+    wait_for_map(page, min_points=len(space))
+    _shot(page, "browser_1_map")
+    hybrids = map_points(page, contains="· hybrid")
+    assert hybrids, "no hybrid source can be clicked on its own"
+    result = click_and_time(page, hybrids[0])
+    hybrid_id = hybrids[0]["text"].split(" · ")[0]
+    assert result["query"] == hybrid_id
+    gallery = page.locator(".nb-gallery")
+    cards = gallery.locator(".nb-card")
+    assert cards.count() == 12
+    ids = [cards.nth(i).get_attribute("data-source-id") for i in range(12)]
+    row = int(np.flatnonzero(space.catalogue_map["source_id"].to_numpy() == hybrid_id)[0])
+    unit = space.unit_embeddings
+    ranked = [space.catalogue_map["source_id"].iloc[i] for i in np.argsort(-(unit @ unit[row])) if i != row]
+    assert ids[0] == ranked[0]  # the most similar source leads the gallery (no twin within 30")
+    assert page.get_by_text(hybrid_id).first.is_visible()  # the source panel
+    assert page.get_by_role("button", name="Download the list (CSV)").is_visible()
+    gallery.scroll_into_view_if_needed()
+    _shot(page, "browser_2_hybrid_neighbours")
+
+
+def test_look_up_a_position_then_failures(page, app_url):
+    space = load_space(app_url[1].cache / "spaces" / "mirabest")
+    page.get_by_role("link", name="Look-up").click()
+    box = page.get_by_label("Position (RA Dec, degrees or sexagesimal) or object name")
+    box.wait_for(timeout=60_000)
+    cat = space.catalogue_map
+    row = int(np.flatnonzero(cat["label"].to_numpy() == "FRII")[0])
+    box.fill(f"{cat['ra'].iloc[row]:.5f} {cat['dec'].iloc[row]:+.5f}")
+    box.press("Enter")
+    page.get_by_text("Model input").wait_for(timeout=180_000)
+    page.locator(".nb-gallery").wait_for(timeout=60_000)
+    assert page.locator(".nb-gallery .nb-card").count() == 12
+    assert page.get_by_text("Placed on the map").is_visible()
+    _shot(page, "browser_3_lookup")
+
+    box.fill("10.0 -60.0")
+    box.press("Enter")
+    error = page.locator("[data-testid=stAlertContentError]")
+    error.wait_for(timeout=60_000)
+    assert "outside the FIRST survey footprint" in error.inner_text()
+    _shot(page, "browser_4_lookup_outside_footprint")
+
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "broken.fits", "mimeType": "application/fits", "buffer": b"SIMPLE  =   T\nnot really"}])
+    page.get_by_text("broken.fits:").first.wait_for(timeout=60_000)
+    assert re.search(r"truncated|not a FITS", page.locator("[data-testid=stAlertContentError]").inner_text())
+    _shot(page, "browser_5_lookup_broken_upload")
+
+
+def test_switch_to_the_rgz_map_and_click(page, app_url):
+    page.get_by_role("link", name="Map").click()
+    choose_space(page, "RGZ DR1 published map (catalogue only)")
+    wait_for_map(page, min_points=50_000)
+    points = map_points(page, limit=3, isolated=False)
+    result = click_and_time(page, points[1])
+    assert result["query"].startswith("RGZJ")
+    assert page.locator(".nb-gallery .nb-card").count() == 12
+    assert page.get_by_text("by distance on the 2-D map").first.is_visible()
+    _shot(page, "browser_6_rgz_click")
