@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -31,13 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import BENCHMARKS, cpu_model, write_section  # noqa: E402
 from pretrain.embed import embed_images  # noqa: E402
 from pretrain.models.backbone import load_encoder, to_model_input, weights_sha256  # noqa: E402
 from pretrain.models.resnet import resnet18_encoder  # noqa: E402
 
 NAME = "bench_embedding"
-START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
-BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 def make_images(n: int, bundle: str | None) -> tuple[np.ndarray, str]:
@@ -98,14 +96,6 @@ def measure(encoder, images: np.ndarray, batch_size: int, device: torch.device, 
             "batched_all": batched, "single_all": single}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
@@ -113,7 +103,6 @@ def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
     if hasattr(os, "getloadavg"):
         load_note = " / ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1/5/15 min, at the end)"
     lines = [
-        START,
         "## Embedding throughput: batched inference vs one forward call per image",
         "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_embedding.py` "
@@ -139,25 +128,9 @@ def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
         f"Images timed: batched {results[0]['n']}, per image {results[0]['n_single']} (it is the slow "
         "one) per run. At the MiraBest scale (1,155 sources) the batched path embeds everything in "
         f"about {1155 / max(r['batched'] for r in results if r['device'] == 'cpu'):.0f} s on this CPU.",
-        END,
     ]
     return "\n".join(lines)
 
-
-def write_section(text: str, path: Path = BENCHMARKS) -> None:
-    """Replace this bench's section of BENCHMARKS.md (or append it); other sections stay."""
-    if path.exists():
-        content = path.read_text()
-    else:
-        content = "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each writes its own section.\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: text, content)
-    else:
-        content = content.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(content)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, args, note, weights_note)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(NAME, text)
         print(f"wrote {BENCHMARKS}")
     return 0
 

@@ -28,7 +28,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from sklearn.decomposition import PCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import BENCHMARKS, cpu_model, write_section  # noqa: E402
 from pretrain import config  # noqa: E402
 from pretrain.data.bundle import load_bundle  # noqa: E402
 from pretrain.embed import embed_images  # noqa: E402
@@ -53,8 +53,6 @@ from pretrain.models.resnet import resnet18_encoder  # noqa: E402
 from pretrain.space import embed_bundle_to_space, is_stale, load_space  # noqa: E402
 
 NAME = "bench_representation"
-START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
-BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 PIXEL_PCA_COMPONENTS = 200
 
 
@@ -93,14 +91,6 @@ def backbone_space(args, bundle, work: Path):
     return space, "embedded and mapped in this run (seed %d)" % config.MAP_SEED
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(args) -> str:
@@ -146,7 +136,6 @@ def run(args) -> str:
     n_train, n_test = len(splits[0][0]), len(splits[0][1])
     n_fri, n_frii = int(np.sum(y_all == 0)), int(np.sum(y_all == 1))
     lines = [
-        START,
         "## Representation quality: MiraBest Confident FRI vs FRII, and map ordering by extent",
         "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_representation.py` "
@@ -192,25 +181,9 @@ def run(args) -> str:
         f"| backbone map of MiraBest (PCA -> UMAP, this package) | {int(np.isfinite(extent).sum())} | {rho_backbone:.3f} |",
         f"| random ResNet-18 map of MiraBest | {int(np.isfinite(extent).sum())} | {rho_random:.3f} |",
         f"| published RGZ DR1 map (Slijepcevic et al. 2024; extent > 25\") | {len(published)} | {rho_rgz:.3f} |",
-        END,
     ]
     return "\n".join(lines)
 
-
-def write_section(text: str, path: Path = BENCHMARKS) -> None:
-    """Replace this bench's section of BENCHMARKS.md (or append it); other sections stay."""
-    if path.exists():
-        content = path.read_text()
-    else:
-        content = "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each writes its own section.\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: text, content)
-    else:
-        content = content.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(content)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     text = run(args)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(NAME, text)
         print(f"wrote {BENCHMARKS}")
     return 0
 

@@ -20,15 +20,18 @@ tests.
 """
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    cpu = cpu_model()
     try:
         import torch
         torch_version = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
@@ -47,4 +50,6 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS) -> None:
     text = path.read_text() if path.exists() else HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # atomic: an interrupted bench never leaves half a file
