@@ -117,6 +117,10 @@ MONITOR_EVERY_EPOCHS = 5
 MONITOR_K = 20
 MONITOR_TEST_FRACTION = 0.3  # stratified hold-out, fixed seed
 MONITOR_MAX_SOURCES = 2000  # cap on labelled sources embedded per check (cost)
+# Training precision: "auto" = bf16 autocast + channels_last on CUDA and on CPUs with native
+# bf16 (AVX512-BF16 / AMX; ~2x the fp32 step rate measured on this project's 2-core EPYC),
+# else fp32. Embedding stays fp32 on the CPU so a look-up matches the cached space exactly.
+TRAIN_PRECISION = "auto"
 # Keep the uint8 training images on the GPU when they take less than this (no copies per step)
 PRETRAIN_GPU_RESIDENT_MAX_BYTES = 8 * 1024**3
 

@@ -52,6 +52,7 @@ from torch import nn
 from pretrain import config
 from pretrain.errors import ExplorerError
 from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+from pretrain.precision import autocast, resolve_precision
 
 # Files of a run folder (explorer/jobs.py reads them).
 CONFIG_FILE = "config.json"
@@ -227,8 +228,12 @@ def predict_proba(model: Classifier, images: np.ndarray, rows: np.ndarray, devic
 
 
 def _autocast(device: torch.device):
-    # bf16 on the GPU (fast, no loss scaling needed); plain fp32 on the CPU.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    # bf16 where the hardware has it natively (GPU, recent CPUs): no loss scaling needed.
+    return autocast(device, resolve_precision(config.TRAIN_PRECISION, device))
+
+
+def _channels_last(device: torch.device) -> bool:
+    return resolve_precision(config.TRAIN_PRECISION, device) == "bf16"
 
 
 def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train_rows: np.ndarray,
@@ -249,7 +254,8 @@ def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train
     batches_per_epoch = _batch_count(n, settings.batch_size)
     optimizer, schedule = make_optimizer(model, settings, batches_per_epoch * settings.epochs)
     loss_fn = nn.CrossEntropyLoss()
-    if device.type == "cuda":
+    channels_last = _channels_last(device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     history = []
     start_time = time.monotonic()
@@ -259,7 +265,7 @@ def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train
         for idx in _batches(order_rng.permutation(n), settings.batch_size):
             idx_t = torch.from_numpy(idx).to(device)
             x = finetuning_augment(x_train[idx_t], generator=generator)
-            if device.type == "cuda":
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             target = y_train[idx_t]
             with _autocast(device):
@@ -536,6 +542,7 @@ def _metrics(predictions, task, settings, run_config, history, train_time, wall_
         "final_loss": last["loss"], "final_train_acc": last["train_acc"],
         "wall_time_s": wall_time, "train_time_s": train_time,
         "device": str(device), "device_name": _device_name(device), "torch_threads": torch.get_num_threads(),
+        "precision": resolve_precision(config.TRAIN_PRECISION, device),
         "weights_sha256": run_config["weights_sha256"], "bundle_id": run_config["bundle_id"],
         "finished": _now(),
     }

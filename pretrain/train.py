@@ -3,7 +3,8 @@
 The images stay uint8 (in memory, or on the GPU when they fit); each batch goes to the
 device as uint8 and is augmented there (``pretrain.augment``). SGD with momentum, lr
 scaled by batch / 256, linear warm-up then cosine decay; the EMA coefficient tau rises
-from 0.996 to 1 on a cosine. bf16 autocast and channels_last on CUDA, fp32 on the CPU.
+from 0.996 to 1 on a cosine. bf16 autocast and channels_last on CUDA and on CPUs with native bf16
+(``--precision``), else fp32.
 
 A run folder holds:
 
@@ -40,6 +41,7 @@ from pretrain.augment import pretraining_augmentation
 from pretrain.errors import ExplorerError
 from pretrain.models.backbone import save_encoder, to_model_input
 from pretrain.models.byol import BYOL, cosine_tau
+from pretrain.precision import autocast, resolve_precision
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BACKBONE_FILE = "backbone.safetensors"
@@ -65,6 +67,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
+    precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
 
     @property
     def lr(self) -> float:
@@ -223,8 +226,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = BYOL().to(self.device)
         self.cuda = self.device.type == "cuda"
-        if self.cuda:
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.channels_last = self.precision == "bf16"
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.SGD(self.model.online_parameters(), lr=self.peak_lr,
                                          momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -308,7 +314,7 @@ class Trainer:
                          "monitor_sources": 0 if self.monitor is None else len(self.monitor.labels),
                          "augmentation": dataclasses.asdict(self.augment.settings)},
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
-            "device": self._device_name(), "precision": "bf16 autocast" if self.cuda else "fp32",
+            "device": self._device_name(), "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
             "torch": torch.__version__, "python": sys.version.split()[0], "written_utc": _now(),
             "command": " ".join(sys.argv), "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
@@ -337,10 +343,10 @@ class Trainer:
         batch = batch_uint8.to(self.device, non_blocking=True)
         view_1 = self.augment(batch, self.aug_generator)
         view_2 = self.augment(batch, self.aug_generator)
-        if self.cuda:
+        if self.channels_last:
             view_1 = view_1.contiguous(memory_format=torch.channels_last)
             view_2 = view_2.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
+        with autocast(self.device, self.precision):
             loss = self.model(view_1, view_2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -270,3 +270,29 @@ def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
     record = json.loads((run / METRICS_FILE).read_text().splitlines()[0])
     assert math.isfinite(record["loss"]) and 0 < record["loss"] < 8
     assert weights_metadata(run / "backbone.safetensors")["bundle_ids"] == bundle.bundle_id
+
+
+def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkeypatch):
+    from pretrain import precision
+    from pretrain.errors import ExplorerError
+
+    assert precision.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert precision.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "fp32"  # emulated bf16 is slow
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    with pytest.raises(ExplorerError, match="unknown precision"):
+        precision.resolve_precision("fp8", torch.device("cpu"))
+    for name, written in (("fp32", "fp32"), ("bf16", "bf16 autocast")):
+        run = tmp_path / name
+        trainer = Trainer(small_config(bundle, epochs=1, precision=name), run, progress=False)
+        assert trainer.channels_last == (name == "bf16")
+        trainer.fit()
+        info = json.loads((run / CONFIG_FILE).read_text())
+        assert info["precision"] == written and info["parameters"]["precision"] == name
+        record = json.loads((run / METRICS_FILE).read_text().splitlines()[-1])
+        assert math.isfinite(record["loss"])
+        # the weights stay fp32 whatever the autocast precision
+        assert all(v.dtype == torch.float32 for v in trainer.model.encoder.state_dict().values()
+                   if v.is_floating_point())

@@ -39,13 +39,17 @@ def add_arguments(parser) -> None:
                              f"(default {config.MONITOR_EVERY_EPOCHS})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = cuda when a GPU is visible, else cpu (default auto)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                        help="auto = bf16 autocast + channels_last on CUDA and on CPUs with native bf16, "
+                             f"else fp32 (default {config.TRAIN_PRECISION})")
     parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
 _OVERRIDES = {"epochs": "epochs", "batch_size": "batch_size", "lr": "base_lr", "warmup_epochs": "warmup_epochs",
-              "min_extent": "min_extent_arcsec", "seed": "seed", "monitor_every": "monitor_every_epochs"}
+              "min_extent": "min_extent_arcsec", "seed": "seed", "monitor_every": "monitor_every_epochs",
+              "precision": "precision"}
 
 _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_epochs": "--monitor-every"}
 
@@ -68,12 +72,15 @@ def run(args) -> int:
         if not config_path.is_file():
             raise ExplorerError(f"--resume: {config_path} not found; is {out} a training run folder?")
         cfg = TrainConfig.from_dict(json.loads(config_path.read_text())["parameters"])
-        changed = [flag for flag, name in _OVERRIDES.items() if getattr(args, flag) is not None and flag != "epochs"]
+        changed = [flag for flag, name in _OVERRIDES.items()
+                   if getattr(args, flag) is not None and flag not in ("epochs", "precision")]
         if changed or args.bundle:
             raise ExplorerError(f"--resume keeps the run's parameters; drop {', '.join(changed or ['--bundle'])} "
-                                "(only --epochs, --device and --num-threads may change).")
+                                "(only --epochs, --precision, --device and --num-threads may change).")
         if args.epochs is not None:
             cfg.epochs = args.epochs
+        if args.precision is not None:
+            cfg.precision = args.precision
     else:
         if not args.bundle:
             raise ExplorerError("give at least one --bundle (make one with `python -m pretrain bundle`).")

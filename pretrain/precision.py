@@ -1,0 +1,39 @@
+"""Mixed precision for training (pretraining and fine-tuning).
+
+bf16 autocast needs no loss scaling and, with channels_last, roughly doubles the step rate
+on GPUs and on CPUs with native bf16 instructions; elsewhere it would be slower than fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from pretrain.errors import ExplorerError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    try:  # private, but the same check torch's own CPU autocast tests use
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'bf16' or 'fp32' for ``device`` from 'auto' | 'bf16' | 'fp32'."""
+    if name not in PRECISIONS:
+        raise ExplorerError(f"unknown precision {name!r}: use one of {', '.join(PRECISIONS)}.")
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a resolved precision."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
