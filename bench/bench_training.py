@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from pretrain import config  # noqa: E402
 from pretrain.augment import PRETRAINING, BatchAugmentation  # noqa: E402
+from pretrain.precision import autocast  # noqa: E402
 from pretrain.train import TrainConfig, Trainer, TrainingData  # noqa: E402
 from bench.report import machine_description, today, write_section  # noqa: E402
 
@@ -68,8 +69,9 @@ def make_images(n: int, bundle: str | None) -> tuple[np.ndarray, str]:
     return images, f"synthetic ({n} random images)"
 
 
-def make_trainer(images: np.ndarray, device: str, batch_size: int, run_dir: Path) -> Trainer:
-    cfg = TrainConfig(bundles=[], epochs=1000, batch_size=batch_size, device=device, warmup_epochs=0)
+def make_trainer(images: np.ndarray, device: str, batch_size: int, run_dir: Path, precision: str) -> Trainer:
+    cfg = TrainConfig(bundles=[], epochs=1000, batch_size=batch_size, device=device, warmup_epochs=0,
+                      precision=precision)
     data = TrainingData(images=images, bundle_ids=["bench"])
     return Trainer(cfg, run_dir, data=data, progress=False)
 
@@ -78,10 +80,10 @@ def step_on_views(trainer: Trainer, view_1: torch.Tensor, view_2: torch.Tensor) 
     """One optimiser step on views that are already augmented (the DataLoader pipeline)."""
     view_1 = view_1.to(trainer.device, non_blocking=True)
     view_2 = view_2.to(trainer.device, non_blocking=True)
-    if trainer.cuda:
+    if trainer.channels_last:
         view_1 = view_1.contiguous(memory_format=torch.channels_last)
         view_2 = view_2.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(trainer.device.type, dtype=torch.bfloat16, enabled=trainer.cuda):
+    with autocast(trainer.device, trainer.precision):
         loss = trainer.model(view_1, view_2)
     trainer.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -140,9 +142,10 @@ def time_dataloader(trainer: Trainer, images: np.ndarray, steps: int, warmup: in
 
 
 def measure(device: str, images: np.ndarray, batch_size: int, steps: int, warmup: int, workers: int,
-            run_dir: Path, rounds: int) -> dict:
-    trainer = make_trainer(images, device, batch_size, run_dir)
-    out = {"device": trainer._device_name(), "batch_size": trainer.batch_size, "workers": workers}
+            run_dir: Path, rounds: int, precision: str) -> dict:
+    trainer = make_trainer(images, device, batch_size, run_dir, precision)
+    out = {"device": trainer._device_name(), "precision": trainer.precision, "batch_size": trainer.batch_size,
+           "workers": workers}
     # Alternate the two pipelines in blocks, so that drifting machine load hits both alike.
     totals = {key: [0, 0.0] for key in ("aug_batched", "aug_per_image", "train_batched", "train_per_image")}
     for _ in range(rounds):
@@ -171,24 +174,26 @@ def render(results: list[dict], args, data_note: str) -> str:
         "`Dataset.__getitem__`, `DataLoader` with the stated workers (started afresh for each block). "
         "OMP_WAIT_POLICY=PASSIVE.",
         "",
-        "| device | batch | workers | training, batched (img/s) | training, per-image (img/s) | ratio "
+        "| device | precision | batch | workers | training, batched (img/s) | training, per-image (img/s) | ratio "
         "| augmentation only, batched (img/s) | augmentation only, per-image (img/s) | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['device']} | {r['batch_size']} | {r['workers']} | {r['train_batched']:.1f} | "
+            f"| {r['device']} | {r['precision']} | {r['batch_size']} | {r['workers']} | {r['train_batched']:.1f} | "
             f"{r['train_per_image']:.1f} | {r['train_batched'] / r['train_per_image']:.2f} | "
             f"{r['aug_batched']:.0f} | {r['aug_per_image']:.0f} | {r['aug_batched'] / r['aug_per_image']:.1f} |")
     if not any(r["device"].startswith("cuda") for r in results):
-        lines.append("| GPU | - | - | not measured: no GPU lent to this task | | | | | |")
+        lines.append("| GPU | - | - | - | not measured: no GPU lent to this task | | | | | |")
     lines += [
         "",
         "On a CPU the ResNet-18 forward/backward dominates each step, so the training ratio stays "
         "near 1 while the augmentation-only ratio shows the pipelines' own cost; the per-image "
         "workers also take cores away from the model. On a GPU the per-image pipeline caps the "
         "step rate at the workers' augmentation rate. On a shared machine (see the load average) "
-        "the training figures are noisy: compare them only within one row.",
+        "the training figures are noisy: compare them only within one row. Precision: bf16 = "
+        "autocast + channels_last (the default where the hardware has native bf16, "
+        "`pretrain/precision.py`); compare the fp32 and bf16 rows for its gain.",
     ]
     return "\n".join(lines)
 
@@ -207,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-workers", type=int, default=8, help="DataLoader workers with CUDA (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the main process (default 2)")
     parser.add_argument("--devices", default="auto", help="cpu, cuda, or auto = cpu and cuda when visible")
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="training precisions to measure, comma-separated (default fp32,bf16)")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
 
@@ -221,10 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             cuda = device == "cuda"
             n = max(args.images, 2 * args.gpu_batch_size) if cuda else args.images
             images, note = make_images(n, args.bundle)
-            r = measure(device, images, args.gpu_batch_size if cuda else args.batch_size, args.steps,
-                        args.warmup, args.gpu_workers if cuda else args.workers, Path(tmp) / device, args.rounds)
-            print(r, flush=True)
-            results.append(r)
+            for precision in args.precisions.split(","):
+                r = measure(device, images, args.gpu_batch_size if cuda else args.batch_size, args.steps,
+                            args.warmup, args.gpu_workers if cuda else args.workers,
+                            Path(tmp) / f"{device}-{precision}", args.rounds, precision)
+                print(r, flush=True)
+                results.append(r)
     text = render(results, args, note)
     print(text)
     if not args.no_write:
