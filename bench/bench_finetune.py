@@ -93,7 +93,18 @@ def plan(args, n_available: int) -> list[dict]:
 def run_sweep(args, runs, out: Path, weights, bundle) -> None:
     from pretrain.finetune import METRICS_FILE, FinetuneSettings, run_finetune
 
-    todo = [r for r in runs if not (out / r["name"] / METRICS_FILE).is_file()]
+    from pretrain.models.backbone import weights_sha256
+
+    current = weights_sha256(weights)
+
+    def done(r) -> bool:
+        # A finished run counts only if it used this backbone: a resumed sweep never mixes two.
+        path = out / r["name"] / METRICS_FILE
+        if not path.is_file():
+            return False
+        return r["scratch"] or json.loads(path.read_text()).get("weights_sha256") == current
+
+    todo = [r for r in runs if not done(r)]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go "
           f"({sum(r['steps'] for r in todo)} optimiser steps).", flush=True)
     started = time.monotonic()
@@ -166,7 +177,8 @@ def report(args, runs, out: Path, small: dict | None) -> str:
     lines = [
         "## Fine-tuning vs training from scratch (MiraBest Confident FRI/FRII)",
         "",
-        f"`bench/bench_finetune.py` ({today()}), {machine_description()}, device {any_metrics['device']}. "
+        f"`bench/bench_finetune.py` ({today()}), {machine_description()}, device {any_metrics['device']} "
+        f"({any_metrics.get('precision', 'fp32')}). "
         f"Backbone sha256 `{backbone[:16]}…` "
         f"(for the pretrained rows), bundle `{any_metrics['bundle_id']}`; test set: the standard "
         f"{any_metrics['n_test']} Confident sources (`mirabest_confident_split`, seed {config.FINETUNE_SPLIT_SEED}), "

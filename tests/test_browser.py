@@ -2,11 +2,14 @@
 
 Clicks a hybrid source on the map and checks its neighbour gallery, runs look-ups against
 the stand-in SkyView server (a hit, a position outside the footprint, a broken upload),
-switches to the RGZ DR1 map and clicks there. Screenshots go to ``artifacts/``.
+switches to the RGZ DR1 map and clicks there, and on the Training page starts a run, reloads
+mid-run, follows it from a second tab, cancels it, lets another finish and colours the map
+with its predictions. Screenshots go to ``artifacts/``.
 """
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,96 @@ def test_switch_to_the_rgz_map_and_click(page, app_url):
     assert page.locator(".nb-gallery .nb-card").count() == 12
     assert page.get_by_text("by distance on the 2-D map").first.is_visible()
     _shot(page, "browser_6_rgz_click")
+
+
+def _start_training(page, epochs: int) -> None:
+    sidebar = page.locator("[data-testid=stSidebar]")
+    epochs_box = sidebar.get_by_label("Epochs")
+    epochs_box.wait_for(timeout=60_000)
+    epochs_box.fill(str(epochs))
+    epochs_box.press("Tab")  # commit the value inside the form
+    sidebar.get_by_role("button", name="Start training").click()
+
+
+def _epoch_shown(page) -> int:
+    """The epoch in the first progress bar of *In progress* (-1 while there is none)."""
+    texts = page.get_by_text(re.compile(r"^epoch \d+ / \d+")).all_inner_texts()
+    return int(re.match(r"epoch (\d+)", texts[0]).group(1)) if texts else -1
+
+
+def _wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(page, app_url):
+    from explorer import jobs
+
+    env = app_url[1].env()
+    runs_root = Path(env["EXPLORER_CACHE"]) / "runs"
+
+    def states() -> dict[str, str]:
+        with pytest.MonkeyPatch.context() as mp:  # read the app's runs folder from this process
+            mp.setenv("EXPLORER_CACHE", env["EXPLORER_CACHE"])
+            mp.delenv("EXPLORER_RUNS", raising=False)
+            runs = jobs.list_runs()
+        return dict(zip(runs["run_id"], runs["state"]))
+
+    page.get_by_role("link", name="Training").click()
+    page.get_by_role("heading", name="Training").wait_for(timeout=60_000)
+    before = set(states())
+
+    # A long run: start it, see it progress, reload the page mid-run, then see it in another tab.
+    _start_training(page, epochs=1000)
+    _wait_until(lambda: len(set(states()) - before) == 1, 60, "the run to be created")
+    long_run = (set(states()) - before).pop()
+    _wait_until(lambda: _epoch_shown(page) >= 1, 180, "the first epoch on the page")
+    page.reload()
+    _wait_until(lambda: _epoch_shown(page) >= 1, 120, "the progress after the reload")
+    first = _epoch_shown(page)
+    _wait_until(lambda: _epoch_shown(page) > first, 120, "the progress to move on by itself")
+    assert states()[long_run] == "running"
+    _shot(page, "browser_7_training_in_progress")
+
+    other = page.context.new_page()
+    other.goto(page.url)
+    _wait_until(lambda: _epoch_shown(other) >= 1, 120, "the run in a second tab")
+    assert other.get_by_text(long_run).count() > 0
+    other.close()
+
+    page.get_by_role("button", name="Cancel this run").click()
+    _wait_until(lambda: states()[long_run] == "cancelled", 60, "the run to stop")
+    page.get_by_text(re.compile("No run in progress")).wait_for(timeout=60_000)
+
+    # A short run that finishes; its predictions then colour the map.
+    _start_training(page, epochs=3)
+    _wait_until(lambda: len(set(states()) - before) == 2, 60, "the second run to be created")
+    short_run = (set(states()) - before - {long_run}).pop()
+    _wait_until(lambda: states()[short_run] == "finished", 300, "the short run to finish")
+    page.get_by_text(re.compile(r"test error")).first.wait_for(timeout=60_000)
+    assert (runs_root / short_run / "metrics.json").is_file()
+    _shot(page, "browser_8_training_finished")
+
+    page.get_by_role("link", name="Map").click()
+    choose_space(page, "MiraBest (default)")
+    space = load_space(app_url[1].cache / "spaces" / "mirabest")
+    wait_for_map(page, min_points=len(space))
+    option = f"run {short_run}: P(FRII)"
+
+    def choose_colour() -> bool:
+        page.locator("[data-testid=stSelectbox]").filter(has_text="Colour by").click()
+        found = page.get_by_role("option", name=option)
+        if found.count():
+            found.click()
+            return True
+        page.keyboard.press("Escape")  # the colour menu caches its columns for a few seconds
+        return False
+
+    _wait_until(choose_colour, 60, f"the colour option {option!r}")
+    wait_for_map(page, min_points=len(space))
+    page.get_by_text(option).first.wait_for(timeout=60_000)  # the colour bar's title
+    _shot(page, "browser_9_map_coloured_by_run")
