@@ -159,10 +159,12 @@ def map_figure(
         colorbar = dict(title=dict(text=_colour_title(colour_name, log_colour), side="right"), thickness=14)
         if log_colour and rows.size:
             colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(float(values[rows].min()), float(values[rows].max()))
+        # A class probability keeps its full 0..1 scale: a model unsure everywhere looks unsure.
+        value_range = dict(cmin=0.0, cmax=1.0) if is_probability_column(colour_name) and not log_colour else {}
         fig.add_trace(go.Scattergl(
             x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name=colour_name, showlegend=False,
             marker=dict(size=size, color=shown.astype(np.float32), colorscale=CONTINUOUS_SCALE, opacity=0.85,
-                        colorbar=colorbar, showscale=True),
+                        colorbar=colorbar, showscale=True, **value_range),
             **base))
 
     if selected is not None and len(selected):
@@ -204,6 +206,11 @@ PRETTY_NAMES = {
     "angular_extent_catalogued_arcsec": "catalogued extent (″)",
     "ra": "RA (°)", "dec": "Dec (°)",
 }
+
+
+def is_probability_column(column: str) -> bool:
+    """A fine-tuned run's class probability, e.g. 'run 20261123-...: P(FRII)'."""
+    return column.startswith("run ") and ": P(" in column
 
 
 def pretty_name(column: str) -> str:

@@ -17,6 +17,9 @@ import torch
 
 # Per class code prefix (first two digits: class and confidence), how many files to link.
 SUBSET = {"10": 14, "11": 4, "20": 14, "21": 4, "30": 8, "31": 4}
+# Enough Confident FRI / FRII for the standard 104-source test split of the fine-tuning task
+# (46 training sources left): for tests that also train from the app.
+TRAINABLE_SUBSET = {"10": 75, "11": 10, "20": 75, "21": 10, "30": 8, "31": 4}
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,14 @@ def random_weights(path: Path, seed: int = 0) -> Path:
     return save_encoder(resnet18_encoder(), path, metadata={"note": "random weights for tests"})
 
 
-def build_small_space(mirabest_dir: Path, root: Path) -> SmallSpace:
+def build_small_space(mirabest_dir: Path, root: Path, subset: dict[str, int] = SUBSET) -> SmallSpace:
     """Prepare the default space from a MiraBest subset under ``root`` (once per root)."""
     root = Path(root)
     if root in _BUILT:
         return _BUILT[root]
     from explorer.default_space import prepare_default_space
 
-    small = SmallSpace(cache=root / "cache", mirabest_dir=link_subset(mirabest_dir, root / "mirabest"),
+    small = SmallSpace(cache=root / "cache", mirabest_dir=link_subset(mirabest_dir, root / "mirabest", subset),
                        weights=random_weights(root / "random_encoder.safetensors"))
     saved = {k: os.environ.get(k) for k in small.env()}
     os.environ.update(small.env())

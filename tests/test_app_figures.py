@@ -56,6 +56,15 @@ def test_continuous_log_colour_uses_log10_and_sets_aside_values_it_cannot_show(c
     assert ticks.ticktext and all(10 ** v == pytest.approx(float(t)) for v, t in zip(ticks.tickvals, ticks.ticktext))
 
 
+def test_a_run_probability_keeps_the_full_0_to_1_colour_scale(catalogue):
+    probability = pd.Series(np.linspace(0.49, 0.51, len(catalogue)))  # an unsure model
+    name = "run 20261123-131424-3434d4: P(FRII)"
+    shown = [t for t in map_figure(catalogue, probability, name).data if t.name == name][0]
+    assert (shown.marker.cmin, shown.marker.cmax) == (0.0, 1.0)
+    extent = map_figure(catalogue, catalogue["angular_extent_arcsec"], "angular_extent_arcsec").data
+    assert all(t.marker.cmin is None for t in extent)  # other columns span their own values
+
+
 def test_overlays_mark_neighbours_query_and_looked_up_position(catalogue):
     fig = map_figure(catalogue, None, neighbours=[5, 9, 2], query=7, marker=(0.5, -0.5), marker_name="3C 236")
     by_name = {t.name: t for t in fig.data}

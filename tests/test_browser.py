@@ -18,7 +18,7 @@ import pytest
 from pretrain.space import load_space
 from tests.app_browser import (REPO, choose_space, click_and_time, launch_chromium, map_points, streamlit_server,
                                wait_for_map)
-from tests.app_space import build_small_space, small_space_root
+from tests.app_space import TRAINABLE_SUBSET, build_small_space
 from tests.standins.skyview import SkyViewStandIn
 
 pytestmark = pytest.mark.browser
@@ -29,7 +29,8 @@ ARTIFACTS = REPO / "artifacts"
 def app_url(mirabest_dir, shared_data, tmp_path_factory):
     if not Path("/usr/bin/chromium").exists() and "EXPLORER_CHROMIUM" not in __import__("os").environ:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    small = build_small_space(mirabest_dir, small_space_root(tmp_path_factory))
+    # Its own space, large enough for the fine-tuning task's standard split (Training page).
+    small = build_small_space(mirabest_dir, tmp_path_factory.getbasetemp() / "browser_space", TRAINABLE_SUBSET)
     ARTIFACTS.mkdir(exist_ok=True)
     with SkyViewStandIn(shared_data) as skyview:
         env = {**small.env(), "EXPLORER_SKYVIEW_URL": skyview.url, "EXPLORER_SPACES": ""}
@@ -170,7 +171,7 @@ def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(
     assert states()[long_run] == "running"
     _shot(page, "browser_7_training_in_progress")
 
-    other = page.context.new_page()
+    other = page.context.browser.new_page(viewport={"width": 1500, "height": 1900})  # another tab
     other.goto(page.url)
     _wait_until(lambda: _epoch_shown(other) >= 1, 120, "the run in a second tab")
     assert other.get_by_text(long_run).count() > 0
@@ -185,7 +186,7 @@ def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(
     _wait_until(lambda: len(set(states()) - before) == 2, 60, "the second run to be created")
     short_run = (set(states()) - before - {long_run}).pop()
     _wait_until(lambda: states()[short_run] == "finished", 300, "the short run to finish")
-    page.get_by_text(re.compile(r"test error")).first.wait_for(timeout=60_000)
+    page.locator("[data-testid=stMetricLabel]").filter(has_text="test error").first.wait_for(timeout=60_000)
     assert (runs_root / short_run / "metrics.json").is_file()
     _shot(page, "browser_8_training_finished")
 
