@@ -168,7 +168,7 @@ def render(results: list[dict], args, data_note: str) -> str:
         "## Training throughput: batched on-device augmentation vs per-image DataLoader",
         "",
         f"Measured {today()} by `bench/bench_training.py` on {machine_description()}; "
-        f"load average at the end {load} (other jobs shared the cores). Data: {data_note}. Same BYOL model (ResNet-18, two 70 x 70 views per image), same batch "
+        f"load average at the end {load} (above 2 on these 2 cores: other work shared them). Data: {data_note}. Same BYOL model (ResNet-18, two 70 x 70 views per image), same batch "
         f"size; each figure: {args.rounds} blocks of {args.steps} timed steps (after {args.warmup} "
         "untimed), the pipelines' blocks alternating. Per-image pipeline: augmentation in "
         "`Dataset.__getitem__`, `DataLoader` with the stated workers (started afresh for each block). "
