@@ -36,6 +36,10 @@ SKYVIEW_URL = os.environ.get(
     "EXPLORER_SKYVIEW_URL", "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl"
 )
 FIRST_SURVEY = "VLA FIRST (1.4 GHz)"
+# No FIRST field lies south of this (its southern strip reaches about -11 deg): positions
+# there are refused at once, without a network call. Other positions are asked of SkyView,
+# whose blank image is what says "outside the footprint".
+FIRST_DEC_MIN_DEG = -40.0
 CUTOUT_PIXELS = 300  # a FIRST cutout as the MiraBest files are: 300 px = 9 arcmin
 CUTOUT_TIMEOUT_S = 30.0  # per network request
 CUTOUT_RETRIES = 3

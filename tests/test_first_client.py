@@ -31,7 +31,8 @@ from pretrain.errors import (
 from tests.standins.skyview import SkyViewStandIn
 
 FAST = dict(timeout_s=2.0, retries=3, backoff_s=0.01, total_timeout_s=10.0)  # small back-off for tests
-FAR_SOUTH = SkyCoord(10.0 * u.deg, -60.0 * u.deg)  # never observed by FIRST (Dec < -10 deg)
+FAR_SOUTH = SkyCoord(10.0 * u.deg, -60.0 * u.deg)  # never observed by FIRST (Dec < -40 deg)
+GALACTIC_PLANE = SkyCoord(280.0 * u.deg, 5.0 * u.deg)  # north, but not in FIRST: SkyView answers blank
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +153,23 @@ def test_an_interrupted_cache_write_leaves_no_entry(client, skyview_raw_dir, mon
 @pytest.mark.parametrize("blank", [0.0, float("nan")])
 def test_outside_the_footprint_is_reported(client, skyview, blank):
     skyview.blank_value = blank
+    count = skyview.request_count
+    with pytest.raises(OutsideFootprintError) as info:
+        client.fetch(GALACTIC_PLANE)
+    assert skyview.request_count > count  # only SkyView's blank image can tell here
+    message = str(info.value)
+    assert "outside the FIRST survey footprint" in message and "blank image" in message and "10,000" in message
+    assert "Dec +5.00000" in message  # says which position
+    assert _cache_files(client) == []  # a blank image is not kept
+
+
+def test_far_south_is_refused_without_a_request(client, skyview):
+    count = skyview.request_count
     with pytest.raises(OutsideFootprintError) as info:
         client.fetch(FAR_SOUTH)
+    assert skyview.request_count == count
     message = str(info.value)
-    assert "outside the FIRST survey footprint" in message and "10,000" in message
-    assert "-60.00000" in message  # says which position
-    assert _cache_files(client) == []  # a blank image is not kept
+    assert "outside the FIRST survey footprint" in message and "-60.00000" in message and "-40 deg" in message
 
 
 def test_unknown_name_is_reported(client):

@@ -269,6 +269,11 @@ class FirstCutoutClient:
 
     # --- the look-up --------------------------------------------------------------------
     def _fetch(self, request: CutoutRequest) -> tuple[Path, Cutout]:
+        if request.position is not None and request.position.dec.deg < config.FIRST_DEC_MIN_DEG:
+            where = request.describe()
+            raise OutsideFootprintError(
+                f"{where[0].upper()}{where[1:]} lies outside the FIRST survey footprint: FIRST observed "
+                f"nothing south of Dec {config.FIRST_DEC_MIN_DEG:+.0f} deg. {FOOTPRINT_HINT}.")
         path = self.cache_path(request)
         if path.is_file():
             try:
