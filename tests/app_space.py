@@ -83,6 +83,18 @@ def build_small_space(mirabest_dir: Path, root: Path, subset: dict[str, int] = S
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+def wait_until(predicate, timeout_s: float = 240, what: str = "the run") -> None:
+    """Poll ``predicate`` every half second; fail the test after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def small_space_root(tmp_path_factory) -> Path:
     """One folder per test session, shared by every test module that needs the small space."""
     return tmp_path_factory.getbasetemp() / "small_space"

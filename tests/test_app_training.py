@@ -2,13 +2,13 @@
 MiraBest sources, its progress shows, it can be cancelled, and a crashed run says why."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import jobs
 from pretrain import config
+from tests.app_space import wait_until
 from tests.finetune_data import random_encoder_weights, small_mirabest_bundle
 
 APP = str(config.REPO_ROOT / "app.py")
@@ -37,15 +37,6 @@ def _page() -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def _wait(predicate, timeout_s: float = 240, what: str = "the run"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _texts(at) -> str:
@@ -77,7 +68,7 @@ def test_form_starts_a_run_whose_progress_and_results_show(app_env):
     options = jobs.read_job(run_id)["options"]
     assert (options["labels"], options["epochs"], options["depth"], options["scratch"]) == (12, 2, 1, False)
 
-    _wait(lambda: len(jobs.read_progress(run_id)) >= 1 or jobs.run_status(run_id)["state"] != "running",
+    wait_until(lambda: len(jobs.read_progress(run_id)) >= 1 or jobs.run_status(run_id)["state"] != "running",
           what="the first epoch")
     if jobs.run_status(run_id)["state"] == "running":
         at.run()  # a reload: a fresh script run finds the run from the runs folder
@@ -86,7 +77,7 @@ def test_form_starts_a_run_whose_progress_and_results_show(app_env):
         bars = [p.proto.text for p in at.get("progress")]
         assert any(text.startswith(("epoch 1 / 2", "epoch 2 / 2")) for text in bars), bars
 
-    _wait(lambda: jobs.run_status(run_id)["state"] != "running")
+    wait_until(lambda: jobs.run_status(run_id)["state"] != "running")
     fresh = _page()  # another tab: nothing in its session, everything from the runs folder
     assert jobs.run_status(run_id)["state"] == "finished", jobs.log_tail(run_id)
     metrics = jobs.read_metrics(run_id)
@@ -101,7 +92,7 @@ def test_cancel_button_stops_a_run(app_env):
     at = _page()
     _submit(at, labels=10, epochs=500, depth=0)
     run_id = jobs.list_runs()["run_id"].iloc[0]
-    _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
+    wait_until(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
     at.run()
     cancel = [b for b in at.button if b.label == "Cancel this run"]
     assert cancel, "a running run has a cancel button"
@@ -114,7 +105,7 @@ def test_cancel_button_stops_a_run(app_env):
 
 def test_a_crashed_run_shows_why_and_the_page_keeps_working(app_env, tmp_path):
     run_id = jobs.start_run(bundle=tmp_path / "no-such-bundle", epochs=1)
-    _wait(lambda: jobs.run_status(run_id)["state"] != "running")
+    wait_until(lambda: jobs.run_status(run_id)["state"] != "running")
     at = _page()
     errors = " ".join(e.value for e in at.error)
     assert "The run failed" in errors and "no such bundle" in errors

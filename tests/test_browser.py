@@ -9,7 +9,6 @@ with its predictions. Screenshots go to ``artifacts/``.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from pretrain.space import load_space
 from tests.app_browser import (REPO, choose_space, click_and_time, launch_chromium, map_points, streamlit_server,
                                wait_for_map)
-from tests.app_space import TRAINABLE_SUBSET, build_small_space
+from tests.app_space import TRAINABLE_SUBSET, build_small_space, wait_until
 from tests.standins.skyview import SkyViewStandIn
 
 pytestmark = pytest.mark.browser
@@ -133,15 +132,6 @@ def _epoch_shown(page) -> int:
     return int(re.match(r"epoch (\d+)", texts[0]).group(1)) if texts else -1
 
 
-def _wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(page, app_url):
     from explorer import jobs
 
@@ -161,31 +151,31 @@ def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(
 
     # A long run: start it, see it progress, reload the page mid-run, then see it in another tab.
     _start_training(page, epochs=1000)
-    _wait_until(lambda: len(set(states()) - before) == 1, 60, "the run to be created")
+    wait_until(lambda: len(set(states()) - before) == 1, 60, "the run to be created")
     long_run = (set(states()) - before).pop()
-    _wait_until(lambda: _epoch_shown(page) >= 1, 180, "the first epoch on the page")
+    wait_until(lambda: _epoch_shown(page) >= 1, 180, "the first epoch on the page")
     page.reload()
-    _wait_until(lambda: _epoch_shown(page) >= 1, 120, "the progress after the reload")
+    wait_until(lambda: _epoch_shown(page) >= 1, 120, "the progress after the reload")
     first = _epoch_shown(page)
-    _wait_until(lambda: _epoch_shown(page) > first, 120, "the progress to move on by itself")
+    wait_until(lambda: _epoch_shown(page) > first, 120, "the progress to move on by itself")
     assert states()[long_run] == "running"
     _shot(page, "browser_7_training_in_progress")
 
     other = page.context.browser.new_page(viewport={"width": 1500, "height": 1900})  # another tab
     other.goto(page.url)
-    _wait_until(lambda: _epoch_shown(other) >= 1, 120, "the run in a second tab")
+    wait_until(lambda: _epoch_shown(other) >= 1, 120, "the run in a second tab")
     assert other.get_by_text(long_run).count() > 0
     other.close()
 
     page.get_by_role("button", name="Cancel this run").click()
-    _wait_until(lambda: states()[long_run] == "cancelled", 60, "the run to stop")
+    wait_until(lambda: states()[long_run] == "cancelled", 60, "the run to stop")
     page.get_by_text(re.compile("No run in progress")).wait_for(timeout=60_000)
 
     # A short run that finishes; its predictions then colour the map.
     _start_training(page, epochs=3)
-    _wait_until(lambda: len(set(states()) - before) == 2, 60, "the second run to be created")
+    wait_until(lambda: len(set(states()) - before) == 2, 60, "the second run to be created")
     short_run = (set(states()) - before - {long_run}).pop()
-    _wait_until(lambda: states()[short_run] == "finished", 300, "the short run to finish")
+    wait_until(lambda: states()[short_run] == "finished", 300, "the short run to finish")
     page.locator("[data-testid=stMetricLabel]").filter(has_text="test error").first.wait_for(timeout=60_000)
     assert (runs_root / short_run / "metrics.json").is_file()
     _shot(page, "browser_8_training_finished")
@@ -205,7 +195,7 @@ def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(
         page.keyboard.press("Escape")  # the colour menu caches its columns for a few seconds
         return False
 
-    _wait_until(choose_colour, 60, f"the colour option {option!r}")
+    wait_until(choose_colour, 60, f"the colour option {option!r}")
     wait_for_map(page, min_points=len(space))
     page.get_by_text(option).first.wait_for(timeout=60_000)  # the colour bar's title
     _shot(page, "browser_9_map_coloured_by_run")
