@@ -296,3 +296,17 @@ def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkey
         # the weights stay fp32 whatever the autocast precision
         assert all(v.dtype == torch.float32 for v in trainer.model.encoder.state_dict().values()
                    if v.is_floating_point())
+
+
+def test_native_bf16_means_bf16_instructions_not_avx512_alone(monkeypatch):
+    """AVX-512 without AVX512-BF16/AMX emulates bf16 (2-5x slower than fp32): auto picks fp32 there."""
+    from pretrain import precision
+
+    avx512_only = {"avx512_f": True, "avx512_bw": True, "avx512_bf16": False, "amx_bf16": False}
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: avx512_only)
+    assert not precision.cpu_has_native_bf16()
+    assert precision.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    for flag in ("avx512_bf16", "amx_bf16"):
+        monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda f=flag: {**avx512_only, f: True})
+        assert precision.cpu_has_native_bf16()
+        assert precision.resolve_precision("auto", torch.device("cpu")) == "bf16"
