@@ -109,11 +109,13 @@ AUG_BLUR_KERNEL_PX = 7  # about 10 % of the 70 px view, odd
 # Model and optimiser
 BYOL_TAU_BASE = 0.996  # EMA of the target; rises to 1 on a cosine schedule over training
 PRETRAIN_EPOCHS = 500
-PRETRAIN_BATCH_SIZE = 1024  # on a CPU use 128-256 (memory, and smaller steps learn sooner)
+PRETRAIN_BATCH_SIZE = 1024  # on a GPU, as the study
+PRETRAIN_BATCH_SIZE_CPU = 128  # on a CPU: memory, and a small data set still gets several steps per epoch
 PRETRAIN_BASE_LR = 0.2  # SGD; the lr used is base x batch / 256
 PRETRAIN_MOMENTUM = 0.9
 PRETRAIN_WEIGHT_DECAY = 1.5e-6
 PRETRAIN_WARMUP_EPOCHS = 10  # linear warm-up, then cosine decay to 0
+PRETRAIN_WARMUP_MAX_FRACTION = 0.2  # a short run warms up for at most this part of its steps
 PRETRAIN_MIN_EXTENT_ARCSEC = 20.0  # drop sources smaller than this (mostly point sources)
 PRETRAIN_SEED = 0
 # Representation-quality monitor: kNN accuracy, FRI vs FRII confident sources of the bundles

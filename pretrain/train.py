@@ -56,7 +56,7 @@ class TrainConfig:
 
     bundles: list[str]
     epochs: int = config.PRETRAIN_EPOCHS
-    batch_size: int = config.PRETRAIN_BATCH_SIZE
+    batch_size: int | None = None  # None: PRETRAIN_BATCH_SIZE on a GPU, PRETRAIN_BATCH_SIZE_CPU on a CPU
     base_lr: float = config.PRETRAIN_BASE_LR
     momentum: float = config.PRETRAIN_MOMENTUM
     weight_decay: float = config.PRETRAIN_WEIGHT_DECAY
@@ -73,6 +73,11 @@ class TrainConfig:
     def lr(self) -> float:
         """The peak learning rate: base x batch / 256."""
         return self.base_lr * self.batch_size / 256
+
+    def resolve_batch_size(self, device: torch.device) -> None:
+        """Fix the device's default batch size into the config (so a resume keeps it)."""
+        if self.batch_size is None:
+            self.batch_size = config.PRETRAIN_BATCH_SIZE if device.type == "cuda" else config.PRETRAIN_BATCH_SIZE_CPU
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -217,10 +222,13 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
         n = len(self.data.images)
+        cfg.resolve_batch_size(self.device)
         self.batch_size = min(cfg.batch_size, n)  # a tiny set still gets one step per epoch
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        # A short run (a few epochs to try things) would otherwise end before its warm-up does.
+        self.warmup_steps = int(round(min(cfg.warmup_epochs * self.steps_per_epoch,
+                                          config.PRETRAIN_WARMUP_MAX_FRACTION * self.total_steps)))
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
         torch.manual_seed(cfg.seed)

@@ -310,3 +310,20 @@ def test_native_bf16_means_bf16_instructions_not_avx512_alone(monkeypatch):
         monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda f=flag: {**avx512_only, f: True})
         assert precision.cpu_has_native_bf16()
         assert precision.resolve_precision("auto", torch.device("cpu")) == "bf16"
+
+
+def test_device_default_batch_size_and_short_run_warmup(bundle, tmp_path):
+    """No --batch-size: 128 on a CPU (1024 is the GPU default), recorded for --resume; the
+    warm-up of a short run takes at most a fifth of its steps."""
+    from pretrain import config as cfg_module
+
+    cfg = small_config(bundle, epochs=5)
+    cfg.batch_size, cfg.warmup_epochs = None, 10
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    assert cfg.batch_size == cfg_module.PRETRAIN_BATCH_SIZE_CPU
+    assert trainer.batch_size == min(cfg_module.PRETRAIN_BATCH_SIZE_CPU, len(trainer.data.images))
+    assert 0 < trainer.total_steps and trainer.warmup_steps <= 0.2 * trainer.total_steps
+    gpu = small_config(bundle)
+    gpu.batch_size = None
+    gpu.resolve_batch_size(torch.device("cuda"))
+    assert gpu.batch_size == cfg_module.PRETRAIN_BATCH_SIZE

@@ -4,7 +4,7 @@ Writes RUN/config.json, RUN/metrics.jsonl (one line per epoch), RUN/checkpoint.p
 epoch and on Ctrl-C) and RUN/backbone.safetensors (the encoder, with provenance).
 Continue an interrupted run with --resume --out RUN (parameters come from RUN/config.json;
 --epochs may be raised to train longer). Defaults follow the reference study
-(pretrain/config.py); on a CPU use e.g. --batch-size 128 --epochs 30.
+(pretrain/config.py), except the batch size: 1024 on a GPU, 128 on a CPU.
 
 example:
   python -m pretrain train --bundle runs/mirabest_bundle --out runs/byol --epochs 2 --batch-size 64
@@ -25,11 +25,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or to resume)")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {config.PRETRAIN_EPOCHS})")
     parser.add_argument("--batch-size", type=int,
-                        help=f"images per step (default {config.PRETRAIN_BATCH_SIZE}; 128-256 on a CPU)")
+                        help=f"images per step (default {config.PRETRAIN_BATCH_SIZE} on a GPU, "
+                             f"{config.PRETRAIN_BATCH_SIZE_CPU} on a CPU)")
     parser.add_argument("--lr", type=float, help=f"base learning rate, scaled by batch/256 "
                                                  f"(default {config.PRETRAIN_BASE_LR})")
     parser.add_argument("--warmup-epochs", type=float,
-                        help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS})")
+                        help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS}, "
+                             f"at most {config.PRETRAIN_WARMUP_MAX_FRACTION:.0%} of the run)")
     parser.add_argument("--min-extent", type=float, metavar="ARCSEC",
                         help="drop sources whose angular extent is below this "
                              f"(default {config.PRETRAIN_MIN_EXTENT_ARCSEC:g} arcsec, as the reference study)")
@@ -94,7 +96,7 @@ def run(args) -> int:
     cfg.device = args.device
     cfg.num_threads = args.num_threads
     for name in ("epochs", "batch_size", "monitor_every_epochs"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise ExplorerError(f"{_FLAG_OF[name]} must be at least 1.")
     previous = _interrupt_on_sigterm()
     try:
