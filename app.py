@@ -10,17 +10,30 @@ import streamlit as st
 
 from explorer import ui
 
-ui.page_config()
+# Not "pages/": Streamlit treats a folder of that name as a legacy multipage app until some
+# session has run st.navigation, so a deep link (e.g. /Lookup) as the first request of a
+# freshly started server ran the page without app.py and listed the folder's files
+# ("app", "Map", "Lookup", "Training") as the navigation, for the whole session.
+PAGES = Path(__file__).parent / "app_pages"
 
-PAGES = Path(__file__).parent / "pages"
-pages = [
-    st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
-    st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
-]
-if (PAGES / "3_Training.py").is_file():  # the fine-tuning page, when installed
-    pages.append(st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"))
 
-navigation = st.navigation(pages)
-ui.mark_app_run()
-ui.sidebar()
-navigation.run()
+def main() -> None:
+    ui.page_config()
+    pages = [
+        st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
+        st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
+    ]
+    if (PAGES / "3_Training.py").is_file():  # the fine-tuning page, when installed
+        pages.append(st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"))
+
+    navigation = st.navigation(pages)
+    ui.mark_app_run()
+    ui.sidebar()
+    navigation.run()
+
+
+# Streamlit runs this script as __main__. A worker process started with multiprocessing's
+# "spawn" (the bundle build uses a process pool) re-imports the main script as __mp_main__:
+# there it must not run the app (no page, no sidebar, no preparing the default space).
+if __name__ == "__main__":
+    main()

@@ -59,9 +59,8 @@ def mark_app_run() -> None:
 def require_app() -> None:
     """Give a page the app's frame (page config, sidebar) when app.py did not run around it.
 
-    Streamlit runs a ``pages/`` script on its own when the first request a freshly started
-    server gets is a deep link (e.g. ``/Lookup`` in a tab that reconnects), before app.py
-    ever called ``st.navigation``. The page then draws the frame itself.
+    In the app, app.py always runs first (its ``st.navigation`` runs the page). A page
+    script run on its own (e.g. an AppTest of the page file) draws the frame itself.
     """
     if not st.session_state.pop(APP_MARK, False):
         page_config()

@@ -81,3 +81,20 @@ def test_missing_weights_say_what_to_do_and_the_rgz_map_still_works(fresh_env, m
     at.run()
     assert not at.exception, at.exception
     assert 'data-query="RGZJ134541.2+232253"' in gallery_html(at)
+
+
+def test_a_spawned_worker_importing_app_py_does_not_run_the_app(monkeypatch):
+    """The bundle build's process pool uses "spawn": each worker re-imports Streamlit's main
+    script (app.py) as ``__mp_main__``. That import must not run the app (page, sidebar,
+    preparing the default space), which it did before: seconds of wasted start-up per worker."""
+    import runpy
+
+    from explorer import ui
+    from tests.app_space import APP
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("app.py ran the app in a worker process")
+
+    for name in ("page_config", "mark_app_run", "sidebar"):
+        monkeypatch.setattr(ui, name, must_not_run)
+    runpy.run_path(str(APP), run_name="__mp_main__")

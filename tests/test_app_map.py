@@ -83,8 +83,7 @@ def test_fewer_neighbours_and_no_duplicate_filter_follow_the_sidebar(app_env, sp
     row = 3
     at = app_test()
     at.query_params["source"] = space.catalogue_map["source_id"].iloc[row]
-    # (Settings go in through session state: AppTest reruns a page of a pages/ folder on its
-    # own, without app.py's sidebar widgets of the first run.)
+    # (Settings go in through session state, before the first run creates the sidebar's widgets.)
     at.session_state["n_neighbours"] = 5
     at.session_state["sky_radius_arcsec"] = 0
     at.run()

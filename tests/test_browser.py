@@ -53,6 +53,25 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def test_a_deep_link_as_the_first_request_opens_the_page_inside_the_app(app_url):
+    """A tab that reconnects to /Lookup after a restart is the server's first session: the
+    page must still come with the app's navigation (not a listing of the page files)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(app_url[0] + "/Lookup")
+            page.get_by_label("Position (RA Dec, degrees or sexagesimal) or object name").wait_for(timeout=120_000)
+            nav = page.locator("[data-testid=stSidebarNav]")
+            links = [text.strip() for text in nav.locator("a").all_inner_texts()]
+            assert any("Look-up" in text for text in links), links
+            assert not any(text.endswith("app") for text in links), links
+        finally:
+            browser.close()
+
+
 def test_click_a_hybrid_and_see_its_neighbour_gallery(page, app_url):
     space = load_space(app_url[1].cache / "spaces" / "mirabest")
     wait_for_map(page, min_points=len(space))
