@@ -270,10 +270,14 @@ class CatalogueSpace(ExplorerSpace):
         if cached is not None:
             return cached
         from pretrain.data.preprocess import preprocess_image
-        from pretrain.errors import BlankImageError
+        from pretrain.errors import BlankImageError, OutsideFootprintError
 
         client = client or _default_client()
-        cutout = client.fetch(self._request(row, client).position)
+        try:
+            cutout = client.fetch(self._request(row, client).position)
+        except OutsideFootprintError:
+            self._remember(row, None)  # SkyView's blank answer: no image, and no use asking again
+            raise
         try:
             image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
         except BlankImageError:

@@ -296,7 +296,7 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
     with right:
         if query is None:
             st.info("**Click a source on the map** to see its image, its catalogue entry and the sources "
-                    "most similar to it.", icon="👆")
+                    "most similar to it.", icon=":material/touch_app:")
         else:
             source_panel(space, query)
             source_id = str(space.catalogue["source_id"].iloc[query])
@@ -306,7 +306,7 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
         if state.get("selected"):
             selection_section(space, state)
         if neighbours is not None:
-            neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}")
+            neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
     with left:
         chart_key = f"map:{space.key}"
         figure = map_figure(space.catalogue, colour, colour_name, log_colour,
@@ -403,8 +403,12 @@ def neighbour_frame(space: ExplorerSpace, neighbours, query_id: str = "") -> pd.
 
 
 def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None = None,
-                       query_id: str | None = None, key: str = "nb") -> None:
-    """Gallery of the neighbours, the duplicate note, a CSV download and 'continue from'."""
+                       query_id: str | None = None, key: str = "nb", in_fragment: bool = False) -> None:
+    """Gallery of the neighbours, the duplicate note, a CSV download and 'continue from'.
+
+    ``in_fragment``: drawn inside an ``st.fragment`` (the map), so fetching the gallery's
+    FIRST images reruns only the fragment; elsewhere (the look-up page) the page reruns.
+    """
     query_id = query_id or (str(space.catalogue["source_id"].iloc[query_row]) if query_row is not None else "")
     how = ("by cosine similarity of the 512-d representations" if space.has_embeddings else
            "by distance **on the 2-D map** (this space has no representations)")
@@ -420,8 +424,10 @@ def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None =
         image = space.image(int(row))
         note = ""
         if image is None:
-            note = ("FIRST image not fetched yet" if isinstance(space, CatalogueSpace) and int(row) not in space._images
-                    else "no image")
+            if isinstance(space, CatalogueSpace):
+                note = "FIRST image not fetched yet" if int(row) not in space._images else "blank FIRST cutout"
+            else:
+                note = "no image"
         cards.append(Card(rank=rank, source_id=str(entry["source_id"]), image=image, score=float(score),
                           label=str(entry.get("label", "") or ""),
                           extent_arcsec=float(entry.get("angular_extent_arcsec", np.nan)),
@@ -438,7 +444,9 @@ def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None =
         missing = [c.rank - 1 for c in cards if c.image is None and c.note.startswith("FIRST image not")]
         if isinstance(space, CatalogueSpace) and missing:
             if st.button(f"Fetch {len(missing)} FIRST images", key=f"{key}:fetch", icon=":material/download:"):
-                _fetch_gallery_images(space, [int(neighbours.rows[i]) for i in missing])
+                st.session_state[f"{key}:fetch-notes"] = _fetch_gallery_images(
+                    space, [int(neighbours.rows[i]) for i in missing])
+                st.rerun(scope="fragment" if in_fragment else "app")
     if query_row is not None:
         with cols[2]:
             options = [None] + [int(r) for r in neighbours.rows]
@@ -446,6 +454,8 @@ def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None =
                          format_func=lambda r: "—" if r is None else
                          f"#{options.index(r)} {space.catalogue['source_id'].iloc[r]}",
                          on_change=_continue_from, args=(space.key, f"{key}:continue:{query_row}"))
+    for note in st.session_state.pop(f"{key}:fetch-notes", None) or []:  # full width, below the buttons
+        st.warning(note)
 
 
 def _continue_from(space_key: str, widget_key: str) -> None:
@@ -454,19 +464,37 @@ def _continue_from(space_key: str, widget_key: str) -> None:
         st.session_state.setdefault(MAP_STATE, {}).setdefault(space_key, {"query": None, "selected": []})["query"] = row
 
 
-def _fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> None:
+def _fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> list[str]:
+    """Fetch the FIRST images of ``rows`` with a progress bar; returns what to tell the user.
+
+    A source whose own cutout is unusable (blank, outside the footprint, a bad answer) is
+    noted and the others are still fetched; a network failure stops the batch (every
+    further request would fail the same way).
+    """
+    from pretrain.errors import NoNetworkError
+
     client = _interactive_client()
     bar = st.progress(0.0, text="Fetching FIRST cutouts…")
+    failed: list[tuple[int, ExplorerError]] = []
+    notes: list[str] = []
     for i, row in enumerate(rows, start=1):
         try:
             space.fetch_image(row, client)
+        except NoNetworkError as exc:
+            notes.append(f"Stopped after {i - 1} of {len(rows)} images: {exc}")
+            break
         except ExplorerError as exc:
-            bar.empty()
-            st.error(f"Stopped after {i - 1} of {len(rows)} images: {exc}")
-            return
+            failed.append((row, exc))
         bar.progress(i / len(rows), text=f"Fetched {i}/{len(rows)} FIRST cutouts")
     bar.empty()
-    st.rerun(scope="fragment")
+    if failed:
+        ids = space.catalogue["source_id"].iloc[[row for row, _ in failed]].astype(str).tolist()
+        first_id, first_error = ids[0], failed[0][1]
+        more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+        others = f" Also without an image: {', '.join(ids[1:8])}{more}." if len(ids) > 1 else ""
+        notes.insert(0, f"{len(failed)} of {len(rows)} FIRST cutouts could not be used. {first_id}: {first_error}"
+                        + others)
+    return notes
 
 
 def selection_section(space: ExplorerSpace, state: dict) -> None:
@@ -479,12 +507,10 @@ def selection_section(space: ExplorerSpace, state: dict) -> None:
         counts = frame["label"].replace("", "(none)").value_counts()
         st.caption(" · ".join(f"{label}: {count}" for label, count in counts.items()))
     st.dataframe(frame, width="stretch", hide_index=True, height=min(38 + 35 * len(frame), 300))
-    left, right, _ = st.columns([1, 1, 3])
-    with left:
+    with st.container(horizontal=True):  # buttons at their natural width (narrow columns clipped the label)
         st.download_button("Download the selection (CSV)", frame.to_csv(index=False).encode(),
                            file_name=f"selection_{len(rows)}_sources.csv", mime="text/csv",
                            key=f"sel:{space.key}:csv", icon=":material/download:")
-    with right:
         if st.button("Clear the selection", key=f"sel:{space.key}:clear"):
             state["selected"] = []
             st.rerun(scope="fragment")
