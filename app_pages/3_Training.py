@@ -70,8 +70,8 @@ def start(task: str, labels: int | None, depth: int, scratch: bool, epochs: int,
 
 
 def curves(progress: pd.DataFrame) -> None:
-    if progress.empty:
-        st.caption("No epoch finished yet.")
+    if len(progress) < 2:  # one point draws no line, only an axis ticked "1.000000"
+        st.caption("No epoch finished yet." if progress.empty else "The curves start after the second epoch.")
         return
     table = progress.set_index("epoch")
     left, right = st.columns(2)

@@ -21,6 +21,8 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
     "#999999", "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3",
 )
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
+# Values with a meaning of their own: a run's mistakes stand out, its right answers recede.
+FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", "correct": "rgba(86,180,233,0.45)"}
 NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"
@@ -142,7 +144,8 @@ def map_figure(
             fig.add_trace(go.Scattergl(
                 x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name=f"{label} ({rows.size})",
                 marker=dict(size=size, opacity=0.85,
-                            color=MISSING_COLOUR if key is None else CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]),
+                            color=MISSING_COLOUR if key is None else
+                            FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])),
                 **base))
         fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant",
                                       bgcolor="rgba(0,0,0,0)"))

@@ -159,3 +159,15 @@ def test_rgz_published_map_is_read_in_app_columns(rgz_map_path):
     twins = frame[frame["rgz_name"].duplicated(keep=False)]
     assert (twins["source_id"].str.replace(r"_\d+$", "", regex=True) == twins["rgz_name"]).all()
     assert frame["angular_extent_arcsec"].min() > 25.0  # the published map keeps sources above 25"
+
+
+def test_a_runs_misclassified_sources_stand_out_from_its_correct_ones(catalogue):
+    from explorer.figures import FIXED_CATEGORY_COLOURS
+
+    marks = pd.Series(np.where(np.arange(len(catalogue)) % 4 == 0, "misclassified", "correct"), dtype=object)
+    marks.iloc[1] = None  # a source the task has no label for
+    traces = {t.name.split(" (")[0]: t for t in map_figure(catalogue, marks, "run x: misclassified").data}
+    assert traces["misclassified"].marker.color == FIXED_CATEGORY_COLOURS["misclassified"]
+    assert traces["correct"].marker.color == FIXED_CATEGORY_COLOURS["correct"]
+    names = list(traces)
+    assert names.index("misclassified") > names.index("correct")  # drawn on top
