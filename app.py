@@ -6,10 +6,6 @@ thin: the work is done in ``explorer/`` and ``pretrain/``.
 """
 from pathlib import Path
 
-import streamlit as st
-
-from explorer import ui
-
 # Not "pages/": Streamlit treats a folder of that name as a legacy multipage app until some
 # session has run st.navigation, so a deep link (e.g. /Lookup) as the first request of a
 # freshly started server ran the page without app.py and listed the folder's files
@@ -18,6 +14,10 @@ PAGES = Path(__file__).parent / "app_pages"
 
 
 def main() -> None:
+    import streamlit as st  # imported here: a spawned worker (see below) needs neither
+
+    from explorer import ui
+
     ui.page_config()
     pages = [
         st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
