@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -184,6 +185,68 @@ def prepare_default_space(progress: Progress | None = None, device: str = "auto"
     """
     with _PREPARE_LOCK:
         return _prepare(progress or (lambda stage, fraction, message: None), device)
+
+
+class Preparation:
+    """The default space being prepared in a background thread, with the latest progress.
+
+    The thread belongs to the process, not to a browser session: a page change, a
+    widget touched or a second tab while it runs does not stop it (a preparation run
+    inside a Streamlit script was interrupted by any of those and started over).
+    """
+
+    def __init__(self, device: str = "auto"):
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self._stages: dict[str, tuple[float, str]] = {stage: (0.0, "") for stage in STAGES}
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(device,), name="prepare default space",
+                                        daemon=True)
+
+    def _report(self, stage: str, fraction: float, message: str) -> None:
+        with self._lock:
+            self._stages[stage] = (float(min(max(fraction, 0.0), 1.0)), message)
+
+    def _run(self, device: str) -> None:
+        try:
+            prepare_default_space(self._report, device)
+        except BaseException as exc:  # kept for the page to show (or raise, if it is a bug)
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def progress(self) -> dict[str, tuple[float, str]]:
+        """{stage: (fraction 0..1, latest message)} for every stage, in order."""
+        with self._lock:
+            return dict(self._stages)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until it has finished (or ``timeout_s`` passed); True when finished."""
+        return self._done.wait(timeout_s)
+
+
+_CURRENT: Preparation | None = None
+_CURRENT_LOCK = threading.Lock()
+
+
+def start_preparation(device: str = "auto") -> Preparation:
+    """The running background preparation of the default space, started when there is none.
+
+    Every caller while one runs gets the same one (and its progress). Once it has
+    finished, the next call starts a new one: after a failure that is a retry; after a
+    success, the work still valid is reused (a complete bundle, a fresh space).
+    """
+    global _CURRENT
+    with _CURRENT_LOCK:
+        if _CURRENT is None or _CURRENT.finished:
+            _CURRENT = Preparation(device)
+            _CURRENT._thread.start()
+        return _CURRENT
 
 
 def _prepare(report: Progress, device: str):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,19 +172,31 @@ def _ensure_default_space() -> None:
     st.write(f"The default space ({state.reason}) is made once and kept in `{state.space_path.parent}`: "
              "the MiraBest images are preprocessed into a bundle, embedded with the backbone "
              f"(`{state.weights_path.name}`) and laid out on a 2-D map. Later starts reuse it.")
+    # The work runs in a background thread of the server (explorer.default_space): leaving
+    # the page or opening a second tab meanwhile does not start it over; this only shows it.
+    job = default_space.start_preparation()
     with st.status("Preparing the MiraBest space…", expanded=True) as status:
         bars = {stage: st.progress(0.0, text=title) for stage, title in (
             ("data", "MiraBest files"), ("bundle", "Preprocessing → bundle"),
             ("embeddings", "Embedding with the backbone"), ("map", "Map (PCA → UMAP)"))}
-
-        def progress(stage: str, fraction: float, message: str) -> None:
-            bars[stage].progress(float(min(max(fraction, 0.0), 1.0)), text=message)
-
-        try:
-            default_space.prepare_default_space(progress)
-        except ExplorerError as exc:
+        shown: dict = {}
+        while True:
+            finished = job.wait(0.5)
+            for stage, (fraction, message) in job.progress().items():
+                if message and shown.get(stage) != (fraction, message):
+                    bars[stage].progress(fraction, text=message)
+                    shown[stage] = (fraction, message)
+            if finished:
+                break
+            # the time so far, also while a stage reports nothing (the map fit); and each
+            # update lets Streamlit end this run at once when the user goes elsewhere
+            status.update(label=f"Preparing the MiraBest space… {time.monotonic() - job.started:.0f} s",
+                          expanded=True)
+        if job.error is not None:
             status.update(label="Preparing the MiraBest space failed", state="error")
-            st.error(str(exc))
+            if not isinstance(job.error, ExplorerError):
+                raise job.error  # a bug: show its traceback
+            st.error(str(job.error))
             st.stop()
         status.update(label="The MiraBest space is ready", state="complete")
     _default_state.clear()

@@ -7,6 +7,7 @@ import pytest
 
 from explorer import default_space
 from explorer.space_registry import RGZ_KEY
+from pretrain.errors import ExplorerError
 from pretrain.models.backbone import weights_sha256
 from tests.app_space import app_test, gallery_html, link_subset, random_weights
 
@@ -98,3 +99,28 @@ def test_a_spawned_worker_importing_app_py_does_not_run_the_app(monkeypatch):
     for name in ("page_config", "mark_app_run", "sidebar"):
         monkeypatch.setattr(ui, name, must_not_run)
     runpy.run_path(str(APP), run_name="__mp_main__")
+
+
+def test_the_preparation_runs_in_the_background_and_is_shared(fresh_env):
+    """Started by one page run, it goes on without it (a page change used to start it over),
+    and every caller meanwhile gets the same preparation and its progress."""
+    job = default_space.start_preparation(device="cpu")
+    assert default_space.start_preparation(device="cpu") is job  # a second tab: the same one
+    assert job.wait(600), "the preparation did not finish"
+    assert job.error is None, job.error
+    progress = job.progress()
+    assert list(progress) == ["data", "bundle", "embeddings", "map"]
+    assert all(fraction == 1.0 and message for fraction, message in progress.values())
+    assert default_space.default_space_state().ready
+    # finished: the next call is a new preparation, which reuses the work done
+    again = default_space.start_preparation(device="cpu")
+    assert again is not job and again.wait(600) and again.error is None
+    assert "Reusing" in again.progress()["map"][1]
+
+
+def test_a_failed_preparation_keeps_its_error_and_the_next_call_retries(fresh_env, monkeypatch):
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(fresh_env / "missing.safetensors"))
+    job = default_space.start_preparation(device="cpu")
+    assert job.wait(60)
+    assert isinstance(job.error, ExplorerError) and "does not exist" in str(job.error)
+    assert default_space.start_preparation(device="cpu") is not job
