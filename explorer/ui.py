@@ -313,6 +313,11 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
         else:
             source_panel(space, query)
             source_id = str(space.catalogue["source_id"].iloc[query])
+            # The link follows the source shown; remembered as seen, so that only a link
+            # changed from outside (a shared one) picks the source on a later run. (A click
+            # on the map used to leave the old link here, and the next "continue from a
+            # neighbour" was then undone by it.)
+            state["from_url"] = source_id
             if st.query_params.get("source") != source_id:
                 st.query_params["source"] = source_id
     with below:

@@ -136,3 +136,22 @@ def test_rgz_catalogue_space_finds_neighbours_on_its_published_map(app_env, rgz_
     assert "distance on the map" in html and "FIRST image not fetched yet" in html
     assert any("on the 2-D map" in m.value for m in at.markdown)
     assert any(b.label.startswith("Fetch") for b in at.button)  # images come from FIRST on request
+
+
+def test_continue_from_a_neighbour_moves_on_each_time(app_env, space):
+    """The page keeps ?source= in step with the source shown; that link must not pull the
+    page back to an earlier source when the user continues from a neighbour (twice here)."""
+    ids = space.catalogue_map["source_id"]
+    row_of = {source_id: i for i, source_id in enumerate(ids)}
+    at = app_test()
+    at.query_params["source"] = ids.iloc[0]
+    at.run()
+    assert not at.exception, at.exception
+    current = 0
+    for _ in range(2):
+        target = next(row_of[s] for s in _expected_neighbours(space, current) if row_of[s] != 0)
+        at.selectbox(key=f"nb:default:mirabest:continue:{current}").set_value(target)
+        at.run()
+        assert not at.exception, at.exception
+        assert f'data-query="{ids.iloc[target]}"' in gallery_html(at)
+        current = target
