@@ -21,9 +21,14 @@ CLIP_SIGMA = 3.0  # emission below CLIP_SIGMA x robust noise is set to zero
 EXTENT_DETECTION_SIGMA = 3.0  # pixels above this x noise count as emission
 EXTENT_ISLAND_PEAK_SIGMA = 5.0  # an island counts only if its peak reaches this x noise
 EXTENT_MIN_ISLAND_PX = 5  # ... and it has at least this many FIRST pixels (about one beam)
-EXTENT_SEED_RADIUS_ARCSEC = 60.0  # islands reaching this close to the centre are the source
-EXTENT_LINK_ARCSEC = 30.0  # ... with islands linked to them by gaps no wider than this
+EXTENT_SMOOTHED_RESOLUTION_ARCSEC = 15.0  # faint extended emission is also sought at this resolution (lobe-sized)
+EXTENT_SEED_RADIUS_ARCSEC = 45.0  # islands reaching this close to the centre are the source
+EXTENT_LINK_ARCSEC = 15.0  # ... with islands linked to them by gaps no wider than this
 EXTENT_RELATIVE_PEAK = 0.05  # ... and not fainter than this fraction of its brightest island
+# Lobes further out join when they have a counterpart on the opposite side of the host:
+EXTENT_PAIR_TOLERANCE_DEG = 30.0  # directions within this of opposite (bent sources)
+EXTENT_PAIR_ARM_RATIO = 3.0  # arm lengths within this factor (asymmetric doubles)
+EXTENT_MAX_ARM_ARCSEC = 150.0  # ... each lobe within this of the centre (chance pairs beyond)
 
 # --- Bundles ----------------------------------------------------------------------------
 DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this

@@ -693,7 +693,13 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
             "detection_sigma": config.EXTENT_DETECTION_SIGMA,
             "island_peak_sigma": config.EXTENT_ISLAND_PEAK_SIGMA,
             "min_island_px": config.EXTENT_MIN_ISLAND_PX,
+            "smoothed_resolution_arcsec": config.EXTENT_SMOOTHED_RESOLUTION_ARCSEC,
+            "seed_radius_arcsec": config.EXTENT_SEED_RADIUS_ARCSEC,
             "link_arcsec": config.EXTENT_LINK_ARCSEC,
+            "relative_peak": config.EXTENT_RELATIVE_PEAK,
+            "pair_tolerance_deg": config.EXTENT_PAIR_TOLERANCE_DEG,
+            "pair_arm_ratio": config.EXTENT_PAIR_ARM_RATIO,
+            "max_arm_arcsec": config.EXTENT_MAX_ARM_ARCSEC,
         },
     }
 
