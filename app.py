@@ -6,11 +6,7 @@ thin: the work is done in ``explorer/`` and ``pretrain/``.
 """
 from pathlib import Path
 
-# Not "pages/": Streamlit treats a folder of that name as a legacy multipage app until some
-# session has run st.navigation, so a deep link (e.g. /Lookup) as the first request of a
-# freshly started server ran the page without app.py and listed the folder's files
-# ("app", "Map", "Lookup", "Training") as the navigation, for the whole session.
-PAGES = Path(__file__).parent / "app_pages"
+PAGES = Path(__file__).parent / "pages"
 
 
 def main() -> None:

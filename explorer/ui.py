@@ -60,12 +60,40 @@ def mark_app_run() -> None:
 def require_app() -> None:
     """Give a page the app's frame (page config, sidebar) when app.py did not run around it.
 
-    In the app, app.py always runs first (its ``st.navigation`` runs the page). A page
-    script run on its own (e.g. an AppTest of the page file) draws the frame itself.
+    In the app, app.py always runs first (its ``st.navigation`` runs the page). One case
+    escapes it: when a deep link (e.g. ``/Lookup``, a tab reconnecting after a restart) is
+    the first request of a freshly started server, Streamlit still treats ``pages/`` as a
+    legacy multipage folder (until some session has called ``st.navigation``) and runs the
+    page file alone, with the folder's files as the navigation. The page then leaves that
+    mode, as ``st.navigation`` itself does, and reruns: app.py takes over with the same
+    page. A page script run on its own elsewhere (an AppTest of the page file) draws the
+    frame itself (AppTest starts every run in the legacy mode, so it is not handed over
+    there: a rerun would drop the widget event that started the run).
     """
-    if not st.session_state.pop(APP_MARK, False):
-        page_config()
-        sidebar()
+    if st.session_state.pop(APP_MARK, False):
+        return
+    if _legacy_pages_mode() and _real_server():
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    page_config()
+    sidebar()
+
+
+def _real_server() -> bool:
+    """True under ``streamlit run``; False under AppTest, whose runtime is a mock."""
+    from streamlit import runtime
+
+    return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
+
+
+def _legacy_pages_mode() -> bool:
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no legacy mode to leave
+        return False
+    return bool(getattr(PagesManager, "uses_pages_directory", False))
 
 
 @st.cache_data(ttl=15, show_spinner=False)

@@ -46,7 +46,7 @@ def _look_up(text: str, **state):
     at = app_test()
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page("app_pages/2_Lookup.py")
+    at.switch_page("pages/2_Lookup.py")
     at.run()
     at.text_input(key="lookup-text").input(text)
     at.button[0].click()  # the form's "Look up" button
@@ -132,7 +132,7 @@ def _fits_bytes(data: np.ndarray, with_wcs: bool = True) -> bytes:
 
 def _upload(name: str, content: bytes):
     at = app_test()
-    at.switch_page("app_pages/2_Lookup.py")
+    at.switch_page("pages/2_Lookup.py")
     at.run()
     at.file_uploader[0].set_value((name, content, "application/fits"))
     at.run()

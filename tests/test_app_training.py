@@ -12,7 +12,7 @@ from tests.app_space import wait_until
 from tests.finetune_data import random_encoder_weights, small_mirabest_bundle
 
 APP = str(config.REPO_ROOT / "app.py")
-PAGE = "app_pages/3_Training.py"
+PAGE = "pages/3_Training.py"
 
 
 @pytest.fixture(scope="module")

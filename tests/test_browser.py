@@ -63,11 +63,18 @@ def test_a_deep_link_as_the_first_request_opens_the_page_inside_the_app(app_url)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.goto(app_url[0] + "/Lookup")
-            page.get_by_label("Position (RA Dec, degrees or sexagesimal) or object name").wait_for(timeout=120_000)
+            box = page.get_by_label("Position (RA Dec, degrees or sexagesimal) or object name")
+            box.wait_for(timeout=120_000)
             nav = page.locator("[data-testid=stSidebarNav]")
             links = [text.strip() for text in nav.locator("a").all_inner_texts()]
             assert any("Look-up" in text for text in links), links
             assert not any(text.endswith("app") for text in links), links
+            # the page handed over to app.py still works: its form answers
+            box.fill("10.0 -60.0")
+            box.press("Enter")
+            error = page.locator("[data-testid=stAlertContentError]")
+            error.wait_for(timeout=60_000)
+            assert "outside the FIRST survey footprint" in error.inner_text()
         finally:
             browser.close()
 
