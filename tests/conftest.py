@@ -60,7 +60,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
-
 # --- Dataset bundles (shared by every test that needs real preprocessed images) ---------
 @pytest.fixture(scope="session")
 def mirabest_bundle(mirabest_dir, tmp_path_factory):
