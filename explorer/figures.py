@@ -208,6 +208,7 @@ PRETTY_NAMES = {
     "angular_extent_estimated_arcsec": "estimated extent (″)",
     "angular_extent_catalogued_arcsec": "catalogued extent (″)",
     "ra": "RA (°)", "dec": "Dec (°)",
+    "image_ra": "image centre RA (°)", "image_dec": "image centre Dec (°)",
 }
 
 

@@ -53,3 +53,11 @@ def nearest_on_sky(ra_deg: float, dec_deg: float, catalogue_ra, catalogue_dec) -
         return -1, float("inf")
     i = int(np.nanargmin(sep))
     return i, float(sep[i])
+
+
+def sexagesimal(ra_deg: float, dec_deg: float) -> str:
+    """J2000 position as astronomers write it: 'hh:mm:ss.s ±dd:mm:ss.s'."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    return SkyCoord(float(ra_deg) * u.deg, float(dec_deg) * u.deg).to_string("hmsdms", sep=":", precision=1)

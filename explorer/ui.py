@@ -25,6 +25,7 @@ from explorer import default_space
 from explorer.colour_columns import aligned, extra_colour_columns
 from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
 from explorer.gallery import Card, display_stretch, gallery_html, rgb_image
+from explorer.sky import sexagesimal
 from explorer.space_registry import (CatalogueSpace, EmbeddingSpace, ExplorerSpace, SpaceEntry,
                                      discover_spaces, find_weights, open_space)
 from pretrain import config
@@ -407,6 +408,9 @@ def _facts_html(entry: pd.Series) -> str:
         if str(value) == "":
             continue
         rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(value))}</td></tr>")
+        if column == "dec" and "ra" in entry.index:
+            position = sexagesimal(entry["ra"], entry["dec"])
+            rows.append(f"<tr><td>J2000 (h:m:s, d:m:s)</td><td>{html.escape(position)}</td></tr>")
     return FACTS_CSS + '<table class="facts">' + "".join(rows) + "</table>" if rows else ""
 
 
@@ -543,6 +547,14 @@ def _fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> list[str]:
     return notes
 
 
+def selection_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The selection as people read it: named columns with units, none left empty
+    (the CSV keeps the catalogue's own column names)."""
+    filled = [c for c in frame.columns
+              if not frame[c].isna().all() and not frame[c].astype(str).str.strip().eq("").all()]
+    return frame[filled].rename(columns=pretty_name)
+
+
 def selection_section(space: ExplorerSpace, state: dict) -> None:
     """Table and CSV of a box / lasso selection."""
     rows = state["selected"]
@@ -552,7 +564,8 @@ def selection_section(space: ExplorerSpace, state: dict) -> None:
     if "label" in frame and frame["label"].astype(str).str.len().gt(0).any():
         counts = frame["label"].replace("", "(none)").value_counts()
         st.caption(" · ".join(f"{label}: {count}" for label, count in counts.items()))
-    st.dataframe(frame, width="stretch", hide_index=True, height=min(38 + 35 * len(frame), 300))
+    st.dataframe(selection_display(frame), width="stretch", hide_index=True,
+                 height=min(38 + 35 * len(frame), 300))
     with st.container(horizontal=True):  # buttons at their natural width (narrow columns clipped the label)
         st.download_button("Download the selection (CSV)", frame.to_csv(index=False).encode(),
                            file_name=f"selection_{len(rows)}_sources.csv", mime="text/csv",

@@ -171,3 +171,24 @@ def test_a_runs_misclassified_sources_stand_out_from_its_correct_ones(catalogue)
     assert traces["correct"].marker.color == FIXED_CATEGORY_COLOURS["correct"]
     names = list(traces)
     assert names.index("misclassified") > names.index("correct")  # drawn on top
+
+
+def test_source_facts_give_the_position_in_sexagesimal_too():
+    from explorer import ui
+
+    entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681,
+                       "angular_extent_arcsec": 43.0})
+    html = ui._facts_html(entry)
+    assert "139.14800" in html and "4.68100" in html
+    assert "09:16:35.5 +04:40:51.6" in html  # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s
+
+
+def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():
+    from explorer import ui
+
+    frame = pd.DataFrame({"source_id": ["a", "b"], "ra": [1.0, 2.0], "dec": [3.0, 4.0],
+                          "angular_extent_arcsec": [20.0, 30.0], "name": ["", ""],
+                          "redshift": [np.nan, np.nan], "label": ["FRI", "FRII"]})
+    shown = ui.selection_display(frame)
+    assert list(shown.columns) == ["source id", "RA (°)", "Dec (°)", "angular extent (″)", "label"]
+    assert shown["angular extent (″)"].tolist() == [20.0, 30.0]

@@ -110,7 +110,7 @@ def test_box_selection_lists_the_selected_sources(app_env, space):
     assert not at.exception, at.exception
     assert any("3 sources selected" in m.value for m in at.markdown)
     table = at.dataframe[0].value
-    assert table["source_id"].tolist() == space.catalogue_map["source_id"].iloc[[0, 5, 7]].tolist()
+    assert table["source id"].tolist() == space.catalogue_map["source_id"].iloc[[0, 5, 7]].tolist()
     assert any(b.label.startswith("Download the selection") for b in at.get("download_button"))
 
 
