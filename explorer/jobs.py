@@ -290,7 +290,7 @@ def list_runs() -> pd.DataFrame:
             "state": status.get("state"),
             "task": settings.get("task", options.get("task", config.FINETUNE_TASK)),
             "mode": "scratch" if scratch else ("linear probe" if depth == 0 else "fine-tune"),
-            "labels": metrics.get("n_train") or settings.get("labels") or options.get("labels") or "all",
+            "labels": _label_budget(settings.get("labels", options.get("labels")), metrics.get("n_train")),
             "depth": depth,
             "epochs": settings.get("epochs", options.get("epochs")),
             "epoch": status.get("epoch", 0),
@@ -304,6 +304,13 @@ def list_runs() -> pd.DataFrame:
     columns = ["run_id", "state", "task", "mode", "labels", "depth", "epochs", "epoch", "seed",
                "test_error_percent", "ood_error_percent", "wall_time_s", "started", "error"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _label_budget(budget: int | None, n_train: int | None) -> str:
+    """The label budget as asked: a number, or 'all' (with how many that was, once known)."""
+    if budget:
+        return str(budget)
+    return f"all ({n_train})" if n_train else "all"
 
 
 def active_runs() -> list[str]:

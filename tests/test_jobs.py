@@ -142,3 +142,11 @@ def test_the_runs_folder_defaults_to_the_cache(monkeypatch):
     monkeypatch.delenv("EXPLORER_RUNS", raising=False)
     assert jobs.runs_dir() == config.cache_dir() / "runs"
     assert jobs.list_runs().empty
+
+
+def test_label_budget_reads_the_same_whatever_the_state_of_the_run():
+    from explorer.jobs import _label_budget
+
+    assert _label_budget(None, None) == "all"  # cancelled before any metrics
+    assert _label_budget(None, 665) == "all (665)"  # finished
+    assert _label_budget(72, 72) == _label_budget(72, None) == "72"
