@@ -194,8 +194,19 @@ def render(results: list[dict], args, data_note: str) -> str:
         "the training figures are noisy: compare them only within one row. Precision: bf16 = "
         "autocast + channels_last (the default where the hardware has native bf16, "
         "`pretrain/precision.py`); compare the fp32 and bf16 rows for its gain.",
+        "",
+        _bf16_note(),
     ]
     return "\n".join(lines)
+
+
+def _bf16_note() -> str:
+    from pretrain.precision import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return "This CPU has native bf16 (AVX512-BF16 or AMX): `--precision auto` trains in bf16 on it."
+    return ("This CPU has no native bf16 (AVX-512 without AVX512-BF16/AMX): bf16 is emulated and slower "
+            "than fp32 (the bf16 row), so `--precision auto` trains in fp32 here.")
 
 
 def main(argv: list[str] | None = None) -> int:
