@@ -340,7 +340,7 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
             st.info("**Click a source on the map** to see its image, its catalogue entry and the sources "
                     "most similar to it.", icon=":material/touch_app:")
         else:
-            source_panel(space, query)
+            source_panel(space, query, coloured_by=_colour_fact(colour_name, colour, query))
             source_id = str(space.catalogue["source_id"].iloc[query])
             # The link follows the source shown; remembered as seen, so that only a link
             # changed from outside (a shared one) picks the source on a later run. (A click
@@ -366,8 +366,16 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
                    "group · scroll to zoom, double-click to reset. The axes have no physical meaning.")
 
 
-def source_panel(space: ExplorerSpace, row: int) -> None:
-    """Image and catalogue entry of one source."""
+def _colour_fact(colour_name: str, colour: pd.Series | None, row: int) -> tuple[str, object] | None:
+    """(title, value) of the map's colour for one source, when it is not a catalogue fact
+    already shown (a fine-tuned run's P(FRII) or its misclassified mark, say)."""
+    if colour is None or row >= len(colour) or colour_name in dict(FACT_COLUMNS):
+        return None
+    return pretty_name(colour_name), colour.iloc[row]
+
+
+def source_panel(space: ExplorerSpace, row: int, coloured_by: tuple[str, object] | None = None) -> None:
+    """Image and catalogue entry of one source (and the value the map is coloured by)."""
     entry = space.catalogue.iloc[row]
     label = str(entry.get("label", "") or "")
     st.markdown(f"##### {entry['source_id']}" + (f" &nbsp;·&nbsp; **{label}**" if label else ""))
@@ -379,7 +387,7 @@ def source_panel(space: ExplorerSpace, row: int) -> None:
                  caption=f"Model image: {config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′ "
                          f"(the box: the central {config.MODEL_INPUT_PX} px the model sees)",
                  width=MAIN_IMAGE_PX)
-    st.html(_facts_html(entry))
+    st.html(_facts_html(entry, extra=[coloured_by] if coloured_by else ()))
     with st.expander("All catalogue columns"):
         st.dataframe(entry.rename("value").astype(str).to_frame(), width="stretch")
 
@@ -392,11 +400,17 @@ FACTS_CSS = """<style>
 </style>"""
 
 
-def _facts_html(entry: pd.Series) -> str:
-    """The main catalogue facts of a source as a compact two-column table."""
+def _facts_html(entry: pd.Series, extra=()) -> str:
+    """The main catalogue facts of a source as a compact two-column table; ``extra``:
+    more (title, value) rows first (the map's colour, when it is not a catalogue column)."""
     import html
 
     rows = []
+    for title, value in extra:
+        if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+            continue
+        shown = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
+        rows.append(f"<tr><td>{html.escape(str(title))}</td><td><b>{html.escape(shown)}</b></td></tr>")
     for column, title in FACT_COLUMNS:
         if column not in entry.index:
             continue

@@ -192,3 +192,16 @@ def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():
     shown = ui.selection_display(frame)
     assert list(shown.columns) == ["source id", "RA (°)", "Dec (°)", "angular extent (″)", "label"]
     assert shown["angular extent (″)"].tolist() == [20.0, 30.0]
+
+
+def test_source_facts_show_the_value_the_map_is_coloured_by():
+    from explorer import ui
+
+    entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681})
+    colour = pd.Series([0.25, 0.875])
+    fact = ui._colour_fact("run 20261201-1: P(FRII)", colour, 1)
+    assert fact == ("run 20261201-1: P(FRII)", 0.875)
+    assert "P(FRII)" in ui._facts_html(entry, extra=[fact]) and "0.875" in ui._facts_html(entry, extra=[fact])
+    assert ui._colour_fact("label", pd.Series(["FRI", "FRII"]), 1) is None  # already a fact
+    assert ui._colour_fact("angular_extent_arcsec", colour, 0) is None
+    assert ui._colour_fact("redshift", None, 0) is None
