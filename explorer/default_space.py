@@ -204,6 +204,10 @@ class Preparation:
         self._thread = threading.Thread(target=self._run, args=(device,), name="prepare default space",
                                         daemon=True)
 
+    def start(self) -> "Preparation":
+        self._thread.start()
+        return self
+
     def _report(self, stage: str, fraction: float, message: str) -> None:
         with self._lock:
             self._stages[stage] = (float(min(max(fraction, 0.0), 1.0)), message)
@@ -244,8 +248,7 @@ def start_preparation(device: str = "auto") -> Preparation:
     global _CURRENT
     with _CURRENT_LOCK:
         if _CURRENT is None or _CURRENT.finished:
-            _CURRENT = Preparation(device)
-            _CURRENT._thread.start()
+            _CURRENT = Preparation(device).start()
         return _CURRENT
 
 

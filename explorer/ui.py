@@ -73,9 +73,9 @@ def require_app() -> None:
     """
     if st.session_state.pop(APP_MARK, False):
         return
-    if _legacy_pages_mode() and _real_server():
-        from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.pages_manager import PagesManager
 
+    if getattr(PagesManager, "uses_pages_directory", False) and _real_server():
         PagesManager.uses_pages_directory = False
         st.rerun()
     page_config()
@@ -87,14 +87,6 @@ def _real_server() -> bool:
     from streamlit import runtime
 
     return runtime.exists() and type(runtime.get_instance()) is runtime.Runtime
-
-
-def _legacy_pages_mode() -> bool:
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without it has no legacy mode to leave
-        return False
-    return bool(getattr(PagesManager, "uses_pages_directory", False))
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -400,6 +392,10 @@ FACTS_CSS = """<style>
 </style>"""
 
 
+def _is_missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value))
+
+
 def _facts_html(entry: pd.Series, extra=()) -> str:
     """The main catalogue facts of a source as a compact two-column table; ``extra``:
     more (title, value) rows first (the map's colour, when it is not a catalogue column)."""
@@ -407,7 +403,7 @@ def _facts_html(entry: pd.Series, extra=()) -> str:
 
     rows = []
     for title, value in extra:
-        if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+        if _is_missing(value):
             continue
         shown = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
         rows.append(f"<tr><td>{html.escape(str(title))}</td><td><b>{html.escape(shown)}</b></td></tr>")
@@ -415,7 +411,7 @@ def _facts_html(entry: pd.Series, extra=()) -> str:
         if column not in entry.index:
             continue
         value = entry[column]
-        if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value)):
+        if _is_missing(value):
             continue
         if isinstance(value, (float, np.floating)):
             value = f"{value:.5f}" if column in ("ra", "dec") else f"{value:.4g}"

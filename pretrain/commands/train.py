@@ -96,7 +96,8 @@ def run(args) -> int:
     cfg.device = args.device
     cfg.num_threads = args.num_threads
     for name in ("epochs", "batch_size", "monitor_every_epochs"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+        value = getattr(cfg, name)  # batch_size None: the device's default, set by the trainer
+        if value is not None and value < 1:
             raise ExplorerError(f"{_FLAG_OF[name]} must be at least 1.")
     previous = _interrupt_on_sigterm()
     try:
