@@ -10,8 +10,10 @@ Confident FRI/FRII task, one stratified split per seed (``mirabest_confident_spl
 (c) PCA on raw pixels: the central 70 x 70 pixels / 255, PCA to 200 components fitted on
     each split's training images only, then the same probe.
 
-Reported as mean +- standard error over the seeds, with a kNN (k = 20, cosine) error
-beside it. Map ordering: ``extent_ordering_spearman`` (Spearman correlation of each
+each as the app embeds it (symmetry "d4": the mean over the image's 8 turns by 90 degrees
+and mirror images; for raw pixels the mean of the 8 turned crops) and with one forward
+pass per image. Reported as mean +- standard error over the seeds, with a kNN (k = 20,
+cosine) error beside it. Map ordering: ``extent_ordering_spearman`` (Spearman correlation of each
 source's angular extent with the mean extent of its 15 nearest neighbours on the map) for
 the backbone's map of the bundle, a random ResNet-18's map of the same bundle, and the
 published RGZ DR1 map (../shared/data/rgz_dr1_published_map.parquet) for reference.
@@ -47,8 +49,8 @@ from pretrain.embed import embed_images  # noqa: E402
 from pretrain.evaluate import (extent_ordering_spearman, fr_task, knn_accuracy,  # noqa: E402
                                linear_probe_error, mirabest_confident_split)
 from pretrain.mapping import MapProjector  # noqa: E402
-from pretrain.models.backbone import (default_backbone_path, weights_metadata,  # noqa: E402
-                                      weights_sha256)
+from pretrain.models.backbone import (default_backbone_path, load_encoder,  # noqa: E402
+                                      weights_metadata, weights_sha256)
 from pretrain.models.resnet import resnet18_encoder  # noqa: E402
 from pretrain.space import embed_bundle_to_space, is_stale, load_space  # noqa: E402
 
@@ -62,6 +64,19 @@ def raw_pixels(images: np.ndarray) -> np.ndarray:
     lo = (side - config.MODEL_INPUT_PX) // 2
     crop = np.asarray(images[:, lo:lo + config.MODEL_INPUT_PX, lo:lo + config.MODEL_INPUT_PX])
     return crop.reshape(len(crop), -1).astype(np.float32) / 255.0
+
+
+def raw_pixels_d4(images: np.ndarray) -> np.ndarray:
+    """The raw pixels averaged over the 8 symmetries of the square: the pixel baseline given
+    the same orientation averaging as the symmetrised representation."""
+    side = images.shape[-1]
+    lo = (side - config.MODEL_INPUT_PX) // 2
+    crop = np.asarray(images[:, lo:lo + config.MODEL_INPUT_PX, lo:lo + config.MODEL_INPUT_PX], np.float32)
+    total = np.zeros_like(crop)
+    for k in range(4):
+        turned = np.rot90(crop, k, axes=(1, 2))
+        total += turned + turned[:, :, ::-1]
+    return (total / 8.0).reshape(len(crop), -1) / 255.0
 
 
 def probe(features: np.ndarray, y_all: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int,
@@ -110,21 +125,32 @@ def run(args) -> str:
         backbone_features = space.embeddings
         print(f"backbone embedded ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-        results = {"backbone": [], "random": [], "pixels": []}
+        # Each representation as the app embeds (symmetry d4, the default) and with one
+        # forward pass per image ("none"), so the gain of the averaging shows on its own.
         torch.manual_seed(0)
-        random_features = embed_images(resnet18_encoder(), bundle.images, device="cpu")
-        pixels = raw_pixels(bundle.images)
+        random_encoder = resnet18_encoder()
+        features = {
+            ("backbone", "d4"): backbone_features,
+            ("backbone", "none"): embed_images(load_encoder(args.weights), bundle.images, device="cpu",
+                                               symmetry="none"),
+            ("random", "d4"): embed_images(random_encoder, bundle.images, device="cpu", symmetry="d4"),
+            ("random", "none"): embed_images(random_encoder, bundle.images, device="cpu", symmetry="none"),
+            ("pixels", "d4"): raw_pixels_d4(bundle.images),
+            ("pixels", "none"): raw_pixels(bundle.images),
+        }
+        print(f"features ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+        results = {key: [] for key in features}
         for seed, (train, test) in zip(seeds, splits):
-            results["backbone"].append(probe(backbone_features, y_all, train, test, seed))
-            results["random"].append(probe(random_features, y_all, train, test, seed))
-            results["pixels"].append(probe(pixels, y_all, train, test, seed, pca=True))
-            print(f"seed {seed}: " + ", ".join(f"{k} {100 * v[-1][0]:.1f} %" for k, v in results.items())
+            for key, x in features.items():
+                results[key].append(probe(x, y_all, train, test, seed, pca=key[0] == "pixels"))
+            print(f"seed {seed}: " + ", ".join(f"{'/'.join(k)} {100 * v[-1][0]:.1f} %" for k, v in results.items())
                   + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
 
         extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
-        rho_backbone = extent_ordering_spearman(space.map_xy, extent)
-        random_xy = MapProjector().fit_transform(random_features)
-        rho_random = extent_ordering_spearman(random_xy, extent)
+        rho = {"backbone d4": extent_ordering_spearman(space.map_xy, extent)}
+        for key in (("backbone", "none"), ("random", "d4")):
+            xy = MapProjector().fit_transform(features[key])
+            rho[" ".join(key)] = extent_ordering_spearman(xy, extent)
     published = pd.read_parquet(args.rgz_map, columns=["umap_x", "umap_y", "size"])
     rho_rgz = extent_ordering_spearman(published[["umap_x", "umap_y"]].to_numpy(), published["size"].to_numpy())
     elapsed = time.perf_counter() - t0
@@ -156,17 +182,25 @@ def run(args) -> str:
         "{1e-4 ... 1e2} by stratified 5-fold CV on the training set. kNN: k = 20, cosine.",
         "- Random ResNet-18: one initialisation (torch seed 0), the same for every split. Raw-pixel PCA: central 70 x 70 px / 255, "
         f"PCA to {PIXEL_PCA_COMPONENTS} components fitted on each split's training images.",
+        "- Symmetry: *d4* = the representation the app and `embed` use (`config.EMBED_SYMMETRY`): the mean of "
+        "the encoder's outputs over the image turned by 0, 90, 180 and 270 degrees, each also mirrored "
+        "(for raw pixels: the mean of the 8 turned and mirrored crops); *one pass* = the image as it is.",
         "",
         "| representation | linear-probe test error (mean +- s.e.) | per seed (%) | kNN test error |",
         "|---|---|---|---|",
     ]
     labels = {"backbone": f"backbone `{weights.name}`", "random": "random ResNet-18",
               "pixels": f"PCA-{PIXEL_PCA_COMPONENTS} of raw pixels"}
-    for key, label in labels.items():
-        probe_errors = [p for p, _ in results[key]]
-        knn_errors = [k for _, k in results[key]]
+    for (name, symmetry), outcome in results.items():
+        probe_errors = [p for p, _ in outcome]
+        knn_errors = [k for _, k in outcome]
         per_seed = ", ".join(f"{100 * e:.1f}" for e in probe_errors)
-        lines.append(f"| {label} | {mean_se(probe_errors)} | {per_seed} | {mean_se(knn_errors)} |")
+        label = f"{labels[name]}, {'d4' if symmetry == 'd4' else 'one pass'}"
+        if (name, symmetry) == ("backbone", "d4"):
+            label, error = f"**{label}** (the default)", f"**{mean_se(probe_errors)}**"
+        else:
+            error = mean_se(probe_errors)
+        lines.append(f"| {label} | {error} | {per_seed} | {mean_se(knn_errors)} |")
     lines += [
         "",
         "Reference (science.md): the study's BYOL ResNet-18 linear probe reached 8.2 +- 0.6 % with "
@@ -178,8 +212,9 @@ def run(args) -> str:
         "",
         "| map | sources | Spearman rho |",
         "|---|---|---|",
-        f"| backbone map of MiraBest (PCA -> UMAP, this package) | {int(np.isfinite(extent).sum())} | {rho_backbone:.3f} |",
-        f"| random ResNet-18 map of MiraBest | {int(np.isfinite(extent).sum())} | {rho_random:.3f} |",
+        f"| backbone map of MiraBest (PCA -> UMAP, this package; d4, the default) | {int(np.isfinite(extent).sum())} | {rho['backbone d4']:.3f} |",
+        f"| backbone map of MiraBest, one pass | {int(np.isfinite(extent).sum())} | {rho['backbone none']:.3f} |",
+        f"| random ResNet-18 map of MiraBest (d4) | {int(np.isfinite(extent).sum())} | {rho['random d4']:.3f} |",
         f"| published RGZ DR1 map (Slijepcevic et al. 2024; extent > 25\") | {len(published)} | {rho_rgz:.3f} |",
     ]
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 The images go through :func:`pretrain.models.backbone.to_model_input` (the one uint8 ->
 model-input conversion, centre crop 70 px), so an image is embedded exactly as it was
-seen in training. On CUDA the forward pass runs in bf16 autocast with channels_last
+seen in training. With ``symmetry="d4"`` (the default, ``config.EMBED_SYMMETRY``) the
+representation is the mean over the image's 8 rotations by multiples of 90 degrees and
+their mirror images, so it does not depend on the source's orientation on the sky. On CUDA the forward pass runs in bf16 autocast with channels_last
 memory (tensor cores); on the CPU it runs in fp32. The input may be a memory-mapped
 array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
 """
@@ -19,6 +21,7 @@ from torch import nn
 from pretrain import config
 from pretrain.models.backbone import to_model_input
 
+SYMMETRIES = ("d4", "none")
 ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
 Progress = Union[None, bool, ProgressCallback]
 
@@ -36,16 +39,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-@torch.inference_mode()
 def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
                  batch_size: int = config.EMBED_BATCH_SIZE, device: str | torch.device = "auto",
-                 progress: Progress = None) -> np.ndarray:
+                 progress: Progress = None, symmetry: str = config.EMBED_SYMMETRY) -> np.ndarray:
     """Representations (N, 512) float32 of uint8 images (N, H, W) (H, W >= 70).
+
+    ``symmetry``: "d4" averages the encoder's outputs over the 8 symmetries of the square
+    (see :func:`symmetric_views`); "none" is one forward pass per image.
 
     ``progress``: None/False for silence, True for a tqdm bar, or a callable
     ``progress(done, total)`` (the app feeds ``st.progress``). The encoder is moved to
     ``device`` and put in eval mode (its training flag is restored afterwards).
     """
+    if symmetry not in SYMMETRIES:
+        raise ValueError(f"symmetry must be one of {SYMMETRIES}, not {symmetry!r}")
     images = images_uint8
     if images.ndim == 2:
         images = images[None]
@@ -53,13 +60,26 @@ def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
         raise ValueError(f"expected uint8 images (N, H, W), got shape {images.shape}")
     if images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {images.dtype}")
-    n = len(images)
     device = resolve_device(device)
-    cuda = device.type == "cuda"
     was_training = encoder.training
+    # The module is changed outside inference mode: parameters re-created inside it would
+    # become inference tensors, and an encoder that is being trained (the training monitor
+    # embeds with the live encoder) could not be trained further. A training encoder keeps
+    # its memory format; any other goes channels_last on CUDA (tensor cores).
     encoder.eval().to(device)
-    if cuda:
+    channels_last = _use_channels_last(device, encoder, was_training)
+    if channels_last and not was_training:
         encoder.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode():
+            return _embed(encoder, images, batch_size, device, progress, symmetry, channels_last)
+    finally:
+        encoder.train(was_training)
+
+
+def _embed(encoder, images, batch_size, device, progress, symmetry, channels_last) -> np.ndarray:
+    n = len(images)
+    cuda = device.type == "cuda"
     out_dim = _output_dim(encoder, images, device)
     out = np.empty((n, out_dim), dtype=np.float32)
     report, close = _progress_reporter(progress, n)
@@ -80,16 +100,48 @@ def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
                 nxt = start + batch_size
                 pending = reader.submit(read, nxt) if nxt < n else None
                 x = to_model_input(batch, device=device)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    z = encoder(x)
-                out[start:start + len(batch)] = z.float().cpu().numpy()
+                z = None
+                for view in symmetric_views(x, symmetry):
+                    if channels_last:
+                        view = view.contiguous(memory_format=torch.channels_last)
+                    with autocast:
+                        z_view = encoder(view).float()
+                    z = z_view if z is None else z.add_(z_view)
+                z = z / (8 if symmetry == "d4" else 1)
+                out[start:start + len(batch)] = z.cpu().numpy()
                 report(start + len(batch))
     finally:
         close()
-        encoder.train(was_training)
     return out
+
+
+def _use_channels_last(device: torch.device, encoder: nn.Module, was_training: bool) -> bool:
+    """channels_last on CUDA, unless the encoder is being trained in the other format."""
+    return device.type == "cuda" and (not was_training or _is_channels_last(encoder))
+
+
+def _is_channels_last(module: nn.Module) -> bool:
+    """Whether the module's convolution weights are stored channels_last (judged on the first
+    with more than one input channel: with one, both layouts are the same)."""
+    for parameter in module.parameters():
+        if parameter.ndim == 4 and parameter.shape[1] > 1:
+            return parameter.is_contiguous(memory_format=torch.channels_last)
+    return False
+
+
+def symmetric_views(x: torch.Tensor, symmetry: str = config.EMBED_SYMMETRY):
+    """The views of a batch (N, 1, H, W) whose representations are averaged.
+
+    "d4": the 8 symmetries of the square, exact on the pixel grid (rotations by k x 90
+    degrees, each as it is and mirrored left-right); "none": the batch itself.
+    """
+    if symmetry == "none":
+        yield x
+        return
+    for k in range(4):
+        rotated = torch.rot90(x, k, dims=(2, 3))
+        yield rotated
+        yield torch.flip(rotated, dims=(3,))
 
 
 def _output_dim(encoder: nn.Module, images: np.ndarray, device: torch.device) -> int:

@@ -45,7 +45,11 @@ MAP_FILE = "map.parquet"
 PROJECTOR_FILE = "projector.joblib"
 MANIFEST_FILE = "manifest.json"
 MAP_COLUMNS = ("source_id", "umap_x", "umap_y")
-SAME_SOURCE_COSINE_TOL = 1e-6  # float noise between batched and single-image forward passes
+# 1 - cosine below which a placed image counts as a source already in the space. Above the
+# float noise between how a space was embedded and how a look-up is (bf16 on a GPU vs fp32 on
+# the CPU: up to ~1e-5 with the shipped backbone; batched vs single image: ~1e-7), and below
+# the closest two different MiraBest sources come (2.3e-4).
+SAME_SOURCE_COSINE_TOL = 5e-5
 
 StageProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
 
@@ -94,6 +98,12 @@ class Space:
     @property
     def weights_sha256(self) -> str:
         return self.manifest["weights"]["sha256"]
+
+    @property
+    def symmetry(self) -> str:
+        """How its images were embedded (``pretrain.embed``); spaces from before the
+        symmetrised representation recorded nothing and used one forward pass."""
+        return manifest_symmetry(self.manifest)
 
     @property
     def bundle_id(self) -> str | None:
@@ -249,9 +259,15 @@ def _load_projector(path: Path, manifest: dict) -> MapProjector:
 
 # --- staleness ----------------------------------------------------------------------------
 
+def manifest_symmetry(manifest: dict) -> str:
+    """The embedding symmetry a space's manifest records ("none" when it records none)."""
+    return str(manifest.get("parameters", {}).get("symmetry", "none"))
+
+
 def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
-             bundle_id: str | None = None) -> bool | str:
-    """False when the space is complete and was made from these weights and this bundle.
+             bundle_id: str | None = None, symmetry: str = config.EMBED_SYMMETRY) -> bool | str:
+    """False when the space is complete and was made from these weights and this bundle,
+    with this embedding ``symmetry``.
 
     Otherwise a short reason (a non-empty string, so it is truthy). ``weights_path`` None
     means the default backbone; ``bundle_id`` None skips the bundle check.
@@ -274,6 +290,8 @@ def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
                 f"{str(manifest['weights'].get('sha256'))[:12]}...), not {weights_path.name}")
     if bundle_id is not None and manifest["bundle"].get("id") != bundle_id:
         return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
+    if manifest_symmetry(manifest) != symmetry:
+        return f"embedded with symmetry {manifest_symmetry(manifest)!r}, not {symmetry!r}"
     return False
 
 
@@ -282,13 +300,15 @@ def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
 def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: str | Path = None,
                           device: str = "auto", progress: bool | StageProgress | None = None,
                           batch_size: int = config.EMBED_BATCH_SIZE, seed: int = config.MAP_SEED,
-                          projector: MapProjector | None = None) -> Space:
+                          projector: MapProjector | None = None,
+                          symmetry: str = config.EMBED_SYMMETRY) -> Space:
     """Embed every image of a bundle, fit the map and write the space to ``out``.
 
     ``bundle``: a Bundle (pretrain.data.bundle) or a path to one. ``weights_path`` None =
     the shipped backbone. ``progress``: True for tqdm, or ``progress(done, total, stage)``
     (embedding reports per batch; the map fit, which cannot report, is announced with
-    ``done == total``). ``seed`` is UMAP's random_state.
+    ``done == total``). ``seed`` is UMAP's random_state. ``symmetry``: see
+    ``pretrain.embed.embed_images``; recorded, and used again for images placed later.
     """
     from pretrain.embed import embed_images, resolve_device
     from pretrain.models.backbone import default_backbone_path, load_encoder, weights_sha256
@@ -314,7 +334,7 @@ def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: s
         embed_progress, stage = None, (lambda message: None)
 
     embeddings = embed_images(encoder, images, batch_size=batch_size, device=device_used,
-                              progress=embed_progress)
+                              progress=embed_progress, symmetry=symmetry)
     projector = projector or MapProjector(random_state=seed)
     stage(f"fitting the map (PCA -> UMAP) on {len(embeddings)} sources")
     map_xy = projector.fit_transform(embeddings)
@@ -333,7 +353,7 @@ def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: s
         "bundle": {"id": getattr(bundle, "bundle_id", None),
                    "path": str(bundle_path) if bundle_path is not None else None},
         "parameters": {"batch_size": batch_size, "device": str(device_used), "seed": seed,
-                       "model_input_px": config.MODEL_INPUT_PX},
+                       "model_input_px": config.MODEL_INPUT_PX, "symmetry": symmetry},
     }
     return save_space(out, catalogue["source_id"], embeddings, map_xy, catalogue, projector, provenance)
 
@@ -344,7 +364,8 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
 
     Returns (embedding (512,) float32 raw, map position (2,)); for a stack of images
     (N, 150, 150), arrays (N, 512) and (N, 2). The encoder must be the one the space was
-    made with (compare ``weights_sha256`` with ``space.weights_sha256``).
+    made with (compare ``weights_sha256`` with ``space.weights_sha256``); the image is
+    embedded with the space's own symmetry setting.
 
     An image whose representation equals one already in the space (cosine similarity
     above ``1 - SAME_SOURCE_COSINE_TOL``: the same source looked up again) gets that
@@ -355,7 +376,8 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
 
     image = np.asarray(image_uint8)
     single = image.ndim == 2
-    embedding = embed_images(encoder, image[None] if single else image, device=device)
+    embedding = embed_images(encoder, image[None] if single else image, device=device,
+                             symmetry=space.symmetry)
     xy = space.projector.transform(embedding)
     similarity = l2_normalise(embedding) @ space.unit_embeddings.T  # (M, N)
     best = np.argmax(similarity, axis=1)

@@ -16,8 +16,9 @@ A run folder holds:
 - ``metrics.jsonl``: one JSON line per epoch (loss, lr, tau, images/s, and the kNN
   FRI/FRII monitor accuracy when computed).
 
-``--resume`` continues from the checkpoint exactly: same epoch and batch, optimiser,
-EMA target, schedules and random streams.
+``--resume`` continues from the checkpoint: same epoch and batch, optimiser, EMA target,
+schedules and random streams (bit for bit on the same device; a run moved between the CPU
+and a GPU keeps everything but the augmentation random stream, which starts afresh).
 """
 from __future__ import annotations
 
@@ -172,7 +173,9 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 class KnnMonitor:
     """kNN accuracy (FRI vs FRII, confident sources) of the online encoder's representation,
-    on a fixed stratified hold-out. Cheap enough to run every few epochs."""
+    on a fixed stratified hold-out. Cheap enough to run every few epochs. The representation
+    is the one ``embed`` writes (``config.EMBED_SYMMETRY``), so the monitor tracks what the
+    map and the similarity search will get."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, device: torch.device):
         from sklearn.model_selection import train_test_split
@@ -244,12 +247,12 @@ class Trainer:
                                          momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.augment = pretraining_augmentation()
         self.aug_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        # Images on the GPU when they fit (no host copies per step), else in host memory.
+        # Images on the GPU when they fit (no host copies per step), else in host memory (not
+        # pinned: each batch is gathered into a new tensor, so pinning the whole set would only
+        # cost a second copy of it).
         images = torch.from_numpy(np.ascontiguousarray(self.data.images))
         if self.cuda and images.numel() <= config.PRETRAIN_GPU_RESIDENT_MAX_BYTES:
             images = images.to(self.device)
-        elif self.cuda:
-            images = images.pin_memory()
         self.images = images
         self.monitor = None
         if KnnMonitor.available(self.data.monitor_labels):
@@ -274,7 +277,13 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.aug_generator.set_state(state["aug_generator"])
+        rng_state = state["aug_generator"].cpu()  # Generator.set_state takes a CPU byte tensor
+        if rng_state.numel() == self.aug_generator.get_state().numel():
+            self.aug_generator.set_state(rng_state)
+        else:  # the run moved between the CPU and a GPU: their generators' states differ in kind
+            print("resuming on another kind of device: the augmentation random stream starts afresh "
+                  "(everything else continues from the checkpoint)", file=sys.stderr)
+            self.aug_generator.manual_seed(self.cfg.seed + int(state["global_step"]))
         for name in ("epoch", "batch_in_epoch", "global_step", "elapsed_s", "epoch_loss_sum",
                      "epoch_images", "epoch_train_s"):
             setattr(self, name, state[name])
@@ -299,7 +308,9 @@ class Trainer:
         path = self.run_dir / CHECKPOINT_FILE
         if not path.is_file():
             raise ExplorerError(f"--resume: no checkpoint at {path}. Start a new run without --resume.")
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        # On the CPU first: the model and optimiser copy their tensors to the device as they
+        # load, and the generator state must stay a CPU tensor.
+        state = torch.load(path, map_location="cpu", weights_only=True)
         self.load_state_dict(state)
         # Forget metrics of epochs the checkpoint does not hold (a job killed in between).
         metrics = self.run_dir / METRICS_FILE

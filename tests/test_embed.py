@@ -42,7 +42,8 @@ def test_batched_memmap_embedding_equals_per_image_forward(tmp_path, encoder):
     memmap = np.load(tmp_path / "images.npy", mmap_mode="r")
     calls = []
     encoder.train()  # embed_images must switch to eval (BatchNorm) and restore the flag
-    z = embed_images(encoder, memmap, batch_size=4, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    z = embed_images(encoder, memmap, batch_size=4, device="cpu", progress=lambda d, t: calls.append((d, t)),
+                     symmetry="none")
     assert encoder.training
     assert z.shape == (11, 512) and z.dtype == np.float32 and np.isfinite(z).all()
     assert calls == [(4, 11), (8, 11), (11, 11)]
@@ -64,11 +65,93 @@ def test_only_the_central_70_pixels_count(encoder):
     assert np.abs(z - z_in).max() > 1e-3
 
 
+def _d4(image):
+    """The 8 symmetries of the square applied to one (H, W) image."""
+    turned = [np.rot90(image, k) for k in range(4)]
+    return [np.ascontiguousarray(t) for t in turned + [np.fliplr(t) for t in turned]]
+
+
+def test_the_d4_representation_does_not_depend_on_orientation(encoder):
+    images = _images(3, seed=2)  # blobs placed at random: no image is symmetric
+    z = embed_images(encoder, images, device="cpu", symmetry="d4")
+    for i, image in enumerate(images):
+        views = np.stack(_d4(image))
+        # Every turned or mirrored copy has the image's representation ...
+        np.testing.assert_allclose(embed_images(encoder, views, device="cpu", symmetry="d4"),
+                                   np.repeat(z[i:i + 1], 8, axis=0), rtol=1e-4, atol=1e-5)
+        # ... which is the mean of the plain representations of the 8 copies,
+        plain = embed_images(encoder, views, device="cpu", symmetry="none")
+        np.testing.assert_allclose(z[i], plain.mean(axis=0), rtol=1e-4, atol=1e-5)
+        # and those differ from each other: one forward pass is not orientation-free.
+        assert np.abs(plain - plain[0]).max() > 1e-3
+    assert np.abs(z[0] - z[1]).max() > 1e-3
+
+
+def test_a_space_keeps_its_symmetry_for_new_images(tmp_path, encoder):
+    from pretrain.mapping import MapProjector
+    from pretrain.space import save_space
+
+    images = _images(12, seed=3)
+    plain = embed_images(encoder, images, device="cpu", symmetry="none")
+    projector = MapProjector(random_state=0, n_neighbors=5)
+    xy = projector.fit_transform(plain)
+    weights = save_encoder(encoder, tmp_path / "w.safetensors")
+    space = save_space(tmp_path / "space", [f"s{i}" for i in range(12)], plain, xy, None, projector,
+                       {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                        "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": "none"}})
+    assert load_space(tmp_path / "space").symmetry == "none"
+    assert "symmetry 'none', not 'd4'" in is_stale(tmp_path / "space", weights, "b")
+    assert is_stale(tmp_path / "space", weights, "b", symmetry="none") is False
+    # A source looked up again is embedded as the space was (one pass) and found on its point.
+    embedding, position = place_image(space, encoder, images[4], device="cpu")
+    np.testing.assert_allclose(embedding, plain[4], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(position, xy[4], atol=1e-6)
+
+
+def test_embedding_leaves_the_encoder_trainable(monkeypatch):
+    """The encoder is converted (device, channels_last on CUDA) outside inference mode:
+    weights re-created inside it would be inference tensors, and the training monitor,
+    which embeds with the live encoder, would break training. Forced here on the CPU."""
+    import pretrain.embed as embed_module
+
+    monkeypatch.setattr(embed_module, "_use_channels_last", lambda device, encoder, was_training: True)
+    torch.manual_seed(0)
+    encoder = resnet18_encoder()
+    embed_images(encoder.eval(), _images(2), device="cpu", symmetry="none")
+    assert encoder.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not any(p.is_inference() for p in encoder.parameters())
+    encoder.train()
+    encoder(to_model_input(_images(2))).sum().backward()  # would raise on inference tensors
+    assert encoder.layer1[0].conv1.weight.grad is not None
+
+
+def test_a_source_embedded_in_bf16_is_found_again_in_fp32(tmp_path, encoder):
+    """A space embedded on a GPU (bf16 autocast) and a look-up on the CPU (fp32) differ by
+    float noise only: the source looked up again is placed on its own point."""
+    from pretrain.mapping import MapProjector
+    from pretrain.space import save_space
+
+    images = _images(12, seed=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = embed_images(encoder, images, device="cpu")
+    projector = MapProjector(random_state=0, n_neighbors=5)
+    xy = projector.fit_transform(bf16)
+    weights = save_encoder(encoder, tmp_path / "w.safetensors")
+    space = save_space(tmp_path / "space", [f"s{i}" for i in range(12)], bf16, xy, None, projector,
+                       {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                        "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": "d4"}})
+    embeddings, positions = place_image(space, encoder, images, device="cpu")
+    assert np.abs(embeddings - bf16).max() > 0  # really two precisions
+    np.testing.assert_allclose(positions, xy, atol=1e-6)
+
+
 def test_bad_input_is_refused(encoder):
     with pytest.raises(ValueError, match="uint8"):
         embed_images(encoder, np.zeros((2, 150, 150), np.float32), device="cpu")
     with pytest.raises(ValueError, match="shape"):
         embed_images(encoder, np.zeros((2, 1, 150, 150), np.uint8), device="cpu")
+    with pytest.raises(ValueError, match="symmetry"):
+        embed_images(encoder, np.zeros((2, 150, 150), np.uint8), device="cpu", symmetry="c4")
 
 
 @pytest.fixture
@@ -117,14 +200,20 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
     embedding, xy = place_image(space, encoder, np.asarray(bundle.images[3]), device="cpu")
     np.testing.assert_allclose(embedding, space.embeddings[3], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(xy, space.map_xy[3], atol=1e-6)
-    new_images = np.asarray(bundle.images[[3, 5]])
-    new_images[1] = np.rot90(new_images[1])  # the same source rotated: a different representation
+    new_images = np.asarray(bundle.images[[3, 5, 7]])
+    new_images[1] = np.rot90(new_images[1])  # the same source turned by 90 degrees: the same source
+    new_images[2] = np.roll(new_images[2], 2, axis=1)  # shifted by 2 pixels: a new image
     embeddings, xys = place_image(space, encoder, new_images, device="cpu")
-    assert embeddings.shape == (2, 512) and xys.shape == (2, 2)
+    assert embeddings.shape == (3, 512) and xys.shape == (3, 2)
     np.testing.assert_allclose(xys[0], space.map_xy[3], atol=1e-6)
+    np.testing.assert_allclose(xys[1], space.map_xy[5], atol=1e-6)
+    assert np.abs(embeddings[2] - space.embeddings[7]).max() > 1e-3
+    # Placed by the projector (not snapped onto a source), near the map (12 points are a
+    # sparse map for UMAP's transform, so "near" is within one map width).
+    assert np.min(np.linalg.norm(space.map_xy - xys[2], axis=1)) > 1e-6
     low, high = space.map_xy.min(0), space.map_xy.max(0)
-    margin = 0.5 * (high - low)
-    assert np.all((xys[1] > low - margin) & (xys[1] < high + margin))
+    margin = high - low
+    assert np.all((xys[2] > low - margin) & (xys[2] < high + margin))
 
     # Running it again with the same inputs keeps the space.
     before = (out / "embeddings.parquet").stat().st_mtime_ns

@@ -109,7 +109,8 @@ def saved_space(tmp_path, clusters, fitted, weights):
                               "label": np.where(labels == 0, "FRI", "FRII"),
                               "angular_extent_arcsec": np.linspace(10, 200, len(x))})
     provenance = {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                  "bundle": {"id": "b123", "path": None}, "parameters": {"seed": 7}}
+                  "bundle": {"id": "b123", "path": None},
+                  "parameters": {"seed": 7, "symmetry": "d4"}}
     save_space(tmp_path / "space", ids, x, xy, catalogue, projector, provenance)
     return tmp_path / "space"
 
@@ -144,6 +145,8 @@ def test_is_stale_reasons(saved_space, weights, tmp_path):
     other = save_encoder(resnet18_encoder(), tmp_path / "other.safetensors")
     assert "other weights" in is_stale(saved_space, other, "b123")
     assert "bundle" in is_stale(saved_space, weights, "b999")
+    # Embedded one way, asked for the other: the representations would not be comparable.
+    assert "symmetry 'd4', not 'none'" in is_stale(saved_space, weights, "b123", symmetry="none")
     assert "does not exist" in is_stale(saved_space, tmp_path / "nope.safetensors", "b123")
     assert "incomplete" in is_stale(tmp_path / "no-space", weights, "b123")
     (saved_space / "map.parquet").unlink()

@@ -200,6 +200,28 @@ def test_resume_continues_exactly(straight_run, tmp_path):
     assert [r["epoch"] for r in lines] == [1, 2]
 
 
+def test_resume_on_another_kind_of_device_starts_a_new_augmentation_stream(straight_run, tmp_path, capsys):
+    """A checkpoint written on a GPU holds a CUDA generator state (16 bytes, not the CPU's
+    5056): resuming it on the CPU (or the other way round) continues the run with a fresh
+    augmentation stream instead of failing."""
+    bundle, _ = straight_run
+    run = tmp_path / "moved"
+    part = Trainer(small_config(bundle), run, progress=False)
+    part.cfg.epochs = 1
+    part.fit()
+    state = torch.load(run / CHECKPOINT_FILE, weights_only=True)
+    state["aug_generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    torch.save(state, run / CHECKPOINT_FILE)
+    resumed = Trainer(small_config(bundle), run, progress=False)
+    resumed.resume()
+    assert "starts afresh" in capsys.readouterr().err
+    assert resumed.epoch == 1 and resumed.global_step == 3
+    for (k, a), b in zip(part.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k  # the weights continue from the checkpoint
+    resumed.fit()
+    assert resumed.epoch == 2
+
+
 def test_interrupt_saves_a_checkpoint_mid_epoch_and_resume_matches(straight_run, tmp_path, monkeypatch):
     bundle, straight = straight_run
 

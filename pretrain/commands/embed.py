@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward pass (default %(default)s)")
     parser.add_argument("--seed", type=int, default=config.MAP_SEED,
                         help="UMAP random state: the same inputs give the same map (default %(default)s)")
+    parser.add_argument("--symmetry", choices=("d4", "none"), default=config.EMBED_SYMMETRY,
+                        help="d4: average the representation over the 8 rotations by 90 degrees and "
+                             "mirror images of each image (orientation-free); none: one forward pass "
+                             "(default %(default)s)")
     parser.add_argument("--force", action="store_true", help="re-embed even if the space is up to date")
 
 
@@ -62,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         bundle = load_bundle(args.bundle)
 
-    reason = is_stale(out, weights, bundle.bundle_id)
+    reason = is_stale(out, weights, bundle.bundle_id, symmetry=args.symmetry)
     if not reason and not args.force and _same_parameters(read_manifest(out), args):
         print(f"{out} is up to date (same weights, bundle and parameters); --force re-embeds.")
         return 0
 
     space = embed_bundle_to_space(bundle, weights, out=out, device=args.device, progress=True,
-                                  batch_size=args.batch_size, seed=args.seed)
+                                  batch_size=args.batch_size, seed=args.seed, symmetry=args.symmetry)
     info = describe(space)
     print(f"space written: {info['sources']} sources -> {out} "
           f"(weights {info['weights']} {info['weights_sha256']}..., bundle {info['bundle_id']})")
