@@ -4,9 +4,10 @@ The images go through :func:`pretrain.models.backbone.to_model_input` (the one u
 model-input conversion, centre crop 70 px), so an image is embedded exactly as it was
 seen in training. With ``symmetry="d4"`` (the default, ``config.EMBED_SYMMETRY``) the
 representation is the mean over the image's 8 rotations by multiples of 90 degrees and
-their mirror images, so it does not depend on the source's orientation on the sky. On CUDA the forward pass runs in bf16 autocast with channels_last
-memory (tensor cores); on the CPU it runs in fp32. The input may be a memory-mapped
-array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
+their mirror images, so it does not depend on the source's orientation on the sky. On
+CUDA the forward pass runs in bf16 autocast with channels_last memory (tensor cores); on
+the CPU it runs in fp32 (channels_last measured no faster there). The input may be a
+memory-mapped array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
 """
 from __future__ import annotations
 

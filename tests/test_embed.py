@@ -87,18 +87,25 @@ def test_the_d4_representation_does_not_depend_on_orientation(encoder):
     assert np.abs(z[0] - z[1]).max() > 1e-3
 
 
-def test_a_space_keeps_its_symmetry_for_new_images(tmp_path, encoder):
+def _small_space(folder, encoder, embeddings, symmetry):
+    """A space (bundle id "b") of these embeddings, mapped, made with ``encoder``'s weights.
+    Returns (space, map positions, weights file)."""
     from pretrain.mapping import MapProjector
     from pretrain.space import save_space
 
+    projector = MapProjector(random_state=0, n_neighbors=5)
+    xy = projector.fit_transform(embeddings)
+    weights = save_encoder(encoder, folder / "w.safetensors")
+    space = save_space(folder / "space", [f"s{i}" for i in range(len(embeddings))], embeddings, xy, None,
+                       projector, {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                                   "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": symmetry}})
+    return space, xy, weights
+
+
+def test_a_space_keeps_its_symmetry_for_new_images(tmp_path, encoder):
     images = _images(12, seed=3)
     plain = embed_images(encoder, images, device="cpu", symmetry="none")
-    projector = MapProjector(random_state=0, n_neighbors=5)
-    xy = projector.fit_transform(plain)
-    weights = save_encoder(encoder, tmp_path / "w.safetensors")
-    space = save_space(tmp_path / "space", [f"s{i}" for i in range(12)], plain, xy, None, projector,
-                       {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                        "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": "none"}})
+    space, xy, weights = _small_space(tmp_path, encoder, plain, "none")
     assert load_space(tmp_path / "space").symmetry == "none"
     assert "symmetry 'none', not 'd4'" in is_stale(tmp_path / "space", weights, "b")
     assert is_stale(tmp_path / "space", weights, "b", symmetry="none") is False
@@ -128,18 +135,10 @@ def test_embedding_leaves_the_encoder_trainable(monkeypatch):
 def test_a_source_embedded_in_bf16_is_found_again_in_fp32(tmp_path, encoder):
     """A space embedded on a GPU (bf16 autocast) and a look-up on the CPU (fp32) differ by
     float noise only: the source looked up again is placed on its own point."""
-    from pretrain.mapping import MapProjector
-    from pretrain.space import save_space
-
     images = _images(12, seed=4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = embed_images(encoder, images, device="cpu")
-    projector = MapProjector(random_state=0, n_neighbors=5)
-    xy = projector.fit_transform(bf16)
-    weights = save_encoder(encoder, tmp_path / "w.safetensors")
-    space = save_space(tmp_path / "space", [f"s{i}" for i in range(12)], bf16, xy, None, projector,
-                       {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                        "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": "d4"}})
+    space, xy, _ = _small_space(tmp_path, encoder, bf16, "d4")
     embeddings, positions = place_image(space, encoder, images, device="cpu")
     assert np.abs(embeddings - bf16).max() > 0  # really two precisions
     np.testing.assert_allclose(positions, xy, atol=1e-6)
