@@ -220,6 +220,14 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
                  "--device", "cpu"]) == 0
     assert "up to date" in capsys.readouterr().out
     assert (out / "embeddings.parquet").stat().st_mtime_ns == before
+    # Asked for one pass instead of the default d4, the space is re-embedded and says so.
+    assert main(["embed", "--weights", str(weights), "--bundle", str(out / "bundle"), "--out", str(out),
+                 "--device", "cpu", "--symmetry", "none"]) == 0
+    assert "up to date" not in capsys.readouterr().out
+    one_pass = load_space(out)
+    assert one_pass.symmetry == "none" and one_pass.manifest["parameters"]["symmetry"] == "none"
+    np.testing.assert_allclose(one_pass.embeddings, embed_images(encoder, bundle.images, device="cpu",
+                                                                 symmetry="none"), rtol=1e-4, atol=1e-5)
 
 
 def test_embed_cli_errors(tmp_path, capsys):
