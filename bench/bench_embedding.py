@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         weights_note = "ResNet-18, randomly initialised (speed does not depend on the weights)"
     devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
+    if not devices:
+        raise SystemExit(f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
+                         "to measure; use --devices cpu or auto.")
     results = []
     note = ""
     runs = [(d, t, s) for d in devices for t in ([int(x) for x in args.threads.split(",")] if d == "cpu"

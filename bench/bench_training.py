@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
+    if not devices:
+        raise SystemExit(f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
+                         "to measure; use --devices cpu or auto.")
     results = []
     import tempfile
 
