@@ -20,6 +20,7 @@ COMMANDS = {
     "download-mirabest": "download_mirabest",
     "train": "train",
     "embed": "embed",
+    "evaluate": "evaluate",
     "finetune": "finetune",
 }
 

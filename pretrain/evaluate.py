@@ -7,6 +7,7 @@
   (cheap; used as a training-time monitor).
 - :func:`mirabest_confident_split`: the MiraBest Confident FRI vs FRII task and its split.
 - :func:`extent_ordering_spearman`: how strongly a map is ordered by angular extent.
+- :func:`probe_over_splits`: the linear probe and kNN on the MiraBest task, one split per seed.
 """
 from __future__ import annotations
 
@@ -120,3 +121,21 @@ def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
     neighbours = nearest[~is_self].reshape(n, k)
     rho = spearmanr(extent, extent[neighbours].mean(axis=1)).statistic
     return float(rho)
+
+
+def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds) -> pd.DataFrame:
+    """Linear-probe and kNN (k = 20) test errors (fractions) on the MiraBest Confident FRI vs
+    FRII task, one stratified split per seed (:func:`mirabest_confident_split`); ``features``
+    rows follow ``catalogue`` rows. Columns: seed, probe_error, knn_error, n_train, n_test."""
+    rows, _ = fr_task(catalogue)
+    if len(rows) == 0:
+        raise ExplorerError("no MiraBest Confident FRI/FRII sources in this catalogue: the probe needs "
+                            "the columns label (FRI/FRII) and confident.")
+    is_frii = (catalogue["label"].astype(str).to_numpy() == "FRII").astype(np.int64)
+    records = []
+    for seed in seeds:
+        train, test = mirabest_confident_split(catalogue, seed)
+        args = (features[train], is_frii[train], features[test], is_frii[test])
+        records.append({"seed": int(seed), "probe_error": linear_probe_error(*args, seed=int(seed)),
+                        "knn_error": 1.0 - knn_accuracy(*args, k=20), "n_train": len(train), "n_test": len(test)})
+    return pd.DataFrame(records)

@@ -135,3 +135,38 @@ def test_the_shipped_backbone_separates_fri_from_frii_on_real_mirabest(mirabest_
     assert d4 <= 0.13
     assert d4 <= one_pass
     assert d4 < random - 0.05
+
+
+def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundle, tmp_path, capsys):
+    """`python -m pretrain evaluate --space S` on a space with the real MiraBest catalogue:
+    features that carry the label give a low probe error, a map laid out by extent a high
+    ordering; the figures are those of the library functions on the same files."""
+    import json
+
+    from pretrain.__main__ import main
+    from pretrain.evaluate import probe_over_splits
+    from pretrain.mapping import MapProjector
+    from pretrain.models.backbone import save_encoder, weights_sha256
+    from pretrain.models.resnet import resnet18_encoder
+    from pretrain.space import save_space
+
+    catalogue = mirabest_bundle.catalogue
+    rng = np.random.default_rng(0)
+    is_frii = (catalogue["label"].astype(str) == "FRII").to_numpy()
+    features = rng.normal(size=(len(catalogue), 16)).astype(np.float32)
+    features[:, 0] += 3.0 * is_frii  # the label, readable by a linear probe
+    extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
+    map_xy = np.column_stack([np.log(extent), rng.normal(scale=0.01, size=len(extent))])
+    weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
+    save_space(tmp_path / "space", catalogue["source_id"], features, map_xy, catalogue, MapProjector(),
+               {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                "bundle": {"id": mirabest_bundle.bundle_id, "path": None}, "parameters": {"symmetry": "d4"}})
+
+    assert main(["evaluate", "--space", str(tmp_path / "space"), "--seeds", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = probe_over_splits(features, catalogue, range(3))
+    assert result["probe_error_percent"]["per_seed"] == [round(100 * e, 1) for e in expected["probe_error"]]
+    assert result["probe_error_percent"]["mean"] < 10.0
+    assert result["split"] == {"train": 665, "test": 104, "seeds": 3}
+    assert result["extent_ordering_spearman"] > 0.95
+    assert result["symmetry"] == "d4" and result["sources"] == len(catalogue)

@@ -1,0 +1,83 @@
+"""Representation-quality figures of a space, from its files alone (no model, no images).
+
+Reads ``SPACE/embeddings.parquet`` and ``SPACE/map.parquet`` and prints:
+
+- the linear-probe and kNN test errors on MiraBest Confident FRI vs FRII, one stratified
+  split (104 test sources) per seed, as mean +- standard error and per seed; needs the
+  catalogue columns ``label`` and ``confident`` (a space of the MiraBest bundle has them);
+- how strongly the map is ordered by angular extent: the Spearman correlation of each
+  source's extent with the mean extent of its 15 nearest map neighbours (the catalogued
+  ``angular_extent_arcsec``; ``--extent-column`` for another).
+
+    python -m pretrain evaluate --space runs/space --seeds 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", type=Path, required=True, help="a space folder (python -m pretrain embed)")
+    parser.add_argument("--seeds", type=int, default=5, help="stratified splits, seeds 0..N-1 (default %(default)s)")
+    parser.add_argument("--extent-column", default="angular_extent_arcsec",
+                        help="the catalogue column the map ordering is measured by (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pretrain.errors import ExplorerError
+    from pretrain.evaluate import extent_ordering_spearman, probe_over_splits
+    from pretrain.space import load_space
+
+    if args.seeds < 2:
+        raise ExplorerError("--seeds must be at least 2 (a standard error needs two).")
+    space = load_space(args.space)
+    catalogue = space.catalogue_map
+    result = {"space": str(args.space), "sources": len(space), "symmetry": space.symmetry,
+              "weights": space.manifest["weights"].get("file"),
+              "weights_sha256": str(space.weights_sha256)[:12]}
+    try:
+        splits = probe_over_splits(space.embeddings, catalogue, range(args.seeds))
+    except ExplorerError as exc:
+        result["probe"] = f"not computed: {exc}"
+    else:
+        for name in ("probe_error", "knn_error"):
+            percent = 100.0 * splits[name].to_numpy()
+            result[name + "_percent"] = {
+                "mean": round(float(percent.mean()), 2),
+                "standard_error": round(float(percent.std(ddof=1) / np.sqrt(len(percent))), 2),
+                "per_seed": [round(float(v), 1) for v in percent]}
+        result["split"] = {"train": int(splits["n_train"].iloc[0]), "test": int(splits["n_test"].iloc[0]),
+                           "seeds": args.seeds}
+    if args.extent_column in catalogue:
+        extent = catalogue[args.extent_column].to_numpy(dtype=float)
+        result["extent_ordering_spearman"] = round(extent_ordering_spearman(space.map_xy, extent), 3)
+        result["extent_column"] = args.extent_column
+    else:
+        result["extent_ordering_spearman"] = f"not computed: the map has no column {args.extent_column!r}"
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"space {result['space']}: {result['sources']} sources, weights {result['weights']} "
+          f"({result['weights_sha256']}...), symmetry {result['symmetry']}")
+    if "probe_error_percent" in result:
+        split = result["split"]
+        print(f"MiraBest Confident FRI vs FRII, {split['seeds']} stratified splits "
+              f"({split['train']} training, {split['test']} test sources):")
+        for name, label in (("probe_error_percent", "linear-probe test error"), ("knn_error_percent", "kNN (k=20) test error")):
+            figures = result[name]
+            print(f"  {label}: {figures['mean']:.1f} +- {figures['standard_error']:.1f} %  "
+                  f"(per seed: {', '.join(f'{v:.1f}' for v in figures['per_seed'])})")
+    else:
+        print(f"linear probe {result['probe']}")
+    ordering = result["extent_ordering_spearman"]
+    if isinstance(ordering, float):
+        print(f"map ordering by {result['extent_column']} (Spearman, 15 map neighbours): {ordering:.3f}")
+    else:
+        print(f"map ordering {ordering}")
+    return 0
