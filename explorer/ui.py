@@ -247,7 +247,7 @@ def space_header(space: ExplorerSpace, page: str) -> None:
     kind = ("cosine similarity of 512-d representations" if space.has_embeddings
             else "catalogue only: neighbours on the 2-D map")
     if space.has_embeddings and space.space.symmetry == "d4":
-        kind += " (orientation-free: each averaged over the image's 8 turns and mirror images)"
+        kind += " (each averaged over the image's turns by 90° and mirror images)"
     st.markdown(f"#### {page} · {space.title}")
     st.caption(f"{len(space):,} sources · {kind}")
 

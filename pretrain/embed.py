@@ -50,7 +50,8 @@ def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
 
     ``progress``: None/False for silence, True for a tqdm bar, or a callable
     ``progress(done, total)`` (the app feeds ``st.progress``). The encoder is moved to
-    ``device`` and put in eval mode (its training flag is restored afterwards).
+    ``device`` and put in eval mode (its training flag is restored afterwards); on CUDA an
+    encoder that is not training is also left in channels_last memory.
     """
     if symmetry not in SYMMETRIES:
         raise ValueError(f"symmetry must be one of {SYMMETRIES}, not {symmetry!r}")
@@ -61,6 +62,9 @@ def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
         raise ValueError(f"expected uint8 images (N, H, W), got shape {images.shape}")
     if images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {images.dtype}")
+    if min(images.shape[1:]) < config.MODEL_INPUT_PX:
+        raise ValueError(f"images of {images.shape[1]} x {images.shape[2]} px are smaller than the "
+                         f"model's {config.MODEL_INPUT_PX} x {config.MODEL_INPUT_PX} px input")
     device = resolve_device(device)
     was_training = encoder.training
     # The module is changed outside inference mode: parameters re-created inside it would
@@ -101,14 +105,15 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
                 nxt = start + batch_size
                 pending = reader.submit(read, nxt) if nxt < n else None
                 x = to_model_input(batch, device=device)
-                z = None
+                z, n_views = None, 0
                 for view in symmetric_views(x, symmetry):
                     if channels_last:
                         view = view.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         z_view = encoder(view).float()
                     z = z_view if z is None else z.add_(z_view)
-                z = z / (8 if symmetry == "d4" else 1)
+                    n_views += 1
+                z = z / n_views
                 out[start:start + len(batch)] = z.cpu().numpy()
                 report(start + len(batch))
     finally:

@@ -25,6 +25,7 @@ from pretrain.errors import ExplorerError
 
 FR_CLASSES = ("FRI", "FRII")  # label 0, 1
 PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by the probe's CV
+KNN_K = 20  # neighbours voting in the kNN error reported beside the probe
 
 
 def linear_probe_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
@@ -124,18 +125,20 @@ def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
 
 
 def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds) -> pd.DataFrame:
-    """Linear-probe and kNN (k = 20) test errors (fractions) on the MiraBest Confident FRI vs
+    """Linear-probe and kNN (k = :data:`KNN_K`) test errors (fractions) on the MiraBest Confident FRI vs
     FRII task, one stratified split per seed (:func:`mirabest_confident_split`); ``features``
     rows follow ``catalogue`` rows. Columns: seed, probe_error, knn_error, n_train, n_test."""
-    rows, _ = fr_task(catalogue)
+    missing = [column for column in ("label", "confident") if column not in catalogue]
+    rows = fr_task(catalogue)[0] if not missing else []
     if len(rows) == 0:
         raise ExplorerError("no MiraBest Confident FRI/FRII sources in this catalogue: the probe needs "
-                            "the columns label (FRI/FRII) and confident.")
+                            "the columns label (FRI/FRII) and confident"
+                            + (f" (missing: {', '.join(missing)})." if missing else "."))
     is_frii = (catalogue["label"].astype(str).to_numpy() == "FRII").astype(np.int64)
     records = []
     for seed in seeds:
         train, test = mirabest_confident_split(catalogue, seed)
         args = (features[train], is_frii[train], features[test], is_frii[test])
         records.append({"seed": int(seed), "probe_error": linear_probe_error(*args, seed=int(seed)),
-                        "knn_error": 1.0 - knn_accuracy(*args, k=20), "n_train": len(train), "n_test": len(test)})
+                        "knn_error": 1.0 - knn_accuracy(*args, k=KNN_K), "n_train": len(train), "n_test": len(test)})
     return pd.DataFrame(records)

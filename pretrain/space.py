@@ -46,9 +46,10 @@ PROJECTOR_FILE = "projector.joblib"
 MANIFEST_FILE = "manifest.json"
 MAP_COLUMNS = ("source_id", "umap_x", "umap_y")
 # 1 - cosine below which a placed image counts as a source already in the space. Above the
-# float noise between how a space was embedded and how a look-up is (bf16 on a GPU vs fp32 on
-# the CPU: up to ~1e-5 with the shipped backbone; batched vs single image: ~1e-7), and below
-# the closest two different MiraBest sources come (2.3e-4).
+# float noise between how a space was embedded and how a look-up is (measured with the shipped
+# backbone, d4, on the CPU: bf16 autocast vs fp32 up to 9e-6 - a space embedded on a GPU runs
+# in bf16 - and batched vs single image ~1e-7), and below how close two different MiraBest
+# sources come (2.3e-4 with d4, 6.7e-4 with one pass).
 SAME_SOURCE_COSINE_TOL = 5e-5
 
 StageProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -261,7 +262,7 @@ def _load_projector(path: Path, manifest: dict) -> MapProjector:
 
 def manifest_symmetry(manifest: dict) -> str:
     """The embedding symmetry a space's manifest records ("none" when it records none)."""
-    return str(manifest.get("parameters", {}).get("symmetry", "none"))
+    return str((manifest.get("parameters") or {}).get("symmetry", "none"))
 
 
 def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
@@ -368,8 +369,8 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
     embedded with the space's own symmetry setting.
 
     An image whose representation equals one already in the space (cosine similarity
-    above ``1 - SAME_SOURCE_COSINE_TOL``: the same source looked up again) gets that
-    source's own map position; UMAP's ``transform`` only approximates the positions of
+    above ``1 - SAME_SOURCE_COSINE_TOL``: the same source looked up again, or, in a d4
+    space, turned by a multiple of 90 degrees or mirrored) gets that source's own map position; UMAP's ``transform`` only approximates the positions of
     the points it was fitted on. Everything else is placed by ``transform``.
     """
     from pretrain.embed import embed_images

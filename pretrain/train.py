@@ -17,8 +17,9 @@ A run folder holds:
   FRI/FRII monitor accuracy when computed).
 
 ``--resume`` continues from the checkpoint: same epoch and batch, optimiser, EMA target,
-schedules and random streams (bit for bit on the same device; a run moved between the CPU
-and a GPU keeps everything but the augmentation random stream, which starts afresh).
+schedules and random streams (bit for bit on the same CPU; on a GPU up to cuDNN's
+nondeterminism; a run moved between the CPU and a GPU keeps everything but the augmentation
+random stream, which starts afresh).
 """
 from __future__ import annotations
 
@@ -331,6 +332,7 @@ class Trainer:
                          "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
                          "warmup_steps": self.warmup_steps, "images": len(self.data.images),
                          "monitor_sources": 0 if self.monitor is None else len(self.monitor.labels),
+                         "monitor_symmetry": config.EMBED_SYMMETRY,
                          "augmentation": dataclasses.asdict(self.augment.settings)},
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
             "device": self._device_name(), "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",

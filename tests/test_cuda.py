@@ -48,18 +48,20 @@ def test_training_on_the_gpu_with_the_monitor(tmp_path, monkeypatch, precision):
     assert (tmp_path / "run" / "backbone.safetensors").is_file()
 
 
-def test_resume_on_the_gpu_and_across_devices(bundle, tmp_path):
+def test_resume_on_the_gpu_and_across_devices(bundle, tmp_path, capsys):
     run = tmp_path / "run"
     first = Trainer(small_config(bundle, device="cuda"), run, progress=False)
     first.cfg.epochs = 1
     first.fit()
     on_gpu = Trainer(small_config(bundle, device="cuda"), run, progress=False)
     on_gpu.resume()  # the CUDA generator's state comes back from a CPU-loaded checkpoint
+    assert "starts afresh" not in capsys.readouterr().err  # restored, not reseeded
     assert on_gpu.epoch == 1 and on_gpu.global_step == first.global_step
     for (name, a), b in zip(first.model.state_dict().items(), on_gpu.model.state_dict().values()):
         assert torch.equal(a, b), name
     on_cpu = Trainer(small_config(bundle, device="cpu"), run, progress=False)
     on_cpu.resume()  # a GPU checkpoint continued on the CPU
+    assert "starts afresh" in capsys.readouterr().err
     on_cpu.fit()
     assert on_cpu.epoch == 2
     assert torch.load(run / CHECKPOINT_FILE, weights_only=True)["epoch"] == 2

@@ -149,6 +149,8 @@ def test_bad_input_is_refused(encoder):
         embed_images(encoder, np.zeros((2, 150, 150), np.float32), device="cpu")
     with pytest.raises(ValueError, match="shape"):
         embed_images(encoder, np.zeros((2, 1, 150, 150), np.uint8), device="cpu")
+    with pytest.raises(ValueError, match="smaller than"):
+        embed_images(encoder, np.zeros((2, 150, 60), np.uint8), device="cpu")
     with pytest.raises(ValueError, match="symmetry"):
         embed_images(encoder, np.zeros((2, 150, 150), np.uint8), device="cpu", symmetry="c4")
 

@@ -170,3 +170,28 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     assert result["split"] == {"train": 665, "test": 104, "seeds": 3}
     assert result["extent_ordering_spearman"] > 0.95
     assert result["symmetry"] == "d4" and result["sources"] == len(catalogue)
+
+
+def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
+    """A space without MiraBest labels and with too few extents: no traceback, the reasons."""
+    import json
+
+    from pretrain.__main__ import main
+    from pretrain.mapping import MapProjector
+    from pretrain.models.backbone import save_encoder, weights_sha256
+    from pretrain.models.resnet import resnet18_encoder
+    from pretrain.space import save_space
+
+    n = 12
+    catalogue = pd.DataFrame({"source_id": [f"s{i}" for i in range(n)],
+                              "angular_extent_arcsec": [np.nan] * (n - 3) + [10.0, 20.0, 30.0]})
+    weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
+    save_space(tmp_path / "space", catalogue["source_id"], np.ones((n, 4), np.float32),
+               np.random.default_rng(0).normal(size=(n, 2)), catalogue, MapProjector(),
+               {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
+                "bundle": {"id": "b", "path": None}, "parameters": {}})
+    assert main(["evaluate", "--space", str(tmp_path / "space"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "missing: label, confident" in result["probe"]
+    assert result["extent_ordering_spearman"].startswith("not computed: need more than k=15")
+    assert result["symmetry"] == "none"  # a manifest that records no symmetry: one pass

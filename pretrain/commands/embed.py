@@ -80,5 +80,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _same_parameters(manifest: dict, args: argparse.Namespace) -> bool:
-    parameters = manifest.get("parameters", {})
+    parameters = manifest.get("parameters") or {}
     return parameters.get("seed") == args.seed

@@ -18,6 +18,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from pretrain import config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pretrain.errors import ExplorerError
-    from pretrain.evaluate import extent_ordering_spearman, probe_over_splits
+    from pretrain.evaluate import KNN_K, extent_ordering_spearman, probe_over_splits
     from pretrain.space import load_space
 
     if args.seeds < 2:
@@ -53,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
                 "per_seed": [round(float(v), 1) for v in percent]}
         result["split"] = {"train": int(splits["n_train"].iloc[0]), "test": int(splits["n_test"].iloc[0]),
                            "seeds": args.seeds}
+    result["extent_column"] = args.extent_column
     if args.extent_column in catalogue:
-        extent = catalogue[args.extent_column].to_numpy(dtype=float)
-        result["extent_ordering_spearman"] = round(extent_ordering_spearman(space.map_xy, extent), 3)
-        result["extent_column"] = args.extent_column
+        extent = pd.to_numeric(catalogue[args.extent_column], errors="coerce").to_numpy(dtype=float)
+        try:
+            result["extent_ordering_spearman"] = round(extent_ordering_spearman(space.map_xy, extent), 3)
+        except ExplorerError as exc:
+            result["extent_ordering_spearman"] = f"not computed: {exc}"
     else:
         result["extent_ordering_spearman"] = f"not computed: the map has no column {args.extent_column!r}"
 
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         split = result["split"]
         print(f"MiraBest Confident FRI vs FRII, {split['seeds']} stratified splits "
               f"({split['train']} training, {split['test']} test sources):")
-        for name, label in (("probe_error_percent", "linear-probe test error"), ("knn_error_percent", "kNN (k=20) test error")):
+        for name, label in (("probe_error_percent", "linear-probe test error"),
+                            ("knn_error_percent", f"kNN (k={KNN_K}) test error")):
             figures = result[name]
             print(f"  {label}: {figures['mean']:.1f} +- {figures['standard_error']:.1f} %  "
                   f"(per seed: {', '.join(f'{v:.1f}' for v in figures['per_seed'])})")
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"linear probe {result['probe']}")
     ordering = result["extent_ordering_spearman"]
     if isinstance(ordering, float):
-        print(f"map ordering by {result['extent_column']} (Spearman, 15 map neighbours): {ordering:.3f}")
+        print(f"map ordering by {result['extent_column']} (Spearman, {config.EXTENT_ORDERING_K} map "
+              f"neighbours): {ordering:.3f}")
     else:
         print(f"map ordering {ordering}")
     return 0
