@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.decomposition import PCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,8 +45,8 @@ from bench.report import BENCHMARKS, cpu_model, write_section  # noqa: E402
 from pretrain import config  # noqa: E402
 from pretrain.data.bundle import load_bundle  # noqa: E402
 from pretrain.embed import embed_images  # noqa: E402
-from pretrain.evaluate import (extent_ordering_spearman, fr_task, knn_accuracy,  # noqa: E402
-                               linear_probe_error, mirabest_confident_split)
+from pretrain.evaluate import (KNN_K, extent_ordering_spearman, fr_task,  # noqa: E402
+                               mirabest_confident_split, probe_over_splits)
 from pretrain.mapping import MapProjector  # noqa: E402
 from pretrain.models.backbone import (default_backbone_path, load_encoder,  # noqa: E402
                                       weights_metadata, weights_sha256)
@@ -79,18 +78,6 @@ def raw_pixels_d4(images: np.ndarray) -> np.ndarray:
     return (total / 8.0).reshape(len(crop), -1) / 255.0
 
 
-def probe(features: np.ndarray, y_all: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int,
-          pca: bool = False) -> tuple[float, float]:
-    """(linear-probe error, kNN error) on one split; ``pca`` fits PCA on the training rows first."""
-    train_x, test_x = features[train], features[test]
-    if pca:
-        reducer = PCA(n_components=min(PIXEL_PCA_COMPONENTS, len(train) - 1), random_state=seed)
-        train_x, test_x = reducer.fit_transform(train_x), reducer.transform(test_x)
-    y_train, y_test = y_all[train], y_all[test]
-    return (linear_probe_error(train_x, y_train, test_x, y_test, seed=seed),
-            1.0 - knn_accuracy(train_x, y_train, test_x, y_test, k=20))
-
-
 def mean_se(values) -> str:
     v = 100.0 * np.asarray(values)
     se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
@@ -112,11 +99,8 @@ def run(args) -> str:
     t0 = time.perf_counter()
     bundle = load_bundle(args.bundle)
     catalogue = bundle.catalogue
-    rows, _ = fr_task(catalogue)
-    y_all = np.full(len(catalogue), -1)
-    y_all[rows] = (catalogue["label"].to_numpy()[rows] == "FRII").astype(int)
+    _, fr_labels = fr_task(catalogue)
     seeds = list(range(args.seeds))
-    splits = [mirabest_confident_split(catalogue, seed) for seed in seeds]
 
     with tempfile.TemporaryDirectory() as tmp:
         space, space_note = backbone_space(args, bundle, Path(tmp))
@@ -139,12 +123,13 @@ def run(args) -> str:
             ("pixels", "none"): raw_pixels(bundle.images),
         }
         print(f"features ready ({time.perf_counter() - t0:.0f} s)", flush=True)
-        results = {key: [] for key in features}
-        for seed, (train, test) in zip(seeds, splits):
-            for key, x in features.items():
-                results[key].append(probe(x, y_all, train, test, seed, pca=key[0] == "pixels"))
-            print(f"seed {seed}: " + ", ".join(f"{'/'.join(k)} {100 * v[-1][0]:.1f} %" for k, v in results.items())
-                  + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        results = {}
+        for key, x in features.items():
+            per_split = probe_over_splits(x, catalogue, seeds,
+                                          pca_components=PIXEL_PCA_COMPONENTS if key[0] == "pixels" else None)
+            results[key] = list(zip(per_split["probe_error"], per_split["knn_error"]))
+            print(f"{'/'.join(key)}: {100 * per_split['probe_error'].mean():.1f} % "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
         extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
         rho = {"backbone d4": extent_ordering_spearman(space.map_xy, extent)}
@@ -159,8 +144,8 @@ def run(args) -> str:
     meta = weights_metadata(weights)
     meta_note = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("epochs", "images", "data", "device",
                                                                       "architecture", "wall_time_s"))
-    n_train, n_test = len(splits[0][0]), len(splits[0][1])
-    n_fri, n_frii = int(np.sum(y_all == 0)), int(np.sum(y_all == 1))
+    n_train, n_test = (len(part) for part in mirabest_confident_split(catalogue, seeds[0]))
+    n_fri, n_frii = int(np.sum(fr_labels == 0)), int(np.sum(fr_labels == 1))
     lines = [
         "## Representation quality: MiraBest Confident FRI vs FRII, and map ordering by extent",
         "",
@@ -179,7 +164,7 @@ def run(args) -> str:
         f"(`pretrain.evaluate.mirabest_confident_split`): {n_test} test, {n_train} training sources. "
         f"Seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} splits).",
         "- Probe: standardised features, logistic regression, C from "
-        "{1e-4 ... 1e2} by stratified 5-fold CV on the training set. kNN: k = 20, cosine.",
+        f"{{1e-4 ... 1e2}} by stratified 5-fold CV on the training set. kNN: k = {KNN_K}, cosine.",
         "- Random ResNet-18: one initialisation (torch seed 0), the same for every split. Raw-pixel PCA: central 70 x 70 px / 255, "
         f"PCA to {PIXEL_PCA_COMPONENTS} components fitted on each split's training images.",
         "- Symmetry: *d4* = the representation the app and `embed` use (`config.EMBED_SYMMETRY`): the mean of "

@@ -56,7 +56,7 @@ def _stale_reason(space: Path, weights: Path, bundle_id: str) -> str:
     The same test as ``pretrain.space.is_stale``, without importing torch (which that
     needs for hashing weights): the map page must come up quickly at start-up.
     """
-    from pretrain.space import (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, manifest_symmetry,
+    from pretrain.space import (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, manifest_mismatch,
                                 read_manifest)
 
     try:
@@ -69,11 +69,7 @@ def _stale_reason(space: Path, weights: Path, bundle_id: str) -> str:
     stat = weights.stat()
     if _file_sha256(str(weights), stat.st_mtime_ns, stat.st_size) != manifest["weights"].get("sha256"):
         return f"made with other weights ({manifest['weights'].get('file')}), not {weights.name}"
-    if manifest["bundle"].get("id") != bundle_id:
-        return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
-    if manifest_symmetry(manifest) != config.EMBED_SYMMETRY:
-        return f"embedded with symmetry {manifest_symmetry(manifest)!r}, not {config.EMBED_SYMMETRY!r}"
-    return ""
+    return manifest_mismatch(manifest, bundle_id, config.EMBED_SYMMETRY)
 
 
 def check_weights() -> Path:

@@ -260,6 +260,10 @@ class CatalogueSpace(ExplorerSpace):
             return None
         return self._remember(row, _model_image_from_file(path))
 
+    def is_blank(self, row: int) -> bool:
+        """The source's FIRST cutout was fetched and holds no image (blank, or outside the survey)."""
+        return row in self._images and self._images[row] is None
+
     def fetch_image(self, row: int, client=None) -> np.ndarray | None:
         """The model image of a source, downloading its FIRST cutout if needed.
 

@@ -487,7 +487,7 @@ def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None =
         note = ""
         if image is None:
             if isinstance(space, CatalogueSpace):
-                note = "FIRST image not fetched yet" if int(row) not in space._images else "blank FIRST cutout"
+                note = "blank FIRST cutout" if space.is_blank(int(row)) else "FIRST image not fetched yet"
             else:
                 note = "no image"
         cards.append(Card(rank=rank, source_id=str(entry["source_id"]), image=image, score=float(score),

@@ -97,6 +97,7 @@ EMBED_BATCH_SIZE = 256  # images per forward pass when embedding
 # backbone on MiraBest by about a third (BENCHMARKS.md, representation quality), for 8 forward
 # passes per image. "none": one forward pass of the image as it is.
 EMBED_SYMMETRY = "d4"
+EMBED_SYMMETRIES = ("d4", "none")
 MAP_PCA_COMPONENTS = 200  # 512-d -> 200-d before UMAP (99.7 % of the variance in the study)
 MAP_N_NEIGHBORS = 50  # UMAP, as in the reference code
 MAP_MIN_DIST = 0.0005

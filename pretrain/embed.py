@@ -22,7 +22,7 @@ from torch import nn
 from pretrain import config
 from pretrain.models.backbone import to_model_input
 
-SYMMETRIES = ("d4", "none")
+SYMMETRIES = config.EMBED_SYMMETRIES
 ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
 Progress = Union[None, bool, ProgressCallback]
 

@@ -124,10 +124,13 @@ def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
     return float(rho)
 
 
-def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds) -> pd.DataFrame:
+def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds,
+                      pca_components: int | None = None) -> pd.DataFrame:
     """Linear-probe and kNN (k = :data:`KNN_K`) test errors (fractions) on the MiraBest Confident FRI vs
     FRII task, one stratified split per seed (:func:`mirabest_confident_split`); ``features``
-    rows follow ``catalogue`` rows. Columns: seed, probe_error, knn_error, n_train, n_test."""
+    rows follow ``catalogue`` rows. ``pca_components``: first reduce the features by a PCA
+    fitted on each split's training rows (for raw pixels). Columns: seed, probe_error,
+    knn_error, n_train, n_test."""
     missing = [column for column in ("label", "confident") if column not in catalogue]
     rows = fr_task(catalogue)[0] if not missing else []
     if len(rows) == 0:
@@ -138,7 +141,13 @@ def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds) -> p
     records = []
     for seed in seeds:
         train, test = mirabest_confident_split(catalogue, seed)
-        args = (features[train], is_frii[train], features[test], is_frii[test])
+        train_x, test_x = features[train], features[test]
+        if pca_components:
+            from sklearn.decomposition import PCA
+
+            reducer = PCA(n_components=min(pca_components, len(train) - 1), random_state=int(seed))
+            train_x, test_x = reducer.fit_transform(train_x), reducer.transform(test_x)
+        args = (train_x, is_frii[train], test_x, is_frii[test])
         records.append({"seed": int(seed), "probe_error": linear_probe_error(*args, seed=int(seed)),
                         "knn_error": 1.0 - knn_accuracy(*args, k=KNN_K), "n_train": len(train), "n_test": len(test)})
     return pd.DataFrame(records)

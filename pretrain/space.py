@@ -265,6 +265,17 @@ def manifest_symmetry(manifest: dict) -> str:
     return str((manifest.get("parameters") or {}).get("symmetry", "none"))
 
 
+def manifest_mismatch(manifest: dict, bundle_id: str | None, symmetry: str) -> str:
+    """'' when a manifest was made from ``bundle_id`` (None: not checked) with ``symmetry``,
+    else why not. Torch-free: the app's start-up check uses it too."""
+    if bundle_id is not None and manifest["bundle"].get("id") != bundle_id:
+        return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
+    recorded = manifest_symmetry(manifest)
+    if recorded != symmetry:
+        return f"embedded with symmetry {recorded!r}, not {symmetry!r}"
+    return ""
+
+
 def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
              bundle_id: str | None = None, symmetry: str = config.EMBED_SYMMETRY) -> bool | str:
     """False when the space is complete and was made from these weights and this bundle,
@@ -289,11 +300,7 @@ def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
     if weights_sha256(weights_path) != manifest["weights"].get("sha256"):
         return (f"made with other weights ({manifest['weights'].get('file')}, sha256 "
                 f"{str(manifest['weights'].get('sha256'))[:12]}...), not {weights_path.name}")
-    if bundle_id is not None and manifest["bundle"].get("id") != bundle_id:
-        return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
-    if manifest_symmetry(manifest) != symmetry:
-        return f"embedded with symmetry {manifest_symmetry(manifest)!r}, not {symmetry!r}"
-    return False
+    return manifest_mismatch(manifest, bundle_id, symmetry) or False
 
 
 # --- making a space -------------------------------------------------------------------------

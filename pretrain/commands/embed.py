@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward pass (default %(default)s)")
     parser.add_argument("--seed", type=int, default=config.MAP_SEED,
                         help="UMAP random state: the same inputs give the same map (default %(default)s)")
-    parser.add_argument("--symmetry", choices=("d4", "none"), default=config.EMBED_SYMMETRY,
+    parser.add_argument("--symmetry", choices=config.EMBED_SYMMETRIES, default=config.EMBED_SYMMETRY,
                         help="d4: average the representation over the 8 rotations by 90 degrees and "
                              "mirror images of each image (orientation-free); none: one forward pass "
                              "(default %(default)s)")

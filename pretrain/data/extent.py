@@ -43,6 +43,8 @@ the core is seen), and compact sources with an unrelated neighbour within the se
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +70,11 @@ class _Island:
     detected: bool  # significant at full resolution
     centroid: np.ndarray  # S/N-weighted centre (row, column)
     distance_px: float  # from the image centre to its nearest pixel
+
+    @functools.cached_property
+    def outline(self) -> np.ndarray:
+        """Its convex-hull pixels (gaps to other islands are measured between outlines)."""
+        return _outline(self.pixels)
 
     @property
     def brightness(self) -> float:
@@ -204,9 +211,9 @@ def _link(members, candidates, link_px, start=None) -> None:
     """Move candidates separated from a member by a gap of at most ``link_px`` into members."""
     frontier = list(members if start is None else start)
     while frontier and candidates and link_px > 0:
-        current = _outline(frontier.pop().pixels)
+        current = frontier.pop().outline
         for other in list(candidates):
-            if np.min(cdist(current, _outline(other.pixels))) <= link_px:
+            if np.min(cdist(current, other.outline)) <= link_px:
                 members.append(other)
                 frontier.append(other)
                 candidates.remove(other)
