@@ -4,6 +4,7 @@ Opens on the MiraBest map (prepared on first start, then reused from the user ca
 The sidebar chooses the space and the neighbour settings for every page; the pages are
 thin: the work is done in ``explorer/`` and ``pretrain/``.
 """
+
 from pathlib import Path
 
 PAGES = Path(__file__).parent / "pages"

@@ -5,6 +5,7 @@ user cache by default), embedded with the shipped backbone. While the shipped we
 not exist yet, a randomly initialised encoder stands in (``EXPLORER_WEIGHTS``): the
 latency of the app does not depend on the weights' values.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def bench_env(cache: str | None, weights: str | None) -> tuple[dict[str, str], s
             torch.manual_seed(0)
             save_encoder(resnet18_encoder(), path, metadata={"note": "random weights for app benchmarks"})
         env["EXPLORER_WEIGHTS"] = str(path)
-        note = ("a randomly initialised ResNet-18 (the shipped backbone was not there yet; the app's "
-                "speed does not depend on the weights)")
+        note = (
+            "a randomly initialised ResNet-18 (the shipped backbone was not there yet; the app's "
+            "speed does not depend on the weights)"
+        )
     os.environ.update(env)
     return env, note
 

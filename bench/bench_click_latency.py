@@ -18,6 +18,7 @@ Writes the section ``bench_app_clicks`` of BENCHMARKS.md.
     python bench/bench_click_latency.py                   # 25 clicks per space
     python bench/bench_click_latency.py --clicks 20 --cache /tmp/bench-cache
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.app_setup import bench_env, prepare  # noqa: E402
-from bench.report import machine_description, today, write_section  # noqa: E402
-from tests.app_browser import (REPO, choose_space, click_and_time, launch_chromium, map_points,  # noqa: E402
-                               streamlit_server, wait_for_map)
+from bench.app_setup import bench_env, prepare
+from bench.report import machine_description, today, write_section
+from tests.app_browser import (
+    choose_space,
+    click_and_time,
+    launch_chromium,
+    map_points,
+    streamlit_server,
+    wait_for_map,
+)
 
 NAME = "bench_app_clicks"
 RGZ_TITLE = "RGZ DR1 published map (catalogue only)"
@@ -85,8 +92,12 @@ def server_side_ms(space_title: str | None, k: int = 12, repeats: int = 10) -> f
         nb = space.neighbours_of_row(int(row), k, 30.0)
         fig = map_figure(space.catalogue, colour, "angular_extent_arcsec", True, neighbours=nb.rows, query=int(row))
         pio.to_json(fig, validate=False)
-        gallery_html([Card(i + 1, str(space.catalogue["source_id"].iloc[r]), space.image(int(r)), float(s))
-                      for i, (r, s) in enumerate(zip(nb.rows, nb.scores))])
+        gallery_html(
+            [
+                Card(i + 1, str(space.catalogue["source_id"].iloc[r]), space.image(int(r)), float(s))
+                for i, (r, s) in enumerate(zip(nb.rows, nb.scores))
+            ]
+        )
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
 
@@ -96,8 +107,11 @@ def summarise(clicks: list[dict]) -> dict:
     out = {"n": len(ok), "failed": len(clicks) - len(ok)}
     for key in ("gallery_s", "map_s"):
         values = np.array([c[key] for c in ok])
-        out[key] = (float(np.median(values)), float(np.percentile(values, 10)), float(np.percentile(values, 90))) \
-            if len(values) else (float("nan"),) * 3
+        out[key] = (
+            (float(np.median(values)), float(np.percentile(values, 10)), float(np.percentile(values, 90)))
+            if len(values)
+            else (float("nan"),) * 3
+        )
     return out
 
 
@@ -117,9 +131,12 @@ def render(rows: list[dict], args, weights_note: str) -> str:
     ]
     for r in rows:
         g, m = r["gallery_s"], r["map_s"]
-        lines.append(f"| {r['name']} | {r['sources']:,} | {r['by']} | **{g[0]:.2f} s** ({g[1]:.2f}-{g[2]:.2f}) | "
-                     f"{m[0]:.2f} s ({m[1]:.2f}-{m[2]:.2f}) | {r['server_ms']:.0f} ms | {r['n']}"
-                     + (f" ({r['failed']} missed)" if r["failed"] else "") + " |")
+        lines.append(
+            f"| {r['name']} | {r['sources']:,} | {r['by']} | **{g[0]:.2f} s** ({g[1]:.2f}-{g[2]:.2f}) | "
+            f"{m[0]:.2f} s ({m[1]:.2f}-{m[2]:.2f}) | {r['server_ms']:.0f} ms | {r['n']}"
+            + (f" ({r['failed']} missed)" if r["failed"] else "")
+            + " |"
+        )
     lines += [
         "",
         "The gallery's thumbnails come from the bundle's memory map (MiraBest) inside the same message "
@@ -152,8 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, title, n in spaces:
         summary = summarise(clicks[name])
-        rows.append({"name": name, "sources": n, **summary, "server_ms": server_side_ms(title),
-                     "by": "cosine similarity, 512-d" if title is None else "distance on the 2-D map"})
+        rows.append(
+            {
+                "name": name,
+                "sources": n,
+                **summary,
+                "server_ms": server_side_ms(title),
+                "by": "cosine similarity, 512-d" if title is None else "distance on the 2-D map",
+            }
+        )
         print(name, summary, flush=True)
     text = render(rows, args, weights_note)
     print(text)

@@ -19,6 +19,7 @@ The figures (images/s, best of ``--repeats``) go into BENCHMARKS.md between
     python bench/bench_embedding.py                           # synthetic images, CPU (+ CUDA if visible)
     python bench/bench_embedding.py --bundle BUNDLE --images 1024
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, cpu_model, write_section  # noqa: E402
-from pretrain.embed import embed_images, symmetric_views  # noqa: E402
-from pretrain.models.backbone import load_encoder, to_model_input, weights_sha256  # noqa: E402
-from pretrain.models.resnet import resnet18_encoder  # noqa: E402
+from bench.report import BENCHMARKS, cpu_model, write_section
+from pretrain.embed import embed_images, symmetric_views
+from pretrain.models.backbone import load_encoder, to_model_input, weights_sha256
+from pretrain.models.resnet import resnet18_encoder
 
 NAME = "bench_embedding"
 
@@ -87,8 +88,9 @@ def time_per_image(encoder, images: np.ndarray, device: torch.device, symmetry: 
     return len(images) / (time.perf_counter() - start)
 
 
-def measure(encoder, images: np.ndarray, batch_size: int, device: torch.device, repeats: int,
-            per_image_n: int, symmetry: str) -> dict:
+def measure(
+    encoder, images: np.ndarray, batch_size: int, device: torch.device, repeats: int, per_image_n: int, symmetry: str
+) -> dict:
     # The per-image path gets its own copy in torch's default memory format: on CUDA
     # embed_images turns the encoder it is given channels_last.
     single_encoder = copy.deepcopy(encoder).to(memory_format=torch.contiguous_format)
@@ -99,12 +101,18 @@ def measure(encoder, images: np.ndarray, batch_size: int, device: torch.device, 
         batched.append(time_batched(encoder, images, batch_size, device, symmetry))
         single.append(time_per_image(single_encoder, images[:per_image_n], device, symmetry))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {"device": f"{device.type} ({name})" if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "symmetry": symmetry, "batch_size": batch_size, "n": len(images), "n_single": per_image_n,
-            "batched": max(batched), "single": max(single),
-            "batched_all": batched, "single_all": single}
-
-
+    return {
+        "device": f"{device.type} ({name})" if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "symmetry": symmetry,
+        "batch_size": batch_size,
+        "n": len(images),
+        "n_single": per_image_n,
+        "batched": max(batched),
+        "single": max(single),
+        "batched_all": batched,
+        "single_all": single,
+    }
 
 
 def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
@@ -131,8 +139,10 @@ def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['device']} | {r['threads']} | {r['symmetry']} | {r['batch_size']} | {r['batched']:.0f} | "
-                     f"{r['single']:.0f} | {r['batched'] / r['single']:.1f} |")
+        lines.append(
+            f"| {r['device']} | {r['threads']} | {r['symmetry']} | {r['batch_size']} | {r['batched']:.0f} | "
+            f"{r['single']:.0f} | {r['batched'] / r['single']:.1f} |"
+        )
     if not any(r["device"].startswith("cuda") for r in results):
         lines.append("| GPU | - | - | - | not measured: no GPU lent to this task | | |")
     lines += [
@@ -145,15 +155,15 @@ def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
     return "\n".join(lines)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", help="encoder .safetensors (default: a randomly initialised "
-                                          "ResNet-18; speed does not depend on the weights)")
+    parser.add_argument(
+        "--weights",
+        help="encoder .safetensors (default: a randomly initialised ResNet-18; speed does not depend on the weights)",
+    )
     parser.add_argument("--bundle", help="take the images from this bundle (default: synthetic images)")
     parser.add_argument("--images", type=int, default=512, help="images per batched run (default 512)")
-    parser.add_argument("--per-image", type=int, default=128,
-                        help="images per per-image run (default 128)")
+    parser.add_argument("--per-image", type=int, default=128, help="images per per-image run (default 128)")
     parser.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
     parser.add_argument("--gpu-images", type=int, default=16384, help="images per batched CUDA run")
     parser.add_argument("--gpu-batch-size", type=int, default=1024, help="CUDA batch size (default 1024)")
@@ -174,19 +184,31 @@ def main(argv: list[str] | None = None) -> int:
     devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
     if not devices:
-        raise SystemExit(f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
-                         "to measure; use --devices cpu or auto.")
+        raise SystemExit(
+            f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
+            "to measure; use --devices cpu or auto."
+        )
     results = []
     note = ""
-    runs = [(d, t, s) for d in devices for t in ([int(x) for x in args.threads.split(",")] if d == "cpu"
-                                                 else [torch.get_num_threads()])
-            for s in args.symmetries.split(",")]
+    runs = [
+        (d, t, s)
+        for d in devices
+        for t in ([int(x) for x in args.threads.split(",")] if d == "cpu" else [torch.get_num_threads()])
+        for s in args.symmetries.split(",")
+    ]
     for device, threads, symmetry in runs:
         torch.set_num_threads(threads)
         cuda = device == "cuda"
         images, note = make_images(args.gpu_images if cuda else args.images, args.bundle)
-        r = measure(encoder, images, args.gpu_batch_size if cuda else args.batch_size, torch.device(device),
-                    args.repeats, min(args.per_image, len(images)), symmetry)
+        r = measure(
+            encoder,
+            images,
+            args.gpu_batch_size if cuda else args.batch_size,
+            torch.device(device),
+            args.repeats,
+            min(args.per_image, len(images)),
+            symmetry,
+        )
         print(r, flush=True)
         results.append(r)
     text = render(results, args, note, weights_note)

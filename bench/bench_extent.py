@@ -13,6 +13,7 @@ read and measured twice side by side: by ``angular_extent_arcsec`` and by the ob
 alternative, the largest distance between any two pixels above 3 sigma in the island
 nearest the centre and its touching neighbours (no beam correction, no faint-island filter).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,16 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.report import machine_description, today, write_section  # noqa: E402
-from pretrain import config  # noqa: E402
-from pretrain.data.extent import EIGHT_CONNECTED, _largest_distance_px  # noqa: E402
-from pretrain.data.fits_io import read_cutout  # noqa: E402
-from pretrain.data.names import parse_mirabest_name  # noqa: E402
-from pretrain.data.preprocess import estimate_noise  # noqa: E402
-from pretrain.data.extent import angular_extent_arcsec  # noqa: E402
+from bench.report import machine_description, today, write_section
+from pretrain import config
+from pretrain.data.extent import (
+    EIGHT_CONNECTED,
+    _largest_distance_px,
+    angular_extent_arcsec,
+)
+from pretrain.data.fits_io import read_cutout
+from pretrain.data.names import parse_mirabest_name
+from pretrain.data.preprocess import estimate_noise
 
 
 def naive_extent_arcsec(image: np.ndarray, pixel_scale_arcsec: float) -> float:
@@ -58,8 +62,10 @@ def tuning_half(names) -> np.ndarray:
 
 def spearman_by_half(catalogued, estimated, tuning) -> dict[str, float]:
     catalogued, estimated = np.asarray(catalogued, dtype=float), np.asarray(estimated, dtype=float)
-    return {part: float(spearmanr(catalogued[m], estimated[m], nan_policy="omit").statistic)
-            for part, m in (("tuning", tuning), ("held_out", ~tuning), ("all", np.ones_like(tuning)))}
+    return {
+        part: float(spearmanr(catalogued[m], estimated[m], nan_policy="omit").statistic)
+        for part, m in (("tuning", tuning), ("held_out", ~tuning), ("all", np.ones_like(tuning)))
+    }
 
 
 def main() -> None:
@@ -71,15 +77,19 @@ def main() -> None:
 
     if args.bundle:
         import pandas as pd
+
         cat = pd.read_parquet(args.bundle / "catalogue.parquet")
         names = cat["file"].map(lambda f: Path(str(f)).name)
         mirabest = names.map(lambda n: parse_mirabest_name(n) is not None)
         cat, names = cat[mirabest], names[mirabest]
-        rho = spearman_by_half(cat["angular_extent_catalogued_arcsec"], cat["angular_extent_estimated_arcsec"],
-                               tuning_half(names))
-        print(f"{len(cat)} MiraBest sources ({int(cat['angular_extent_estimated_arcsec'].notna().sum())} with an "
-              f"estimate): Spearman {rho['all']:.3f} (tuning half {rho['tuning']:.3f}, held-out half "
-              f"{rho['held_out']:.3f})")
+        rho = spearman_by_half(
+            cat["angular_extent_catalogued_arcsec"], cat["angular_extent_estimated_arcsec"], tuning_half(names)
+        )
+        print(
+            f"{len(cat)} MiraBest sources ({int(cat['angular_extent_estimated_arcsec'].notna().sum())} with an "
+            f"estimate): Spearman {rho['all']:.3f} (tuning half {rho['tuning']:.3f}, held-out half "
+            f"{rho['held_out']:.3f})"
+        )
         return
 
     files = sorted(args.fits.glob("*.fits*"))
@@ -104,8 +114,13 @@ def main() -> None:
     rho_ours = spearman_by_half(catalogued, ours, tuning)
     rho_naive = spearman_by_half(catalogued, naive, tuning)
     n = len(catalogued)
-    verdict = ("reaches it" if min(rho_ours.values()) >= 0.85 else
-               "falls short of it on every part" if max(rho_ours.values()) < 0.85 else "reaches it only in part")
+    verdict = (
+        "reaches it"
+        if min(rho_ours.values()) >= 0.85
+        else "falls short of it on every part"
+        if max(rho_ours.values()) < 0.85
+        else "reaches it only in part"
+    )
     text = f"""## Angular extent from pixels against the catalogued LAS
 
 `bench/bench_extent.py` on {n} MiraBest FIRST cutouts ({args.fits.name}/), {today()}, {machine_description()}.
@@ -115,8 +130,8 @@ even-indexed half ({int(tuning.sum())} files); the odd-indexed half ({int((~tuni
 
 | method | Spearman, all | tuning half | held-out half | median estimate / catalogued | ms per image |
 |---|---|---|---|---|---|
-| `angular_extent_arcsec`: islands near the centre, faint emission found at {config.EXTENT_SMOOTHED_RESOLUTION_ARCSEC:g}" resolution, opposite lobes paired, beam-broadening correction | **{rho_ours['all']:.3f}** | {rho_ours['tuning']:.3f} | **{rho_ours['held_out']:.3f}** | {np.nanmedian(ours / catalogued):.2f} | {1e3 * seconds['ours'] / n:.1f} |
-| obvious alternative: 3-sigma island nearest the centre, largest distance | {rho_naive['all']:.3f} | {rho_naive['tuning']:.3f} | {rho_naive['held_out']:.3f} | {np.nanmedian(naive / catalogued):.2f} | {1e3 * seconds['naive'] / n:.1f} |
+| `angular_extent_arcsec`: islands near the centre, faint emission found at {config.EXTENT_SMOOTHED_RESOLUTION_ARCSEC:g}" resolution, opposite lobes paired, beam-broadening correction | **{rho_ours["all"]:.3f}** | {rho_ours["tuning"]:.3f} | **{rho_ours["held_out"]:.3f}** | {np.nanmedian(ours / catalogued):.2f} | {1e3 * seconds["ours"] / n:.1f} |
+| obvious alternative: 3-sigma island nearest the centre, largest distance | {rho_naive["all"]:.3f} | {rho_naive["tuning"]:.3f} | {rho_naive["held_out"]:.3f} | {np.nanmedian(naive / catalogued):.2f} | {1e3 * seconds["naive"] / n:.1f} |
 
 The method (module docstring of `pretrain/data/extent.py`): islands above 3 sigma at full
 resolution or in the S/N map smoothed to {config.EXTENT_SMOOTHED_RESOLUTION_ARCSEC:g}" (faint diffuse lobes and plumes become

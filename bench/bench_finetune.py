@@ -24,6 +24,7 @@ BENCHMARKS.md between ``<!-- bench_finetune:start -->`` and ``<!-- bench_finetun
     python bench/bench_finetune.py --weights W --seeds 10 --device cuda
     python bench/bench_finetune.py --report-only           # table from the run folders so far
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import machine_description, today, write_section  # noqa: E402
-from pretrain import config  # noqa: E402
+from bench.report import machine_description, today, write_section
+from pretrain import config
 
 NAME = "bench_finetune"
 FULL_DEPTH = 5  # every block of the ResNet-18 encoder
@@ -55,14 +56,21 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=30, help="epochs per sweep run (default 30; study: 300)")
     parser.add_argument("--min-steps", type=int, default=150, help="at least this many optimiser steps per run")
     parser.add_argument("--probe-epochs", type=int, default=30, help="linear-probe epochs (0: no probe)")
-    parser.add_argument("--small-epochs", type=int, default=config.FINETUNE_EPOCHS,
-                        help=f"epochs of the timed small run (default: the CLI default, {config.FINETUNE_EPOCHS})")
+    parser.add_argument(
+        "--small-epochs",
+        type=int,
+        default=config.FINETUNE_EPOCHS,
+        help=f"epochs of the timed small run (default: the CLI default, {config.FINETUNE_EPOCHS})",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--keep-weights", action="store_true", help="keep each sweep run's encoder (44 MB each)")
     parser.add_argument("--plan", action="store_true", help="list the runs and their steps, run nothing")
-    parser.add_argument("--small-only", action="store_true",
-                        help="only time the small run and the same budget from scratch (own section)")
+    parser.add_argument(
+        "--small-only",
+        action="store_true",
+        help="only time the small run and the same budget from scratch (own section)",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the table from finished runs")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     return parser.parse_args(argv)
@@ -80,21 +88,40 @@ def plan(args, n_available: int) -> list[dict]:
         epochs = max(args.epochs, math.ceil(args.min_steps / per_epoch))
         for seed in range(args.seeds):
             for kind, scratch in (("finetuned", False), ("scratch", True)):
-                runs.append({"name": f"{kind}-{budget}-seed{seed}", "kind": kind, "budget": budget, "labels": n,
-                             "seed": seed, "depth": FULL_DEPTH, "scratch": scratch, "epochs": epochs,
-                             "steps": epochs * per_epoch})
+                runs.append(
+                    {
+                        "name": f"{kind}-{budget}-seed{seed}",
+                        "kind": kind,
+                        "budget": budget,
+                        "labels": n,
+                        "seed": seed,
+                        "depth": FULL_DEPTH,
+                        "scratch": scratch,
+                        "epochs": epochs,
+                        "steps": epochs * per_epoch,
+                    }
+                )
     if args.probe_epochs:
         per_epoch = _batch_count(n_available, config.FINETUNE_BATCH_SIZE)
         for seed in range(args.seeds):
-            runs.append({"name": f"probe-all-seed{seed}", "kind": "probe", "budget": "all", "labels": None,
-                         "seed": seed, "depth": 0, "scratch": False, "epochs": args.probe_epochs,
-                         "steps": args.probe_epochs * per_epoch})
+            runs.append(
+                {
+                    "name": f"probe-all-seed{seed}",
+                    "kind": "probe",
+                    "budget": "all",
+                    "labels": None,
+                    "seed": seed,
+                    "depth": 0,
+                    "scratch": False,
+                    "epochs": args.probe_epochs,
+                    "steps": args.probe_epochs * per_epoch,
+                }
+            )
     return runs
 
 
 def run_sweep(args, runs, out: Path, weights, bundle) -> None:
     from pretrain.finetune import METRICS_FILE, FinetuneSettings, run_finetune
-
     from pretrain.models.backbone import weights_sha256
 
     current = weights_sha256(weights)
@@ -107,31 +134,65 @@ def run_sweep(args, runs, out: Path, weights, bundle) -> None:
         return r["scratch"] or json.loads(path.read_text()).get("weights_sha256") == current
 
     todo = [r for r in runs if not done(r)]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go "
-          f"({sum(r['steps'] for r in todo)} optimiser steps).", flush=True)
+    print(
+        f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go "
+        f"({sum(r['steps'] for r in todo)} optimiser steps).",
+        flush=True,
+    )
     started = time.monotonic()
     done_steps = 0
     total_steps = sum(r["steps"] for r in todo)
     for i, r in enumerate(todo, 1):
-        settings = FinetuneSettings(task="mirabest-fr", labels=r["labels"], depth=r["depth"], epochs=r["epochs"],
-                                    seed=r["seed"], scratch=r["scratch"], device=args.device, eval_every=0)
-        metrics = run_finetune(settings, out / r["name"], weights=None if r["scratch"] else weights, bundle=bundle,
-                               overwrite=True, progress=False)
+        settings = FinetuneSettings(
+            task="mirabest-fr",
+            labels=r["labels"],
+            depth=r["depth"],
+            epochs=r["epochs"],
+            seed=r["seed"],
+            scratch=r["scratch"],
+            device=args.device,
+            eval_every=0,
+        )
+        metrics = run_finetune(
+            settings,
+            out / r["name"],
+            weights=None if r["scratch"] else weights,
+            bundle=bundle,
+            overwrite=True,
+            progress=False,
+        )
         if not args.keep_weights:
             (out / r["name"] / "encoder.safetensors").unlink(missing_ok=True)
         done_steps += r["steps"]
         elapsed = time.monotonic() - started
         eta = elapsed / done_steps * (total_steps - done_steps)
-        print(f"[{i}/{len(todo)}] {r['name']}: test error {metrics['test_error_percent']:.2f} %, "
-              f"{metrics['wall_time_s']:.0f} s; about {eta / 60:.0f} min left", flush=True)
+        print(
+            f"[{i}/{len(todo)}] {r['name']}: test error {metrics['test_error_percent']:.2f} %, "
+            f"{metrics['wall_time_s']:.0f} s; about {eta / 60:.0f} min left",
+            flush=True,
+        )
 
 
 def small_run(args, out: Path, weights, bundle, scratch: bool = False) -> dict:
     """The timed small run, from the shell: last block + head, all labels (``scratch``: the
     same network from random weights, every layer trained, as the supervised baseline)."""
     folder = out / ("small-run-scratch" if scratch else "small-run")
-    command = [sys.executable, "-m", "pretrain", "finetune", "--out", str(folder), "--overwrite", "--depth", "1",
-               "--epochs", str(args.small_epochs), "--device", args.device, "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "pretrain",
+        "finetune",
+        "--out",
+        str(folder),
+        "--overwrite",
+        "--depth",
+        "1",
+        "--epochs",
+        str(args.small_epochs),
+        "--device",
+        args.device,
+        "--no-progress",
+    ]
     if scratch:
         command += ["--scratch"]
     elif weights:
@@ -145,8 +206,9 @@ def small_run(args, out: Path, weights, bundle, scratch: bool = False) -> dict:
     subprocess.run(command, check=True, cwd=config.REPO_ROOT)
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["process_wall_time_s"] = time.monotonic() - started
-    (folder / "bench_timing.json").write_text(json.dumps({"process_wall_time_s": metrics["process_wall_time_s"],
-                                                          "command": command}, indent=2))
+    (folder / "bench_timing.json").write_text(
+        json.dumps({"process_wall_time_s": metrics["process_wall_time_s"], "command": command}, indent=2)
+    )
     return metrics
 
 
@@ -173,8 +235,9 @@ def report(args, runs, out: Path, small: dict | None) -> str:
     n_available = any_metrics["n_train_available"]
 
     def cell(kind, budget, key):
-        return _mean_se([found[r["name"]][key] for r in runs
-                         if r["kind"] == kind and r["budget"] == budget and r["name"] in found])
+        return _mean_se(
+            [found[r["name"]][key] for r in runs if r["kind"] == kind and r["budget"] == budget and r["name"] in found]
+        )
 
     def n_labels(budget):
         return f"{n_available} (all)" if budget == "all" else budget
@@ -196,59 +259,85 @@ def report(args, runs, out: Path, small: dict | None) -> str:
         "|---|---|---|",
     ]
     for budget in args.labels:
-        lines.append(f"| {n_labels(budget)} | {cell('scratch', budget, 'test_error')} | "
-                     f"{cell('finetuned', budget, 'test_error')} |")
+        lines.append(
+            f"| {n_labels(budget)} | {cell('scratch', budget, 'test_error')} | "
+            f"{cell('finetuned', budget, 'test_error')} |"
+        )
     if args.probe_epochs:
         lines.append(f"| {n_labels('all')}, linear probe (frozen backbone) | | {cell('probe', 'all', 'test_error')} |")
-    lines += ["", "Out-of-distribution error (MiraBest Uncertain FRI/FRII):", "",
-              "| labels | from scratch | pretrained + fine-tuned |", "|---|---|---|"]
+    lines += [
+        "",
+        "Out-of-distribution error (MiraBest Uncertain FRI/FRII):",
+        "",
+        "| labels | from scratch | pretrained + fine-tuned |",
+        "|---|---|---|",
+    ]
     for budget in args.labels:
-        lines.append(f"| {n_labels(budget)} | {cell('scratch', budget, 'ood_error')} | "
-                     f"{cell('finetuned', budget, 'ood_error')} |")
-    epochs = sorted({(r['budget'], r['epochs'], r['steps']) for r in runs if r['kind'] != 'probe'},
-                    key=lambda e: args.labels.index(e[0]))
-    lines += ["", "Epochs (optimiser steps) per budget: " + ", ".join(f"{b}: {e} ({s})" for b, e, s in epochs)
-              + (f"; probe: {args.probe_epochs}" if args.probe_epochs else "")
-              + f". Batch {config.FINETUNE_BATCH_SIZE}, AdamW base lr {config.FINETUNE_BASE_LR:g} x batch/256, "
-              f"weight decay {config.FINETUNE_WEIGHT_DECAY}, cosine decay; the study trained 300 epochs, so these "
-              "figures are for a CPU-sized budget. Reported: the last epoch (no selection on the test set)."]
+        lines.append(
+            f"| {n_labels(budget)} | {cell('scratch', budget, 'ood_error')} | "
+            f"{cell('finetuned', budget, 'ood_error')} |"
+        )
+    epochs = sorted(
+        {(r["budget"], r["epochs"], r["steps"]) for r in runs if r["kind"] != "probe"},
+        key=lambda e: args.labels.index(e[0]),
+    )
+    lines += [
+        "",
+        "Epochs (optimiser steps) per budget: "
+        + ", ".join(f"{b}: {e} ({s})" for b, e, s in epochs)
+        + (f"; probe: {args.probe_epochs}" if args.probe_epochs else "")
+        + f". Batch {config.FINETUNE_BATCH_SIZE}, AdamW base lr {config.FINETUNE_BASE_LR:g} x batch/256, "
+        f"weight decay {config.FINETUNE_WEIGHT_DECAY}, cosine decay; the study trained 300 epochs, so these "
+        "figures are for a CPU-sized budget. Reported: the last epoch (no selection on the test set).",
+    ]
     sweep_time = sum(m["wall_time_s"] for m in found.values())
     lines += [f"Sweep: {len(found)} runs, {sweep_time / 60:.0f} min of run wall time in all."]
     if small:
-        lines += ["", f"**Small run** (last block + head, all {small['n_train']} labels, {small['epochs']} epochs, "
-                      f"`python -m pretrain finetune --out RUN`): **{small['process_wall_time_s']:.0f} s** from the shell "
-                      f"({small['train_time_s']:.0f} s training, {small['wall_time_s']:.0f} s inside the run), "
-                      f"test error {small['test_error_percent']:.2f} %, OOD error {small['ood_error_percent']:.2f} %, "
-                      f"on {small['device_name']} ({small['torch_threads']} torch threads)."]
-    lines += ["", f"Recompute: every figure comes from `RUN/metrics.json` under `{out}`; "
-                  "`python bench/bench_finetune.py --report-only` rebuilds this section from them."]
+        lines += [
+            "",
+            f"**Small run** (last block + head, all {small['n_train']} labels, {small['epochs']} epochs, "
+            f"`python -m pretrain finetune --out RUN`): **{small['process_wall_time_s']:.0f} s** from the shell "
+            f"({small['train_time_s']:.0f} s training, {small['wall_time_s']:.0f} s inside the run), "
+            f"test error {small['test_error_percent']:.2f} %, OOD error {small['ood_error_percent']:.2f} %, "
+            f"on {small['device_name']} ({small['torch_threads']} torch threads).",
+        ]
+    lines += [
+        "",
+        f"Recompute: every figure comes from `RUN/metrics.json` under `{out}`; "
+        "`python bench/bench_finetune.py --report-only` rebuilds this section from them.",
+    ]
     return "\n".join(lines)
 
 
 def small_report(pretrained: dict, scratch: dict) -> str:
     """The small run against the same budget from scratch, side by side in one process."""
-    def row(name, m):
-        return (f"| {name} | {m['process_wall_time_s']:.0f} s | {m['train_time_s']:.0f} s | "
-                f"{m['test_error_percent']:.2f} % | {m['ood_error_percent']:.2f} % |")
 
-    return "\n".join([
-        "## Small fine-tuning run on this machine vs the same budget from scratch",
-        "",
-        f"`bench/bench_finetune.py --small-only` ({today()}), {machine_description()}, device "
-        f"{pretrained['device']} ({pretrained.get('precision', 'fp32')}), {pretrained['torch_threads']} torch "
-        f"threads. MiraBest Confident FRI/FRII, all {pretrained['n_train']} training labels, "
-        f"{pretrained['epochs']} epochs each, one after the other from the shell "
-        "(`python -m pretrain finetune`); test: the standard 104 sources, OOD: the Uncertain ones. One seed "
-        "(timing, not a sweep; the sweep is the section above).",
-        "",
-        "| run | wall time (shell) | training time | test error | OOD error |",
-        "|---|---|---|---|---|",
-        row("pretrained backbone, last block + head", pretrained),
-        row("from scratch, every layer", scratch),
-        "",
-        f"Ratio of wall times (scratch / pretrained small run): "
-        f"{scratch['process_wall_time_s'] / pretrained['process_wall_time_s']:.2f}.",
-    ])
+    def row(name, m):
+        return (
+            f"| {name} | {m['process_wall_time_s']:.0f} s | {m['train_time_s']:.0f} s | "
+            f"{m['test_error_percent']:.2f} % | {m['ood_error_percent']:.2f} % |"
+        )
+
+    return "\n".join(
+        [
+            "## Small fine-tuning run on this machine vs the same budget from scratch",
+            "",
+            f"`bench/bench_finetune.py --small-only` ({today()}), {machine_description()}, device "
+            f"{pretrained['device']} ({pretrained.get('precision', 'fp32')}), {pretrained['torch_threads']} torch "
+            f"threads. MiraBest Confident FRI/FRII, all {pretrained['n_train']} training labels, "
+            f"{pretrained['epochs']} epochs each, one after the other from the shell "
+            "(`python -m pretrain finetune`); test: the standard 104 sources, OOD: the Uncertain ones. One seed "
+            "(timing, not a sweep; the sweep is the section above).",
+            "",
+            "| run | wall time (shell) | training time | test error | OOD error |",
+            "|---|---|---|---|---|",
+            row("pretrained backbone, last block + head", pretrained),
+            row("from scratch, every layer", scratch),
+            "",
+            f"Ratio of wall times (scratch / pretrained small run): "
+            f"{scratch['process_wall_time_s'] / pretrained['process_wall_time_s']:.2f}.",
+        ]
+    )
 
 
 def main(argv=None) -> int:
@@ -273,10 +362,14 @@ def main(argv=None) -> int:
     runs = plan(args, n_available)
     if args.plan:
         for r in runs:
-            print(f"{r['name']:28s} labels {r['labels'] or 'all':>4}  depth {r['depth']}  epochs {r['epochs']:4d}  "
-                  f"steps {r['steps']}")
-        print(f"{len(runs)} runs, {sum(r['steps'] for r in runs)} optimiser steps, plus the small run "
-              f"({args.small_epochs} epochs, last block + head).")
+            print(
+                f"{r['name']:28s} labels {r['labels'] or 'all':>4}  depth {r['depth']}  epochs {r['epochs']:4d}  "
+                f"steps {r['steps']}"
+            )
+        print(
+            f"{len(runs)} runs, {sum(r['steps'] for r in runs)} optimiser steps, plus the small run "
+            f"({args.small_epochs} epochs, last block + head)."
+        )
         return 0
     if args.small_only:
         section = small_report(small_run(args, out, weights, bundle), small_run(args, out, weights, bundle, True))
@@ -292,8 +385,9 @@ def main(argv=None) -> int:
     elif small_metrics.is_file():
         small = json.loads(small_metrics.read_text())
         timing = out / "small-run" / "bench_timing.json"
-        small["process_wall_time_s"] = json.loads(timing.read_text())["process_wall_time_s"] if timing.is_file() \
-            else small["wall_time_s"]
+        small["process_wall_time_s"] = (
+            json.loads(timing.read_text())["process_wall_time_s"] if timing.is_file() else small["wall_time_s"]
+        )
     section = report(args, runs, out, small)
     print(section)
     if not args.no_write:

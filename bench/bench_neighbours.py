@@ -20,6 +20,7 @@ Writes the section ``bench_neighbours`` of BENCHMARKS.md.
     python bench/bench_neighbours.py                 # 1e3, 1e5, 1e6 vectors
     python bench/bench_neighbours.py --sizes 1000 100000 --queries 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.report import machine_description, today, write_section  # noqa: E402
-from explorer.similarity import CosineIndex  # noqa: E402
+from bench.report import machine_description, today, write_section
+from explorer.similarity import CosineIndex
 
 NAME = "bench_neighbours"
 DIM, LATENT, CLUSTERS, PCA_DIM, K = 512, 32, 64, 200, 12
@@ -55,7 +56,7 @@ def synthetic_representations(n: int, regime: str = "clustered", seed: int = 0, 
         m = min(chunk, n - start)
         latent = centres[rng.integers(0, len(centres), m)] + rng.normal(0, spread, (m, latent_dim))
         x = latent @ mixing + rng.normal(0, 0.1, (m, DIM))
-        out[start:start + m] = np.maximum(x, 0.0)
+        out[start : start + m] = np.maximum(x, 0.0)
     return out
 
 
@@ -68,7 +69,7 @@ def pca_features(x: np.ndarray, seed: int = 0, chunk: int = 100_000) -> np.ndarr
     pca = PCA(n_components=min(PCA_DIM, len(sample) - 1), random_state=seed).fit(sample)
     out = np.empty((len(x), pca.n_components_), dtype=np.float32)
     for start in range(0, len(x), chunk):
-        out[start:start + chunk] = pca.transform(x[start:start + chunk])
+        out[start : start + chunk] = pca.transform(x[start : start + chunk])
     return out
 
 
@@ -97,26 +98,36 @@ def bench_size(n: int, n_queries: int, budget_s: float, seed: int, regime: str) 
     start = time.perf_counter()
     index = CosineIndex().fit(x)
     cosine_build = time.perf_counter() - start
-    cos_times, cos_answers = time_queries(lambda r: index.query_index(int(r), K)[0], query_rows, budget_s)
+    cos_times, cos_answers = time_queries(lambda r, index=index: index.query_index(int(r), K)[0], query_rows, budget_s)
     del index  # memory: the normalised copy is as large as the vectors
 
     features = pca_features(x, seed)
     del x
     feature_index = CosineIndex().fit(features)  # the same method on the ball tree's input
-    cos200_times, _ = time_queries(lambda r: feature_index.query_index(int(r), K)[0], query_rows, budget_s)
+    cos200_times, _ = time_queries(
+        lambda r, feature_index=feature_index: feature_index.query_index(int(r), K)[0], query_rows, budget_s
+    )
     del feature_index
 
     start = time.perf_counter()
     tree = NearestNeighbors(n_neighbors=K + 1, algorithm="ball_tree").fit(features)
     tree_build = time.perf_counter() - start
     tree_times, tree_answers = time_queries(
-        lambda r: tree.kneighbors(features[[int(r)]], return_distance=False)[0], query_rows, budget_s)
-    recall = np.mean([len(set(t[t != r][:K]) & set(c)) / K
-                      for r, t, c in zip(query_rows, tree_answers, cos_answers)])
-    return {"regime": regime, "n": n, "cosine_build_s": cosine_build, "cosine_ms": 1e3 * float(np.median(cos_times)),
-            "cosine200_ms": 1e3 * float(np.median(cos200_times)), "tree_build_s": tree_build,
-            "tree_ms": 1e3 * float(np.median(tree_times)), "n_cosine": len(cos_times),
-            "n_tree": len(tree_times), "recall": float(recall)}
+        lambda r: tree.kneighbors(features[[int(r)]], return_distance=False)[0], query_rows, budget_s
+    )
+    recall = np.mean([len(set(t[t != r][:K]) & set(c)) / K for r, t, c in zip(query_rows, tree_answers, cos_answers)])
+    return {
+        "regime": regime,
+        "n": n,
+        "cosine_build_s": cosine_build,
+        "cosine_ms": 1e3 * float(np.median(cos_times)),
+        "cosine200_ms": 1e3 * float(np.median(cos200_times)),
+        "tree_build_s": tree_build,
+        "tree_ms": 1e3 * float(np.median(tree_times)),
+        "n_cosine": len(cos_times),
+        "n_tree": len(tree_times),
+        "recall": float(recall),
+    }
 
 
 def render(rows: list[dict], args) -> str:
@@ -136,9 +147,11 @@ def render(rows: list[dict], args) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['regime']} | {r['n']:,} | {r['cosine_ms']:.2f} | {r['cosine200_ms']:.2f} | "
-                     f"{r['tree_ms']:.2f} | {r['tree_ms'] / r['cosine_ms']:.1f}x | {r['tree_build_s']:.1f} | "
-                     f"{100 * r['recall']:.0f} % |")
+        lines.append(
+            f"| {r['regime']} | {r['n']:,} | {r['cosine_ms']:.2f} | {r['cosine200_ms']:.2f} | "
+            f"{r['tree_ms']:.2f} | {r['tree_ms'] / r['cosine_ms']:.1f}x | {r['tree_build_s']:.1f} | "
+            f"{100 * r['recall']:.0f} % |"
+        )
     big = max(r["n"] for r in rows)
     at_big = {r["regime"]: r for r in rows if r["n"] == big}
     scan_gbs = [r["n"] * DIM * 4 / (r["cosine_ms"] / 1e3) / 1e9 for r in rows if r["n"] == big]
@@ -148,8 +161,11 @@ def render(rows: list[dict], args) -> str:
         "spent). Reading the table: the exact search's time depends only on the number of vectors and "
         f"their dimension (a scan of the normalised matrix, ~{np.median(scan_gbs):.0f} GB/s here), never on "
         "the data; the ball tree's depends on how well the data let it prune: "
-        + "; ".join(f"{name} data at {big:,}: ball tree {r['tree_ms']:.0f} ms vs exact 512-d {r['cosine_ms']:.0f} ms "
-                    f"and exact PCA-200 {r['cosine200_ms']:.0f} ms" for name, r in at_big.items())
+        + "; ".join(
+            f"{name} data at {big:,}: ball tree {r['tree_ms']:.0f} ms vs exact 512-d {r['cosine_ms']:.0f} ms "
+            f"and exact PCA-200 {r['cosine200_ms']:.0f} ms"
+            for name, r in at_big.items()
+        )
         + f". The exact 512-d search takes at most {max(r['cosine_ms'] for r in at_big.values()):.0f} ms per "
         f"query at {big:,} vectors, with no index to build or keep in memory beyond the vectors. The ball tree "
         "also answers a different question: Euclidean distance on PCA features, not cosine similarity of "
@@ -175,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         # machine BLAS threads fighting over cores make a matrix-vector product slower.
         with threadpool_limits(limits=1):
             row = bench_size(n, args.queries, args.budget, args.seed, regime)
-        print(f"{regime} {n:>9,}: cosine {row['cosine_ms']:.2f} ms (PCA-200 {row['cosine200_ms']:.2f} ms), ball tree "
-              f"{row['tree_ms']:.2f} ms (build {row['tree_build_s']:.1f} s), recall {row['recall']:.2f}", flush=True)
+        print(
+            f"{regime} {n:>9,}: cosine {row['cosine_ms']:.2f} ms (PCA-200 {row['cosine200_ms']:.2f} ms), ball tree "
+            f"{row['tree_ms']:.2f} ms (build {row['tree_build_s']:.1f} s), recall {row['recall']:.2f}",
+            flush=True,
+        )
         rows.append(row)
     text = render(rows, args)
     print(text)

@@ -24,6 +24,7 @@ The figures go into BENCHMARKS.md between ``<!-- bench_representation:start -->`
     python -m pretrain bundle --fits ../shared/data/mirabest --out runs/mirabest_bundle
     python bench/bench_representation.py --bundle runs/mirabest_bundle [--weights W] [--seeds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,26 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, cpu_model, write_section  # noqa: E402
-from pretrain import config  # noqa: E402
-from pretrain.data.bundle import load_bundle  # noqa: E402
-from pretrain.embed import embed_images  # noqa: E402
-from pretrain.evaluate import (KNN_K, extent_ordering_spearman, fr_task,  # noqa: E402
-                               mirabest_confident_split, probe_over_splits)
-from pretrain.mapping import MapProjector  # noqa: E402
-from pretrain.models.backbone import (default_backbone_path, load_encoder,  # noqa: E402
-                                      weights_metadata, weights_sha256)
-from pretrain.models.resnet import resnet18_encoder  # noqa: E402
-from pretrain.space import embed_bundle_to_space, is_stale, load_space  # noqa: E402
+from bench.report import BENCHMARKS, cpu_model, write_section
+from pretrain import config
+from pretrain.data.bundle import load_bundle
+from pretrain.embed import embed_images
+from pretrain.evaluate import (
+    KNN_K,
+    extent_ordering_spearman,
+    fr_task,
+    mirabest_confident_split,
+    probe_over_splits,
+)
+from pretrain.mapping import MapProjector
+from pretrain.models.backbone import (
+    default_backbone_path,
+    load_encoder,
+    weights_metadata,
+    weights_sha256,
+)
+from pretrain.models.resnet import resnet18_encoder
+from pretrain.space import embed_bundle_to_space, is_stale, load_space
 
 NAME = "bench_representation"
 PIXEL_PCA_COMPONENTS = 200
@@ -61,7 +71,7 @@ def raw_pixels(images: np.ndarray) -> np.ndarray:
     """The central 70 x 70 pixels in 0..1, flattened: what the model sees, without a model."""
     side = images.shape[-1]
     lo = (side - config.MODEL_INPUT_PX) // 2
-    crop = np.asarray(images[:, lo:lo + config.MODEL_INPUT_PX, lo:lo + config.MODEL_INPUT_PX])
+    crop = np.asarray(images[:, lo : lo + config.MODEL_INPUT_PX, lo : lo + config.MODEL_INPUT_PX])
     return crop.reshape(len(crop), -1).astype(np.float32) / 255.0
 
 
@@ -70,7 +80,7 @@ def raw_pixels_d4(images: np.ndarray) -> np.ndarray:
     the same orientation averaging as the symmetrised representation."""
     side = images.shape[-1]
     lo = (side - config.MODEL_INPUT_PX) // 2
-    crop = np.asarray(images[:, lo:lo + config.MODEL_INPUT_PX, lo:lo + config.MODEL_INPUT_PX], np.float32)
+    crop = np.asarray(images[:, lo : lo + config.MODEL_INPUT_PX, lo : lo + config.MODEL_INPUT_PX], np.float32)
     total = np.zeros_like(crop)
     for k in range(4):
         turned = np.rot90(crop, k, axes=(1, 2))
@@ -88,11 +98,8 @@ def backbone_space(args, bundle, work: Path):
     """The backbone's space of the bundle: ``--space`` if given and current, else made now."""
     if args.space and not is_stale(args.space, args.weights, bundle.bundle_id):
         return load_space(args.space), f"the existing space {args.space}"
-    space = embed_bundle_to_space(bundle, args.weights, out=work / "backbone_space", device="cpu",
-                                  progress=None)
-    return space, "embedded and mapped in this run (seed %d)" % config.MAP_SEED
-
-
+    space = embed_bundle_to_space(bundle, args.weights, out=work / "backbone_space", device="cpu", progress=None)
+    return space, f"embedded and mapped in this run (seed {config.MAP_SEED})"
 
 
 def run(args) -> str:
@@ -115,8 +122,9 @@ def run(args) -> str:
         random_encoder = resnet18_encoder()
         features = {
             ("backbone", "d4"): backbone_features,
-            ("backbone", "none"): embed_images(load_encoder(args.weights), bundle.images, device="cpu",
-                                               symmetry="none"),
+            ("backbone", "none"): embed_images(
+                load_encoder(args.weights), bundle.images, device="cpu", symmetry="none"
+            ),
             ("random", "d4"): embed_images(random_encoder, bundle.images, device="cpu", symmetry="d4"),
             ("random", "none"): embed_images(random_encoder, bundle.images, device="cpu", symmetry="none"),
             ("pixels", "d4"): raw_pixels_d4(bundle.images),
@@ -125,11 +133,14 @@ def run(args) -> str:
         print(f"features ready ({time.perf_counter() - t0:.0f} s)", flush=True)
         results = {}
         for key, x in features.items():
-            per_split = probe_over_splits(x, catalogue, seeds,
-                                          pca_components=PIXEL_PCA_COMPONENTS if key[0] == "pixels" else None)
+            per_split = probe_over_splits(
+                x, catalogue, seeds, pca_components=PIXEL_PCA_COMPONENTS if key[0] == "pixels" else None
+            )
             results[key] = list(zip(per_split["probe_error"], per_split["knn_error"]))
-            print(f"{'/'.join(key)}: {100 * per_split['probe_error'].mean():.1f} % "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"{'/'.join(key)}: {100 * per_split['probe_error'].mean():.1f} % ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
 
         extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
         rho = {"backbone d4": extent_ordering_spearman(space.map_xy, extent)}
@@ -142,8 +153,11 @@ def run(args) -> str:
 
     weights = Path(args.weights)
     meta = weights_metadata(weights)
-    meta_note = ", ".join(f"{k}={v}" for k, v in meta.items() if k in ("epochs", "images", "data", "device",
-                                                                      "architecture", "wall_time_s"))
+    meta_note = ", ".join(
+        f"{k}={v}"
+        for k, v in meta.items()
+        if k in ("epochs", "images", "data", "device", "architecture", "wall_time_s")
+    )
     n_train, n_test = (len(part) for part in mirabest_confident_split(catalogue, seeds[0]))
     n_fri, n_frii = int(np.sum(fr_labels == 0)), int(np.sum(fr_labels == 1))
     lines = [
@@ -174,8 +188,11 @@ def run(args) -> str:
         "| representation | linear-probe test error (mean +- s.e.) | per seed (%) | kNN test error |",
         "|---|---|---|---|",
     ]
-    labels = {"backbone": f"backbone `{weights.name}`", "random": "random ResNet-18",
-              "pixels": f"PCA-{PIXEL_PCA_COMPONENTS} of raw pixels"}
+    labels = {
+        "backbone": f"backbone `{weights.name}`",
+        "random": "random ResNet-18",
+        "pixels": f"PCA-{PIXEL_PCA_COMPONENTS} of raw pixels",
+    }
     for (name, symmetry), outcome in results.items():
         probe_errors = [p for p, _ in outcome]
         knn_errors = [k for _, k in outcome]
@@ -201,7 +218,7 @@ def run(args) -> str:
         f"| backbone map of MiraBest, one pass | {int(np.isfinite(extent).sum())} | {rho['backbone none']:.3f} |",
         f"| random ResNet-18 map of MiraBest (d4) | {int(np.isfinite(extent).sum())} | {rho['random d4']:.3f} |",
         f"| random ResNet-18 map of MiraBest, one pass | {int(np.isfinite(extent).sum())} | {rho['random none']:.3f} |",
-        f"| published RGZ DR1 map (Slijepcevic et al. 2024; extent > 25\") | {len(published)} | {rho_rgz:.3f} |",
+        f'| published RGZ DR1 map (Slijepcevic et al. 2024; extent > 25") | {len(published)} | {rho_rgz:.3f} |',
         "",
         f"Read the map rows together: the d4 averaging alone takes a random network's map from "
         f"{rho['random none']:.3f} to {rho['random d4']:.3f}, and the backbone's from {rho['backbone none']:.3f} to "
@@ -211,11 +228,11 @@ def run(args) -> str:
     return "\n".join(lines)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=default_backbone_path(),
-                        help="backbone .safetensors (default: the shipped one)")
+    parser.add_argument(
+        "--weights", type=Path, default=default_backbone_path(), help="backbone .safetensors (default: the shipped one)"
+    )
     parser.add_argument("--bundle", type=Path, required=True, help="a MiraBest bundle (python -m pretrain bundle)")
     parser.add_argument("--space", type=Path, help="reuse this space of the bundle if it is current")
     parser.add_argument("--seeds", type=int, default=5, help="stratified splits (default 5)")

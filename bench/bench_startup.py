@@ -14,6 +14,7 @@ Writes the section ``bench_app_startup`` of BENCHMARKS.md.
 
     python bench/bench_startup.py --repeats 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.app_setup import bench_env, prepare  # noqa: E402
-from bench.report import machine_description, today, write_section  # noqa: E402
-from tests.app_browser import launch_chromium, streamlit_server, wait_for_map  # noqa: E402
+from bench.app_setup import bench_env, prepare
+from bench.report import machine_description, today, write_section
+from tests.app_browser import launch_chromium, streamlit_server, wait_for_map
 
 NAME = "bench_app_startup"
 
@@ -60,26 +61,28 @@ def render(results: list[dict], n_sources: int, weights_note: str) -> str:
         values = [r[key] for r in results]
         return f"{min(values):.1f}-{max(values):.1f}"
 
-    return "\n".join([
-        "## Start-up with a warm cache until the map is interactive",
-        "",
-        f"`bench/bench_startup.py`, {today()}, {machine_description()}. `streamlit run app.py` started as a new "
-        f"process {len(results)} times, the default MiraBest space ({n_sources:,} sources) already in the cache; "
-        f"{weights_note}. Browser: headless Debian Chromium (Playwright), already open, software WebGL.",
-        "",
-        "| from | to | median (min-max) |",
-        "|---|---|---|",
-        f"| process start | server answers (`/_stcore/health`) | {med('up'):.1f} s ({span('up')}) |",
-        f"| process start | map drawn with every source (interactive) | **{med('interactive'):.1f} s** "
-        f"({span('interactive')}) |",
-        f"| a second visitor's page load (server running) | map interactive | {med('second'):.1f} s "
-        f"({span('second')}) |",
-        "",
-        "The first start of a fresh installation also prepares the space (bundle -> embeddings -> map, "
-        "with progress in the page); that is not included here. A new process pays for its imports "
-        "(streamlit, plotly, astropy, scikit-learn; torch only at the first look-up) and for reading the "
-        "space; a second visitor pays only for the page and the map drawing.",
-    ])
+    return "\n".join(
+        [
+            "## Start-up with a warm cache until the map is interactive",
+            "",
+            f"`bench/bench_startup.py`, {today()}, {machine_description()}. `streamlit run app.py` started as a new "
+            f"process {len(results)} times, the default MiraBest space ({n_sources:,} sources) already in the cache; "
+            f"{weights_note}. Browser: headless Debian Chromium (Playwright), already open, software WebGL.",
+            "",
+            "| from | to | median (min-max) |",
+            "|---|---|---|",
+            f"| process start | server answers (`/_stcore/health`) | {med('up'):.1f} s ({span('up')}) |",
+            f"| process start | map drawn with every source (interactive) | **{med('interactive'):.1f} s** "
+            f"({span('interactive')}) |",
+            f"| a second visitor's page load (server running) | map interactive | {med('second'):.1f} s "
+            f"({span('second')}) |",
+            "",
+            "The first start of a fresh installation also prepares the space (bundle -> embeddings -> map, "
+            "with progress in the page); that is not included here. A new process pays for its imports "
+            "(streamlit, plotly, astropy, scikit-learn; torch only at the first look-up) and for reading the "
+            "space; a second visitor pays only for the page and the map drawing.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

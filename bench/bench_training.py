@@ -16,6 +16,7 @@ BENCHMARKS.md (``bench/report.py``).
     python bench/bench_training.py                       # CPU (and CUDA when visible)
     python bench/bench_training.py --bundle runs/pooled_bundle --steps 8 --batch-size 64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,11 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from pretrain import config  # noqa: E402
-from pretrain.augment import PRETRAINING, BatchAugmentation  # noqa: E402
-from pretrain.precision import autocast  # noqa: E402
-from pretrain.train import TrainConfig, Trainer, TrainingData  # noqa: E402
-from bench.report import machine_description, today, write_section  # noqa: E402
+from bench.report import machine_description, today, write_section
+from pretrain import config
+from pretrain.augment import PRETRAINING, BatchAugmentation
+from pretrain.precision import autocast
+from pretrain.train import TrainConfig, Trainer, TrainingData
 
 SECTION = "bench_training"
 
@@ -70,8 +71,9 @@ def make_images(n: int, bundle: str | None) -> tuple[np.ndarray, str]:
 
 
 def make_trainer(images: np.ndarray, device: str, batch_size: int, run_dir: Path, precision: str) -> Trainer:
-    cfg = TrainConfig(bundles=[], epochs=1000, batch_size=batch_size, device=device, warmup_epochs=0,
-                      precision=precision)
+    cfg = TrainConfig(
+        bundles=[], epochs=1000, batch_size=batch_size, device=device, warmup_epochs=0, precision=precision
+    )
     data = TrainingData(images=images, bundle_ids=["bench"])
     return Trainer(cfg, run_dir, data=data, progress=False)
 
@@ -115,10 +117,18 @@ def time_batched(trainer: Trainer, steps: int, warmup: int, with_model: bool) ->
     return steps * b, time.perf_counter() - t0
 
 
-def time_dataloader(trainer: Trainer, images: np.ndarray, steps: int, warmup: int, workers: int,
-                    with_model: bool) -> float:
-    loader = DataLoader(PerImageViews(images), batch_size=trainer.batch_size, shuffle=True, drop_last=True,
-                        num_workers=workers, pin_memory=trainer.cuda, prefetch_factor=2 if workers > 0 else None)
+def time_dataloader(
+    trainer: Trainer, images: np.ndarray, steps: int, warmup: int, workers: int, with_model: bool
+) -> float:
+    loader = DataLoader(
+        PerImageViews(images),
+        batch_size=trainer.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=trainer.cuda,
+        prefetch_factor=2 if workers > 0 else None,
+    )
     done = 0
     it = iter(loader)
     for i in range(warmup + steps):
@@ -134,18 +144,31 @@ def time_dataloader(trainer: Trainer, images: np.ndarray, steps: int, warmup: in
             step_on_views(trainer, view_1, view_2)
         else:
             view_1.to(trainer.device), view_2.to(trainer.device)
-        done += 1
+        done += 1  # noqa: SIM113 (counts steps, the loop may restart its iterator)
     _sync(trainer.device)
     seconds = time.perf_counter() - t0
     del it, loader  # stops the workers: none prefetches while the other pipeline is timed
     return steps * trainer.batch_size, seconds
 
 
-def measure(device: str, images: np.ndarray, batch_size: int, steps: int, warmup: int, workers: int,
-            run_dir: Path, rounds: int, precision: str) -> dict:
+def measure(
+    device: str,
+    images: np.ndarray,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    workers: int,
+    run_dir: Path,
+    rounds: int,
+    precision: str,
+) -> dict:
     trainer = make_trainer(images, device, batch_size, run_dir, precision)
-    out = {"device": trainer._device_name(), "precision": trainer.precision, "batch_size": trainer.batch_size,
-           "workers": workers}
+    out = {
+        "device": trainer._device_name(),
+        "precision": trainer.precision,
+        "batch_size": trainer.batch_size,
+        "workers": workers,
+    }
     # Alternate the two pipelines in blocks, so that drifting machine load hits both alike.
     totals = {key: [0, 0.0] for key in ("aug_batched", "aug_per_image", "train_batched", "train_per_image")}
     for _ in range(rounds):
@@ -182,7 +205,8 @@ def render(results: list[dict], args, data_note: str) -> str:
         lines.append(
             f"| {r['device']} | {r['precision']} | {r['batch_size']} | {r['workers']} | {r['train_batched']:.1f} | "
             f"{r['train_per_image']:.1f} | {r['train_batched'] / r['train_per_image']:.2f} | "
-            f"{r['aug_batched']:.0f} | {r['aug_per_image']:.0f} | {r['aug_batched'] / r['aug_per_image']:.1f} |")
+            f"{r['aug_batched']:.0f} | {r['aug_per_image']:.0f} | {r['aug_batched'] / r['aug_per_image']:.1f} |"
+        )
     if not any(r["device"].startswith("cuda") for r in results):
         lines.append("| GPU | - | - | - | not measured: no GPU lent to this task | | | | | |")
     lines += [
@@ -205,8 +229,10 @@ def _bf16_note() -> str:
 
     if cpu_has_native_bf16():
         return "This CPU has native bf16 (AVX512-BF16 or AMX): `--precision auto` trains in bf16 on it."
-    return ("This CPU has no native bf16 (AVX-512 without AVX512-BF16/AMX): bf16 is emulated and slower "
-            "than fp32 (the bf16 row), so `--precision auto` trains in fp32 here.")
+    return (
+        "This CPU has no native bf16 (AVX-512 without AVX512-BF16/AMX): bf16 is emulated and slower "
+        "than fp32 (the bf16 row), so `--precision auto` trains in fp32 here."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,15 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="CPU batch size (default 64)")
     parser.add_argument("--gpu-batch-size", type=int, default=1024, help="CUDA batch size (default 1024)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per block (default 3)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="blocks per pipeline, alternating batched / per-image (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="blocks per pipeline, alternating batched / per-image (default 2)"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before each block (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, CPU (default 2)")
     parser.add_argument("--gpu-workers", type=int, default=8, help="DataLoader workers with CUDA (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in the main process (default 2)")
     parser.add_argument("--devices", default="auto", help="cpu, cuda, or auto = cpu and cuda when visible")
-    parser.add_argument("--precisions", default="fp32,bf16",
-                        help="training precisions to measure, comma-separated (default fp32,bf16)")
+    parser.add_argument(
+        "--precisions", default="fp32,bf16", help="training precisions to measure, comma-separated (default fp32,bf16)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
 
@@ -232,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     devices = ["cpu", "cuda"] if args.devices == "auto" else args.devices.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
     if not devices:
-        raise SystemExit(f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
-                         "to measure; use --devices cpu or auto.")
+        raise SystemExit(
+            f"--devices {args.devices}: no CUDA GPU is visible to torch, so there is nothing "
+            "to measure; use --devices cpu or auto."
+        )
     results = []
     import tempfile
 
@@ -243,9 +273,17 @@ def main(argv: list[str] | None = None) -> int:
             n = max(args.images, 2 * args.gpu_batch_size) if cuda else args.images
             images, note = make_images(n, args.bundle)
             for precision in args.precisions.split(","):
-                r = measure(device, images, args.gpu_batch_size if cuda else args.batch_size, args.steps,
-                            args.warmup, args.gpu_workers if cuda else args.workers,
-                            Path(tmp) / f"{device}-{precision}", args.rounds, precision)
+                r = measure(
+                    device,
+                    images,
+                    args.gpu_batch_size if cuda else args.batch_size,
+                    args.steps,
+                    args.warmup,
+                    args.gpu_workers if cuda else args.workers,
+                    Path(tmp) / f"{device}-{precision}",
+                    args.rounds,
+                    precision,
+                )
                 print(r, flush=True)
                 results.append(r)
     text = render(results, args, note)

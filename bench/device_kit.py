@@ -20,6 +20,7 @@ There, in a command that carries ``.device``::
 The data stay out of the repository: the kit is a git-ignored folder made from bundles
 built from ``../shared/data``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,13 @@ PACKED_IMAGES_FILE = "images.npz"
 # What the pretraining package and the benches import that the GPU machine's image lacks,
 # at the versions installed here.
 MISSING_THERE = ("astropy", "pyerfa", "astropy-iers-data", "umap-learn", "pynndescent")
-WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-                   "manylinux2014_x86_64", "manylinux1_x86_64")
+WHEEL_PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 DEVICE_PYTHON = "3.12"
 
 
@@ -67,8 +73,20 @@ def download_wheels(folder: Path) -> list[Path]:
     """Wheels of :data:`MISSING_THERE` for the GPU machine's Python, at the versions here."""
     folder.mkdir(parents=True, exist_ok=True)
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in MISSING_THERE]
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--python-version", DEVICE_PYTHON, "--implementation", "cp", "-d", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        DEVICE_PYTHON,
+        "--implementation",
+        "cp",
+        "-d",
+        str(folder),
+    ]
     for platform in WHEEL_PLATFORMS:
         command += ["--platform", platform]
     subprocess.run(command + pins, check=True)
@@ -79,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True)
     pack = verbs.add_parser("pack", help="bundles (+ wheels) -> a kit folder")
-    pack.add_argument("--bundle", action="append", required=True, metavar="NAME=PATH",
-                      help="a bundle to take along under NAME (repeatable)")
+    pack.add_argument(
+        "--bundle",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a bundle to take along under NAME (repeatable)",
+    )
     pack.add_argument("--out", type=Path, required=True, help="the kit folder (git-ignored)")
     pack.add_argument("--no-wheels", action="store_true", help="bundles only")
     unpack = verbs.add_parser("unpack", help="a kit folder -> bundle folders")

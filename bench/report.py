@@ -3,6 +3,7 @@
 Each benchmark owns one section between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``
 and replaces only that, so benchmarks can be re-run one at a time.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,6 +35,7 @@ def machine_description() -> str:
     cpu = cpu_model()
     try:
         import torch
+
         torch_version = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch_version = ""

@@ -8,11 +8,12 @@ about are shown as "no value".
 Built in: fine-tuned models' predictions, read by ``explorer.jobs.prediction_colour_columns``
 when that module (the Training page's) provides it.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -67,5 +68,6 @@ def extra_colour_columns(space) -> dict[str, pd.Series]:
 def aligned(series: pd.Series, source_ids: pd.Series) -> pd.Series:
     """``series`` (indexed by source_id) in the order of ``source_ids``; missing ones are NA."""
     series = series[~series.index.duplicated(keep="last")]
-    return pd.Series(series.reindex(source_ids.astype(str).to_numpy()).to_numpy(), index=source_ids.index,
-                     name=series.name)
+    return pd.Series(
+        series.reindex(source_ids.astype(str).to_numpy()).to_numpy(), index=source_ids.index, name=series.name
+    )

@@ -10,6 +10,7 @@ Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 ``EXPLORER_MIRABEST_DIR`` (a local MiraBest folder, see :mod:`pretrain.data.mirabest`),
 ``EXPLORER_CACHE`` (where bundles and spaces go).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,9 +19,9 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pretrain import config
 from pretrain.errors import ExplorerError
@@ -56,8 +57,7 @@ def _stale_reason(space: Path, weights: Path, bundle_id: str) -> str:
     The same test as ``pretrain.space.is_stale``, without importing torch (which that
     needs for hashing weights): the map page must come up quickly at start-up.
     """
-    from pretrain.space import (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, manifest_mismatch,
-                                read_manifest)
+    from pretrain.space import EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, manifest_mismatch, read_manifest
 
     try:
         manifest = read_manifest(space)
@@ -77,8 +77,10 @@ def check_weights() -> Path:
     path = weights_path()
     if not path.is_file():
         if os.environ.get("EXPLORER_WEIGHTS", "").strip():
-            raise ExplorerError(f"EXPLORER_WEIGHTS points at {path}, which does not exist. "
-                                "Point it at a backbone .safetensors file, or unset it to use the shipped one.")
+            raise ExplorerError(
+                f"EXPLORER_WEIGHTS points at {path}, which does not exist. "
+                "Point it at a backbone .safetensors file, or unset it to use the shipped one."
+            )
         raise ExplorerError(
             f"The shipped backbone weights are missing ({path}). Without them the MiraBest space cannot "
             "be embedded. Get a complete checkout of the project (assets/ holds the weights), train a "
@@ -148,8 +150,12 @@ def fingerprint() -> tuple:
             return str(path), None, None
 
     local = find_local_mirabest()
-    return (stamp(weights_path()), stamp(space_path() / "manifest.json"),
-            stamp(bundle_path() / "manifest.json"), stamp(local[0]) if local else None)
+    return (
+        stamp(weights_path()),
+        stamp(space_path() / "manifest.json"),
+        stamp(bundle_path() / "manifest.json"),
+        stamp(local[0]) if local else None,
+    )
 
 
 def default_space_state() -> DefaultSpaceState:
@@ -200,10 +206,9 @@ class Preparation:
         self._stages: dict[str, tuple[float, str]] = {stage: (0.0, "") for stage in STAGES}
         self.error: BaseException | None = None
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(device,), name="prepare default space",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(device,), name="prepare default space", daemon=True)
 
-    def start(self) -> "Preparation":
+    def start(self) -> Preparation:
         self._thread.start()
         return self
 
@@ -259,9 +264,12 @@ def _prepare(report: Progress, device: str):
     weights = check_weights()
 
     report("data", 0.0, "Looking for the MiraBest FITS files")
-    fits_dir = find_mirabest(download=True,
-                             progress=lambda done, total: report("data", done / max(total, 1),
-                                                                 f"Downloading MiraBest: {done}/{total} files"))
+    fits_dir = find_mirabest(
+        download=True,
+        progress=lambda done, total: report(
+            "data", done / max(total, 1), f"Downloading MiraBest: {done}/{total} files"
+        ),
+    )
     report("data", 1.0, f"MiraBest files in {fits_dir}")
 
     bundle_dir = bundle_path()
@@ -271,9 +279,13 @@ def _prepare(report: Progress, device: str):
     else:
         report("bundle", 0.0, "Preprocessing the images into a bundle")
         bundle = build_bundle(
-            fits_dirs=[fits_dir], out=bundle_dir, overwrite=True,
-            progress=lambda done, total, message: report("bundle", done / max(total, 1),
-                                                         f"Preprocessing images: {done}/{total}"))
+            fits_dirs=[fits_dir],
+            out=bundle_dir,
+            overwrite=True,
+            progress=lambda done, total, message: report(
+                "bundle", done / max(total, 1), f"Preprocessing images: {done}/{total}"
+            ),
+        )
         report("bundle", 1.0, f"Bundle of {len(bundle)} images ready")
 
     space_dir = space_path()

@@ -6,19 +6,30 @@ which is what a click or a lasso selection reports back; the other three feed th
 text. Colour is continuous (colour bar, optional log scale) or categorical (one trace per
 value, so the legend can hide a class).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from pretrain import config
-
 CATEGORICAL_MAX_VALUES = 24  # more distinct values than this: a numeric column is continuous
 CONTINUOUS_SCALE = "Viridis"
 CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's defaults
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
-    "#999999", "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3",
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
+    "#999999",
+    "#636EFA",
+    "#EF553B",
+    "#00CC96",
+    "#AB63FA",
+    "#FFA15A",
+    "#19D3F3",
 )
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
 # Values with a meaning of their own: a run's mistakes stand out, its right answers recede.
@@ -27,8 +38,13 @@ NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"
 PREFERRED_COLOUR_COLUMNS = (  # the map is known to be ordered by extent; then the labels
-    "angular_extent_arcsec", "label", "confident", "subtype", "redshift",
-    "angular_extent_estimated_arcsec", "angular_extent_catalogued_arcsec",
+    "angular_extent_arcsec",
+    "label",
+    "confident",
+    "subtype",
+    "redshift",
+    "angular_extent_estimated_arcsec",
+    "angular_extent_catalogued_arcsec",
 )
 NOT_COLOUR_COLUMNS = {"umap_x", "umap_y", "source_id", "file", "input", "name", "rgz_name", "row"}
 HOVER = (
@@ -82,7 +98,7 @@ def hover_names(catalogue: pd.DataFrame) -> np.ndarray:
 
 def point_data(catalogue: pd.DataFrame) -> np.ndarray:
     """``customdata`` rows ``[row, ra, dec, extent]`` (float32) for every source."""
-    extent = catalogue["angular_extent_arcsec"] if "angular_extent_arcsec" in catalogue else np.nan
+    extent = catalogue.get("angular_extent_arcsec", np.nan)
     data = np.empty((len(catalogue), 4), dtype=np.float32)
     data[:, 0] = np.arange(len(catalogue))
     data[:, 1] = catalogue["ra"].to_numpy(np.float32) if "ra" in catalogue else np.nan
@@ -93,8 +109,9 @@ def point_data(catalogue: pd.DataFrame) -> np.ndarray:
 
 def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Colour-bar ticks at 1-2-5 steps for a log10 colour axis spanning ``lo``..``hi`` (linear units)."""
-    values = [m * 10.0**e for e in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
-              for m in (1, 2, 5)]
+    values = [
+        m * 10.0**e for e in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1) for m in (1, 2, 5)
+    ]
     values = [v for v in values if lo <= v <= hi] or [lo, hi]
     return [float(np.log10(v)) for v in values], [f"{v:g}" for v in values]
 
@@ -130,8 +147,18 @@ def map_figure(
     base = dict(mode="markers", hovertemplate=HOVER)
 
     if colour is None:
-        fig.add_trace(go.Scattergl(x=x, y=y, customdata=data, text=text, name="sources", showlegend=False,
-                                   marker=dict(size=size, color="#56B4E9", opacity=0.8), **base))
+        fig.add_trace(
+            go.Scattergl(
+                x=x,
+                y=y,
+                customdata=data,
+                text=text,
+                name="sources",
+                showlegend=False,
+                marker=dict(size=size, color="#56B4E9", opacity=0.8),
+                **base,
+            )
+        )
     elif is_categorical(colour):
         values = colour.astype("object").where(colour.notna(), None).to_numpy()
         keys = [v for v in pd.unique(values) if v is not None and v == v]
@@ -141,64 +168,141 @@ def map_figure(
             if rows.size == 0:
                 continue
             label = "(none)" if key is None or str(key) == "" else str(key)
-            fig.add_trace(go.Scattergl(
-                x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name=f"{label} ({rows.size})",
-                marker=dict(size=size, opacity=0.85,
-                            color=MISSING_COLOUR if key is None else
-                            FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])),
-                **base))
-        fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant",
-                                      bgcolor="rgba(0,0,0,0)"))
+            fig.add_trace(
+                go.Scattergl(
+                    x=x[rows],
+                    y=y[rows],
+                    customdata=data[rows],
+                    text=text[rows],
+                    name=f"{label} ({rows.size})",
+                    marker=dict(
+                        size=size,
+                        opacity=0.85,
+                        color=MISSING_COLOUR
+                        if key is None
+                        else FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]),
+                    ),
+                    **base,
+                )
+            )
+        fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant", bgcolor="rgba(0,0,0,0)"))
     else:
         values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
         finite = np.isfinite(values) & ((values > 0) if log_colour else True)
         missing = np.flatnonzero(~finite)
         if missing.size:
-            fig.add_trace(go.Scattergl(x=x[missing], y=y[missing], customdata=data[missing], text=text[missing],
-                                       name="no value", showlegend=False,
-                                       marker=dict(size=size, color=MISSING_COLOUR), **base))
+            fig.add_trace(
+                go.Scattergl(
+                    x=x[missing],
+                    y=y[missing],
+                    customdata=data[missing],
+                    text=text[missing],
+                    name="no value",
+                    showlegend=False,
+                    marker=dict(size=size, color=MISSING_COLOUR),
+                    **base,
+                )
+            )
         rows = np.flatnonzero(finite)
         shown = np.log10(values[rows]) if log_colour else values[rows]
         colorbar = dict(title=dict(text=_colour_title(colour_name, log_colour), side="right"), thickness=14)
         if log_colour and rows.size:
-            colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(float(values[rows].min()), float(values[rows].max()))
+            colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(
+                float(values[rows].min()), float(values[rows].max())
+            )
         # A class probability keeps its full 0..1 scale: a model unsure everywhere looks unsure.
         value_range = dict(cmin=0.0, cmax=1.0) if is_probability_column(colour_name) and not log_colour else {}
-        fig.add_trace(go.Scattergl(
-            x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name=colour_name, showlegend=False,
-            marker=dict(size=size, color=shown.astype(np.float32), colorscale=CONTINUOUS_SCALE, opacity=0.85,
-                        colorbar=colorbar, showscale=True, **value_range),
-            **base))
+        fig.add_trace(
+            go.Scattergl(
+                x=x[rows],
+                y=y[rows],
+                customdata=data[rows],
+                text=text[rows],
+                name=colour_name,
+                showlegend=False,
+                marker=dict(
+                    size=size,
+                    color=shown.astype(np.float32),
+                    colorscale=CONTINUOUS_SCALE,
+                    opacity=0.85,
+                    colorbar=colorbar,
+                    showscale=True,
+                    **value_range,
+                ),
+                **base,
+            )
+        )
 
     if selected is not None and len(selected):
         rows = np.asarray(selected, dtype=np.int64)
-        fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name="selected",
-                                   showlegend=False, marker=dict(size=size + 3, color="rgba(0,0,0,0)",
-                                                                 line=dict(color=SELECTION_COLOUR, width=1.5)),
-                                   **base))
+        fig.add_trace(
+            go.Scattergl(
+                x=x[rows],
+                y=y[rows],
+                customdata=data[rows],
+                text=text[rows],
+                name="selected",
+                showlegend=False,
+                marker=dict(size=size + 3, color="rgba(0,0,0,0)", line=dict(color=SELECTION_COLOUR, width=1.5)),
+                **base,
+            )
+        )
     if neighbours is not None and len(neighbours):
         rows = np.asarray(neighbours, dtype=np.int64)
-        fig.add_trace(go.Scattergl(
-            x=x[rows], y=y[rows], customdata=data[rows], text=text[rows], name="neighbours", showlegend=False,
-            mode="markers+text", textposition="top center", texttemplate=[str(i + 1) for i in range(rows.size)],
-            textfont=dict(color=NEIGHBOUR_COLOUR, size=11), hovertemplate=HOVER,
-            marker=dict(size=size + 8, color="rgba(0,0,0,0)", line=dict(color=NEIGHBOUR_COLOUR, width=2))))
+        fig.add_trace(
+            go.Scattergl(
+                x=x[rows],
+                y=y[rows],
+                customdata=data[rows],
+                text=text[rows],
+                name="neighbours",
+                showlegend=False,
+                mode="markers+text",
+                textposition="top center",
+                texttemplate=[str(i + 1) for i in range(rows.size)],
+                textfont=dict(color=NEIGHBOUR_COLOUR, size=11),
+                hovertemplate=HOVER,
+                marker=dict(size=size + 8, color="rgba(0,0,0,0)", line=dict(color=NEIGHBOUR_COLOUR, width=2)),
+            )
+        )
     if query is not None and query >= 0:
-        fig.add_trace(go.Scattergl(x=x[[query]], y=y[[query]], customdata=data[[query]], text=text[[query]],
-                                   name="selected source", showlegend=False, marker=dict(symbol="star", size=size + 14,
-                                   color=QUERY_COLOUR, line=dict(color="white", width=1.5)), **base))
+        fig.add_trace(
+            go.Scattergl(
+                x=x[[query]],
+                y=y[[query]],
+                customdata=data[[query]],
+                text=text[[query]],
+                name="selected source",
+                showlegend=False,
+                marker=dict(symbol="star", size=size + 14, color=QUERY_COLOUR, line=dict(color="white", width=1.5)),
+                **base,
+            )
+        )
     if marker is not None:
-        fig.add_trace(go.Scattergl(x=[marker[0]], y=[marker[1]], name=marker_name, mode="markers+text", showlegend=False,
-                                   text=[marker_name], textposition="top center", hoverinfo="text",
-                                   textfont=dict(color=QUERY_COLOUR, size=13),
-                                   marker=dict(symbol="x", size=18, color=QUERY_COLOUR,
-                                               line=dict(color="white", width=1.5))))
+        fig.add_trace(
+            go.Scattergl(
+                x=[marker[0]],
+                y=[marker[1]],
+                name=marker_name,
+                mode="markers+text",
+                showlegend=False,
+                text=[marker_name],
+                textposition="top center",
+                hoverinfo="text",
+                textfont=dict(color=QUERY_COLOUR, size=13),
+                marker=dict(symbol="x", size=18, color=QUERY_COLOUR, line=dict(color="white", width=1.5)),
+            )
+        )
 
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=30, b=10), uirevision=revision, dragmode="zoom",
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+        uirevision=revision,
+        dragmode="zoom",
         xaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False),
         yaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False, scaleanchor=None),
-        hoverlabel=dict(font_size=12), clickmode="event+select",
+        hoverlabel=dict(font_size=12),
+        clickmode="event+select",
     )
     return fig
 
@@ -207,8 +311,10 @@ PRETTY_NAMES = {
     "angular_extent_arcsec": "angular extent (″)",
     "angular_extent_estimated_arcsec": "estimated extent (″)",
     "angular_extent_catalogued_arcsec": "catalogued extent (″)",
-    "ra": "RA (°)", "dec": "Dec (°)",
-    "image_ra": "image centre RA (°)", "image_dec": "image centre Dec (°)",
+    "ra": "RA (°)",
+    "dec": "Dec (°)",
+    "image_ra": "image centre RA (°)",
+    "image_dec": "image centre Dec (°)",
 }
 
 
@@ -239,7 +345,7 @@ def rows_from_selection(points: list[dict]) -> list[int]:
             custom = custom[0]
         if custom is None:
             continue
-        row = int(round(float(custom)))
+        row = round(float(custom))
         if row not in seen:
             seen.add(row)
             rows.append(row)

@@ -4,6 +4,7 @@ The gallery is one HTML block with the thumbnails inlined as PNG data URIs: the 
 gets every image in the same message as the list itself (no request per thumbnail), and a
 150 x 150 colour PNG is a few kB.
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,7 +22,7 @@ _INFERNO = ("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#
 
 
 def _lut(stops: tuple[str, ...]) -> np.ndarray:
-    rgb = np.array([[int(s[i:i + 2], 16) for i in (1, 3, 5)] for s in stops], dtype=np.float64)
+    rgb = np.array([[int(s[i : i + 2], 16) for i in (1, 3, 5)] for s in stops], dtype=np.float64)
     positions = np.linspace(0.0, 1.0, len(stops))
     grid = np.linspace(0.0, 1.0, 256)
     return np.stack([np.interp(grid, positions, rgb[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
@@ -57,8 +58,12 @@ def display_stretch(image: np.ndarray, softening: float = 0.1) -> np.ndarray:
     return np.round(stretched * 255.0).astype(np.uint8)
 
 
-def rgb_image(image_uint8: np.ndarray, size_px: int | None = None, crop_box_px: int | None = None,
-              lut: np.ndarray = INFERNO_SQRT_LUT) -> Image.Image:
+def rgb_image(
+    image_uint8: np.ndarray,
+    size_px: int | None = None,
+    crop_box_px: int | None = None,
+    lut: np.ndarray = INFERNO_SQRT_LUT,
+) -> Image.Image:
     """A colourised PIL image (square-root display stretch by default), optionally enlarged and
     with the model's central crop outlined."""
     image = Image.fromarray(colourise(image_uint8, lut))
@@ -119,11 +124,15 @@ GALLERY_CSS = """
 """
 
 
-def gallery_html(cards: list[Card], score_name: str = "cosine similarity", query_id: str = "",
-                 thumbnail_px: int = config.IMAGE_SIZE_PX) -> str:
+def gallery_html(
+    cards: list[Card],
+    score_name: str = "cosine similarity",
+    query_id: str = "",
+    thumbnail_px: int = config.IMAGE_SIZE_PX,
+) -> str:
     """The neighbour gallery as HTML (thumbnails inlined). ``query_id`` tags the block for tests."""
     tiles = []
-    score_fmt = "{:.3f}" if score_name.startswith("cosine") else "{:.3f}"
+    score_fmt = "{:.3f}"
     score_short = "sim" if score_name.startswith("cosine") else "dist"
     for card in cards:
         if card.image is not None:
@@ -132,13 +141,16 @@ def gallery_html(cards: list[Card], score_name: str = "cosine similarity", query
             img = f'<div class="nb-missing">{html.escape(card.note or "no image")}</div>'
         label = f'<span class="nb-label">{html.escape(card.label)}</span> ' if card.label else ""
         extent = f"{card.extent_arcsec:.0f}″" if np.isfinite(card.extent_arcsec) else "–"
-        position = (f"{card.ra:.4f}, {card.dec:+.4f}" if np.isfinite(card.ra) and np.isfinite(card.dec) else "")
+        position = f"{card.ra:.4f}, {card.dec:+.4f}" if np.isfinite(card.ra) and np.isfinite(card.dec) else ""
         tiles.append(
             f'<div class="nb-card" data-source-id="{html.escape(card.source_id)}">{img}'
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span>'
-            f'<span class="nb-score" title="{html.escape(score_name)}">{score_short} {score_fmt.format(card.score)}</span></div>'
+            f'<span class="nb-score" title="{html.escape(score_name)}">'
+            f"{score_short} {score_fmt.format(card.score)}</span></div>"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div></div>'
         )
-    return (GALLERY_CSS + f'<div class="nb-gallery" data-query="{html.escape(query_id)}" '
-            f'data-count="{len(cards)}">' + "".join(tiles) + "</div>")
+    return (
+        GALLERY_CSS + f'<div class="nb-gallery" data-query="{html.escape(query_id)}" '
+        f'data-count="{len(cards)}">' + "".join(tiles) + "</div>"
+    )

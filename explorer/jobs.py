@@ -13,6 +13,7 @@ so two runs can never write into the same folder. A process that died without sa
 
 Runs live in ``$EXPLORER_RUNS`` or ``pretrain.config.cache_dir() / "runs"``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,7 @@ import pandas as pd
 
 from pretrain import config
 from pretrain.errors import ExplorerError
-from pretrain.finetune import (CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROGRESS_FILE, STATUS_FILE,
-                               write_json)
+from pretrain.finetune import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROGRESS_FILE, STATUS_FILE, write_json
 
 JOB_FILE = "job.json"
 LOG_FILE = "run.log"
@@ -70,14 +70,41 @@ def _new_run_folder() -> tuple[str, Path]:
 
 # --- Starting ---------------------------------------------------------------------------
 
-def finetune_command(out: Path, task: str = config.FINETUNE_TASK, labels: int | None = None,
-                     depth: int = config.FINETUNE_DEPTH, epochs: int = config.FINETUNE_EPOCHS, seed: int = 0,
-                     scratch: bool = False, weights: str | Path | None = None, bundle: str | Path | None = None,
-                     device: str = "auto", batch_size: int | None = None, num_threads: int | None = None) -> list[str]:
+
+def finetune_command(
+    out: Path,
+    task: str = config.FINETUNE_TASK,
+    labels: int | None = None,
+    depth: int = config.FINETUNE_DEPTH,
+    epochs: int = config.FINETUNE_EPOCHS,
+    seed: int = 0,
+    scratch: bool = False,
+    weights: str | Path | None = None,
+    bundle: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    num_threads: int | None = None,
+) -> list[str]:
     """The command line of a run (a list for subprocess, no shell)."""
-    command = [sys.executable, "-m", "pretrain", "finetune", "--out", str(out), "--task", task,
-               "--depth", str(int(depth)), "--epochs", str(int(epochs)), "--seed", str(int(seed)),
-               "--device", device, "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "pretrain",
+        "finetune",
+        "--out",
+        str(out),
+        "--task",
+        task,
+        "--depth",
+        str(int(depth)),
+        "--epochs",
+        str(int(epochs)),
+        "--seed",
+        str(int(seed)),
+        "--device",
+        device,
+        "--no-progress",
+    ]
     if labels is not None:
         command += ["--labels", str(int(labels))]
     if scratch:
@@ -103,24 +130,50 @@ def start_run(**options) -> str:
     command = finetune_command(path, **options)
     # The run's own status, until the process writes its first: a run that dies before
     # that is still seen (as failed, by its pid).
-    write_json(path / STATUS_FILE, {"state": "running", "stage": "starting", "error": None, "epoch": 0,
-                                    "epochs": int(options.get("epochs", config.FINETUNE_EPOCHS)),
-                                    "started": _now()})
+    write_json(
+        path / STATUS_FILE,
+        {
+            "state": "running",
+            "stage": "starting",
+            "error": None,
+            "epoch": 0,
+            "epochs": int(options.get("epochs", config.FINETUNE_EPOCHS)),
+            "started": _now(),
+        },
+    )
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"  # the log shows what happened up to a crash
-    env["PYTHONPATH"] = os.pathsep.join([str(config.REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(config.REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     with open(path / LOG_FILE, "ab") as log:
         try:
-            process = subprocess.Popen(command, cwd=config.REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)  # its own session: outlives a page reload
+            process = subprocess.Popen(
+                command,
+                cwd=config.REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # its own session: outlives a page reload
         except OSError as exc:
-            write_json(path / STATUS_FILE, {"state": "failed", "error": f"could not start the run: {exc}",
-                                            "started": _now()})
+            write_json(
+                path / STATUS_FILE, {"state": "failed", "error": f"could not start the run: {exc}", "started": _now()}
+            )
             raise ExplorerError(f"could not start the run: {exc}") from exc
-    write_json(path / JOB_FILE, {"run_id": run_id, "pid": process.pid, "pid_start": _process_start(process.pid),
-                                 "command": command, "options": {k: _plain(v) for k, v in options.items()},
-                                 "started": _now(), "host": os.uname().nodename})
+    write_json(
+        path / JOB_FILE,
+        {
+            "run_id": run_id,
+            "pid": process.pid,
+            "pid_start": _process_start(process.pid),
+            "command": command,
+            "options": {k: _plain(v) for k, v in options.items()},
+            "started": _now(),
+            "host": os.uname().nodename,
+        },
+    )
     _children[process.pid] = process
     threading.Thread(target=process.wait, daemon=True, name=f"reap-{run_id}").start()  # no zombies
     return run_id
@@ -135,6 +188,7 @@ def _now() -> str:
 
 
 # --- Is the process alive? --------------------------------------------------------------
+
 
 def _process_start(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused pid apart."""
@@ -171,6 +225,7 @@ def _process_alive(pid: int | None, pid_start: int | None = None) -> bool:
 
 
 # --- Reading a run ----------------------------------------------------------------------
+
 
 def _read_json(path: Path) -> dict | None:
     try:
@@ -216,8 +271,11 @@ def run_status(run_id: str) -> dict:
         status.update(state="cancelled", stage="cancelled", error=None, ended=_now())
     else:
         tail = log_tail(run_id, 15)
-        status.update(state="failed", error=f"{_DEATH} (pid {pid})" + (f"; last lines of its log:\n{tail}" if tail else ""),
-                      ended=_now())
+        status.update(
+            state="failed",
+            error=f"{_DEATH} (pid {pid})" + (f"; last lines of its log:\n{tail}" if tail else ""),
+            ended=_now(),
+        )
     write_json(path / STATUS_FILE, status)
     return status
 
@@ -285,24 +343,40 @@ def list_runs() -> pd.DataFrame:
         metrics = _read_json(path / METRICS_FILE) or {}
         scratch = bool(settings.get("scratch", options.get("scratch", False)))
         depth = settings.get("depth", options.get("depth", config.FINETUNE_DEPTH))
-        rows.append({
-            "run_id": path.name,
-            "state": status.get("state"),
-            "task": settings.get("task", options.get("task", config.FINETUNE_TASK)),
-            "mode": "scratch" if scratch else ("linear probe" if depth == 0 else "fine-tune"),
-            "labels": _label_budget(settings.get("labels", options.get("labels")), metrics.get("n_train")),
-            "depth": depth,
-            "epochs": settings.get("epochs", options.get("epochs")),
-            "epoch": status.get("epoch", 0),
-            "seed": settings.get("seed", options.get("seed")),
-            "test_error_percent": metrics.get("test_error_percent"),
-            "ood_error_percent": metrics.get("ood_error_percent"),
-            "wall_time_s": metrics.get("wall_time_s"),
-            "started": status.get("started") or job.get("started"),
-            "error": status.get("error"),
-        })
-    columns = ["run_id", "state", "task", "mode", "labels", "depth", "epochs", "epoch", "seed",
-               "test_error_percent", "ood_error_percent", "wall_time_s", "started", "error"]
+        rows.append(
+            {
+                "run_id": path.name,
+                "state": status.get("state"),
+                "task": settings.get("task", options.get("task", config.FINETUNE_TASK)),
+                "mode": "scratch" if scratch else ("linear probe" if depth == 0 else "fine-tune"),
+                "labels": _label_budget(settings.get("labels", options.get("labels")), metrics.get("n_train")),
+                "depth": depth,
+                "epochs": settings.get("epochs", options.get("epochs")),
+                "epoch": status.get("epoch", 0),
+                "seed": settings.get("seed", options.get("seed")),
+                "test_error_percent": metrics.get("test_error_percent"),
+                "ood_error_percent": metrics.get("ood_error_percent"),
+                "wall_time_s": metrics.get("wall_time_s"),
+                "started": status.get("started") or job.get("started"),
+                "error": status.get("error"),
+            }
+        )
+    columns = [
+        "run_id",
+        "state",
+        "task",
+        "mode",
+        "labels",
+        "depth",
+        "epochs",
+        "epoch",
+        "seed",
+        "test_error_percent",
+        "ood_error_percent",
+        "wall_time_s",
+        "started",
+        "error",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -320,6 +394,7 @@ def active_runs() -> list[str]:
 
 
 # --- Cancelling -------------------------------------------------------------------------
+
 
 def cancel_run(run_id: str, grace_s: float = config.JOB_CANCEL_GRACE_S) -> dict:
     """Ask a running run to stop (SIGTERM to its process group); return its status.
@@ -363,6 +438,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 # --- Results on the map -----------------------------------------------------------------
 
+
 def prediction_columns(space_source_ids, max_runs: int = 10) -> dict[str, pd.Series]:
     """Colour columns for the map from finished runs, aligned with ``space_source_ids``.
 
@@ -386,7 +462,7 @@ def prediction_columns(space_source_ids, max_runs: int = 10) -> dict[str, pd.Ser
         predictions = predictions.drop_duplicates("source_id").set_index("source_id")
         if not ids.isin(predictions.index).any():
             continue  # a run on other data than this space
-        positive = prob_columns[0][len("prob_"):]
+        positive = prob_columns[0][len("prob_") :]
         prob = ids.map(predictions[prob_columns[0]].astype(float))
         correct = ids.map(predictions["correct"].astype("object"))
         marked = correct.map(lambda c: None if pd.isna(c) else ("correct" if bool(c) else "misclassified"))
@@ -405,5 +481,7 @@ def prediction_colour_columns(space, max_runs: int = 10) -> dict[str, pd.Series]
     if catalogue is None or "source_id" not in catalogue:
         return {}
     ids = catalogue["source_id"].astype(str)
-    return {name: pd.Series(series.to_numpy(), index=ids.to_numpy(), name=name)
-            for name, series in prediction_columns(ids.reset_index(drop=True), max_runs).items()}
+    return {
+        name: pd.Series(series.to_numpy(), index=ids.to_numpy(), name=name)
+        for name, series in prediction_columns(ids.reset_index(drop=True), max_runs).items()
+    }

@@ -4,6 +4,7 @@ Every step raises an :class:`~pretrain.errors.ExplorerError` with a message for 
 (broken file, blank image, unknown name, outside the footprint, no network); the page
 shows it and carries on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,8 +46,9 @@ def fetch_cutout(text: str, client) -> Cutout:
 
     text = (text or "").strip()
     if not text:
-        raise ExplorerError("Type a position (e.g. 139.148 +4.681, or 09h16m35.5s +04d40m52s) "
-                            "or an object name (e.g. 3C 236).")
+        raise ExplorerError(
+            "Type a position (e.g. 139.148 +4.681, or 09h16m35.5s +04d40m52s) or an object name (e.g. 3C 236)."
+        )
     position = parse_position(text)  # PositionError (an ExplorerError) if out of range
     if position is not None:
         return client.fetch(position)
@@ -69,15 +71,20 @@ def prepare(cutout: Cutout, title: str) -> LookupResult:
         raise BlankImageError(
             f"{title}: no significant emission in the image (no island of at least "
             f"{config.EXTENT_MIN_ISLAND_PX} pixels peaking above {config.EXTENT_ISLAND_PEAK_SIGMA:g} sigma "
-            "of the noise): it looks blank. Check the position or the file.")
+            "of the noise): it looks blank. Check the position or the file."
+        )
     result = LookupResult(title=title, cutout=cutout, model_image=image, extent_arcsec=float(extent))
     if abs(cutout.pixel_scale_arcsec - config.FIRST_PIXEL_SCALE_ARCSEC) > 0.05:
-        result.notes.append(f"The image has {cutout.pixel_scale_arcsec:.2f}″ pixels; it was resampled to "
-                            f"FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC}″ before the model saw it.")
+        result.notes.append(
+            f"The image has {cutout.pixel_scale_arcsec:.2f}″ pixels; it was resampled to "
+            f"FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC}″ before the model saw it."
+        )
     field_arcsec = min(cutout.shape) * cutout.pixel_scale_arcsec
     if field_arcsec < config.IMAGE_FIELD_ARCSEC * 0.99:
-        result.notes.append(f"The image covers {field_arcsec:.0f}″, less than the model's "
-                            f"{config.IMAGE_FIELD_ARCSEC:.0f}″ field; the rest was padded with zeros.")
+        result.notes.append(
+            f"The image covers {field_arcsec:.0f}″, less than the model's "
+            f"{config.IMAGE_FIELD_ARCSEC:.0f}″ field; the rest was padded with zeros."
+        )
     return result
 
 

@@ -8,6 +8,7 @@ time; only those k are sorted.
 For a catalogue-only space (a published map without embeddings) :class:`MapIndex` gives the
 nearest sources by Euclidean distance on the 2-D map, with the same interface.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,7 +58,7 @@ class CosineIndex:
     def __init__(self, unit_vectors: np.ndarray | None = None):
         self.unit_vectors_ = None if unit_vectors is None else np.ascontiguousarray(unit_vectors, dtype=np.float32)
 
-    def fit(self, vectors: np.ndarray) -> "CosineIndex":
+    def fit(self, vectors: np.ndarray) -> CosineIndex:
         self.unit_vectors_ = np.ascontiguousarray(normalise_rows(vectors))
         return self
 
@@ -93,7 +94,7 @@ class MapIndex:
     def __init__(self):
         self.points_ = None
 
-    def fit(self, xy: np.ndarray) -> "MapIndex":
+    def fit(self, xy: np.ndarray) -> MapIndex:
         self.points_ = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         return self
 

@@ -5,6 +5,7 @@ same galaxy). Such twins are each other's most similar images and would fill a n
 list with the same object, so a result closer than ``radius_arcsec`` on the sky to an
 earlier result (the query counts as the first result) is dropped, as the reference app did.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,9 @@ def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
     return np.degrees(2.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))) * 3600.0
 
 
-def sky_duplicate_mask(ra_deg, dec_deg, radius_arcsec: float, query_radec: tuple[float, float] | None = None) -> np.ndarray:
+def sky_duplicate_mask(
+    ra_deg, dec_deg, radius_arcsec: float, query_radec: tuple[float, float] | None = None
+) -> np.ndarray:
     """Which results of an ordered list to keep (bool array).
 
     Result ``i`` is dropped when it lies within ``radius_arcsec`` of an earlier *kept*

@@ -13,6 +13,7 @@ it is prepared), every space folder under ``cache_dir()/spaces`` and under the f
 published RGZ DR1 map when its Parquet file is there (``EXPLORER_RGZ_MAP`` or the shared
 data folder).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,9 @@ def _space_folders(root: Path) -> list[Path]:
         return []
     if (root / MANIFEST_FILE).is_file() and (root / "map.parquet").is_file():
         return [root]
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file())
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
+    )
 
 
 def _title(folder: Path) -> str:
@@ -96,6 +98,7 @@ def discover_spaces() -> list[SpaceEntry]:
 
 
 # --- the spaces ---------------------------------------------------------------------------
+
 
 @dataclass
 class Neighbours:
@@ -195,8 +198,9 @@ class EmbeddingSpace(ExplorerSpace):
             return None
         return np.asarray(self.images[row])  # one 22 kB read from the memory map
 
-    def neighbours_of_vector(self, vector: np.ndarray, k: int, sky_radius_arcsec: float = 0.0,
-                             query_radec: tuple[float, float] | None = None) -> Neighbours:
+    def neighbours_of_vector(
+        self, vector: np.ndarray, k: int, sky_radius_arcsec: float = 0.0, query_radec: tuple[float, float] | None = None
+    ) -> Neighbours:
         """Neighbours of a new representation (a looked-up image)."""
         return self._search(np.asarray(vector, dtype=np.float32), k, sky_radius_arcsec, query_radec)
 
@@ -220,9 +224,13 @@ def _bundle_images(space) -> np.ndarray | None:
         bundle = load_bundle(path)
     except ExplorerError:
         return None
-    same = (len(bundle.catalogue) == len(space.catalogue_map) and
-            (bundle.catalogue["source_id"].astype(str).to_numpy()
-             == space.catalogue_map["source_id"].astype(str).to_numpy()).all())
+    same = (
+        len(bundle.catalogue) == len(space.catalogue_map)
+        and (
+            bundle.catalogue["source_id"].astype(str).to_numpy()
+            == space.catalogue_map["source_id"].astype(str).to_numpy()
+        ).all()
+    )
     return bundle.images if same else None
 
 
@@ -334,16 +342,18 @@ def read_rgz_map(path: str | Path) -> pd.DataFrame:
     from pretrain.data.names import unique_source_ids
 
     names = frame["rgz_name"].astype(str).tolist()
-    out = pd.DataFrame({
-        # ~2000 names appear twice (the same object entered twice): ids must be unique
-        "source_id": unique_source_ids(names),
-        "rgz_name": names,
-        "umap_x": frame["umap_x"].to_numpy(np.float32),
-        "umap_y": frame["umap_y"].to_numpy(np.float32),
-        "ra": frame["ra"].to_numpy(np.float64),
-        "dec": frame["dec"].to_numpy(np.float64),
-        "angular_extent_arcsec": frame["size"].to_numpy(np.float64),
-    })
+    out = pd.DataFrame(
+        {
+            # ~2000 names appear twice (the same object entered twice): ids must be unique
+            "source_id": unique_source_ids(names),
+            "rgz_name": names,
+            "umap_x": frame["umap_x"].to_numpy(np.float32),
+            "umap_y": frame["umap_y"].to_numpy(np.float32),
+            "ra": frame["ra"].to_numpy(np.float64),
+            "dec": frame["dec"].to_numpy(np.float64),
+            "angular_extent_arcsec": frame["size"].to_numpy(np.float64),
+        }
+    )
     for column in frame.columns:  # anything else the file carries
         if column not in needed and column not in out:
             out[column] = frame[column].to_numpy()
@@ -360,6 +370,7 @@ def open_space(entry: SpaceEntry) -> ExplorerSpace:
 
 
 # --- the encoder a space was made with ------------------------------------------------------
+
 
 def weights_candidates(space: EmbeddingSpace) -> list[Path]:
     """Where the weights a space was embedded with may be, most likely first."""

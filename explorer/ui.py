@@ -9,6 +9,7 @@ Session state used here: ``space_key`` (the sidebar's space), ``n_neighbours``,
 ``sky_radius_arcsec``, ``map_state`` ({space key: {"query": row, "selected": [rows]}})
 and ``lookup`` (the last look-up result or error).
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,15 @@ from explorer.colour_columns import aligned, extra_colour_columns
 from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
 from explorer.gallery import Card, display_stretch, gallery_html, rgb_image
 from explorer.sky import sexagesimal
-from explorer.space_registry import (CatalogueSpace, EmbeddingSpace, ExplorerSpace, SpaceEntry,
-                                     discover_spaces, find_weights, open_space)
+from explorer.space_registry import (
+    CatalogueSpace,
+    EmbeddingSpace,
+    ExplorerSpace,
+    SpaceEntry,
+    discover_spaces,
+    find_weights,
+    open_space,
+)
 from pretrain import config
 from pretrain.errors import ExplorerError
 
@@ -37,9 +45,15 @@ RADIUS_KEY = "sky_radius_arcsec"
 MAP_STATE = "map_state"
 MAIN_IMAGE_PX = 300
 FACT_COLUMNS = (  # shown first in a source's panel, when the space has them
-    ("label", "label"), ("confident", "confident"), ("subtype", "subtype"),
-    ("angular_extent_arcsec", "angular extent (″)"), ("angular_extent_estimated_arcsec", "estimated extent (″)"),
-    ("redshift", "redshift"), ("ra", "RA (°)"), ("dec", "Dec (°)"), ("survey", "survey"),
+    ("label", "label"),
+    ("confident", "confident"),
+    ("subtype", "subtype"),
+    ("angular_extent_arcsec", "angular extent (″)"),
+    ("angular_extent_estimated_arcsec", "estimated extent (″)"),
+    ("redshift", "redshift"),
+    ("ra", "RA (°)"),
+    ("dec", "Dec (°)"),
+    ("survey", "survey"),
 )
 CSV_COLUMNS = ("source_id", "ra", "dec", "angular_extent_arcsec", "label", "confident", "subtype", "redshift")
 
@@ -108,18 +122,32 @@ def sidebar() -> None:
     st.session_state.setdefault(RADIUS_KEY, int(config.APP_SKY_DUPLICATE_RADIUS_ARCSEC))
     with st.sidebar:
         st.markdown("### :material/satellite_alt: Radio galaxy explorer")
-        st.selectbox("Space", list(titles), format_func=titles.get, key=SPACE_KEY, on_change=_space_changed,
-                     help="A space is a data set's map and representations. Prepared spaces in the "
-                          "cache, folders in EXPLORER_SPACES, and the published RGZ DR1 map.")
+        st.selectbox(
+            "Space",
+            list(titles),
+            format_func=titles.get,
+            key=SPACE_KEY,
+            on_change=_space_changed,
+            help="A space is a data set's map and representations. Prepared spaces in the "
+            "cache, folders in EXPLORER_SPACES, and the published RGZ DR1 map.",
+        )
         entry = _entry(st.session_state[SPACE_KEY])
         if entry.kind == "catalogue":
-            st.caption("Catalogue only: the published map's coordinates, no representations. "
-                       "Neighbours are the nearest points **on the map**; images come from FIRST.")
+            st.caption(
+                "Catalogue only: the published map's coordinates, no representations. "
+                "Neighbours are the nearest points **on the map**; images come from FIRST."
+            )
         st.markdown("**Neighbours**")
         st.slider("How many", 4, 48, key=K_KEY, step=1)
-        st.slider("Drop sky duplicates within (″)", 0, 120, key=RADIUS_KEY, step=5,
-                  help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
-                       "is the same object catalogued twice: it is dropped. 0 keeps everything.")
+        st.slider(
+            "Drop sky duplicates within (″)",
+            0,
+            120,
+            key=RADIUS_KEY,
+            step=5,
+            help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
+            "is the same object catalogued twice: it is dropped. 0 keeps everything.",
+        )
 
 
 def _space_changed() -> None:
@@ -147,6 +175,7 @@ def _quietly(function):
             function()
         except Exception:  # a broken projector is reported when a look-up needs it
             pass
+
     return run
 
 
@@ -190,16 +219,24 @@ def _ensure_default_space() -> None:
         st.error(str(exc))
         st.info("Meanwhile you can browse the published RGZ DR1 map: choose it under **Space** in the sidebar.")
         st.stop()
-    st.write(f"The default space ({state.reason}) is made once and kept in `{state.space_path.parent}`: "
-             "the MiraBest images are preprocessed into a bundle, embedded with the backbone "
-             f"(`{state.weights_path.name}`) and laid out on a 2-D map. Later starts reuse it.")
+    st.write(
+        f"The default space ({state.reason}) is made once and kept in `{state.space_path.parent}`: "
+        "the MiraBest images are preprocessed into a bundle, embedded with the backbone "
+        f"(`{state.weights_path.name}`) and laid out on a 2-D map. Later starts reuse it."
+    )
     # The work runs in a background thread of the server (explorer.default_space): leaving
     # the page or opening a second tab meanwhile does not start it over; this only shows it.
     job = default_space.start_preparation()
     with st.status("Preparing the MiraBest space…", expanded=True) as status:
-        bars = {stage: st.progress(0.0, text=title) for stage, title in (
-            ("data", "MiraBest files"), ("bundle", "Preprocessing → bundle"),
-            ("embeddings", "Embedding with the backbone"), ("map", "Map (PCA → UMAP)"))}
+        bars = {
+            stage: st.progress(0.0, text=title)
+            for stage, title in (
+                ("data", "MiraBest files"),
+                ("bundle", "Preprocessing → bundle"),
+                ("embeddings", "Embedding with the backbone"),
+                ("map", "Map (PCA → UMAP)"),
+            )
+        }
         shown: dict = {}
         while True:
             finished = job.wait(0.5)
@@ -211,8 +248,7 @@ def _ensure_default_space() -> None:
                 break
             # the time so far, also while a stage reports nothing (the map fit); and each
             # update lets Streamlit end this run at once when the user goes elsewhere
-            status.update(label=f"Preparing the MiraBest space… {time.monotonic() - job.started:.0f} s",
-                          expanded=True)
+            status.update(label=f"Preparing the MiraBest space… {time.monotonic() - job.started:.0f} s", expanded=True)
         if job.error is not None:
             status.update(label="Preparing the MiraBest space failed", state="error")
             if not isinstance(job.error, ExplorerError):
@@ -240,12 +276,16 @@ def encoder_for(space: EmbeddingSpace):
 
 def neighbour_settings() -> tuple[int, float]:
     return int(st.session_state.get(K_KEY, config.APP_NEIGHBOURS_K)), float(
-        st.session_state.get(RADIUS_KEY, config.APP_SKY_DUPLICATE_RADIUS_ARCSEC))
+        st.session_state.get(RADIUS_KEY, config.APP_SKY_DUPLICATE_RADIUS_ARCSEC)
+    )
 
 
 def space_header(space: ExplorerSpace, page: str) -> None:
-    kind = ("cosine similarity of 512-d representations" if space.has_embeddings
-            else "catalogue only: neighbours on the 2-D map")
+    kind = (
+        "cosine similarity of 512-d representations"
+        if space.has_embeddings
+        else "catalogue only: neighbours on the 2-D map"
+    )
     if space.has_embeddings and space.space.symmetry == "d4":
         kind += " (each averaged over the image's turns by 90° and mirror images)"
     st.markdown(f"#### {page} · {space.title}")
@@ -253,6 +293,7 @@ def space_header(space: ExplorerSpace, page: str) -> None:
 
 
 # --- colour -------------------------------------------------------------------------------------
+
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _extra_columns(space_key: str, _space: ExplorerSpace) -> dict[str, pd.Series]:
@@ -268,21 +309,25 @@ def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
         del st.session_state[key]  # e.g. a run's prediction column that is gone
     left, right, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
     with left:
-        name = st.selectbox("Colour by", options, key=key,
-                            format_func=pretty_name)
+        name = st.selectbox("Colour by", options, key=key, format_func=pretty_name)
     if name is None:
         return "", None, False
     values = space.catalogue[name] if name in space.catalogue else aligned(extra[name], space.catalogue["source_id"])
     continuous = not is_categorical(values)
     positive = continuous and bool((pd.to_numeric(values, errors="coerce") > 0).any())
     with right:
-        log = st.toggle("log scale", value=continuous and name.startswith("angular_extent"),
-                        key=f"log:{space.key}:{name}", disabled=not positive,
-                        help="Colour by log10 of the value (only for positive numbers).")
+        log = st.toggle(
+            "log scale",
+            value=continuous and name.startswith("angular_extent"),
+            key=f"log:{space.key}:{name}",
+            disabled=not positive,
+            help="Colour by log10 of the value (only for positive numbers).",
+        )
     return name, values, bool(log and positive)
 
 
 # --- the map page ----------------------------------------------------------------------------------
+
 
 def _map_state(space: ExplorerSpace) -> dict:
     states = st.session_state.setdefault(MAP_STATE, {})
@@ -318,8 +363,9 @@ def map_page(space: ExplorerSpace) -> None:
 
 
 @st.fragment
-def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | None, log_colour: bool,
-                  k: int, radius: float) -> None:
+def _map_fragment(
+    space: ExplorerSpace, colour_name: str, colour: pd.Series | None, log_colour: bool, k: int, radius: float
+) -> None:
     state = _map_state(space)
     query = state.get("query")
     if query is not None and not (0 <= query < len(space)):
@@ -331,8 +377,11 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
     # redraws the (much heavier) WebGL map with the new highlights.
     with right:
         if query is None:
-            st.info("**Click a source on the map** to see its image, its catalogue entry and the sources "
-                    "most similar to it.", icon=":material/touch_app:")
+            st.info(
+                "**Click a source on the map** to see its image, its catalogue entry and the sources "
+                "most similar to it.",
+                icon=":material/touch_app:",
+            )
         else:
             source_panel(space, query, coloured_by=_colour_fact(colour_name, colour, query))
             source_id = str(space.catalogue["source_id"].iloc[query])
@@ -350,14 +399,29 @@ def _map_fragment(space: ExplorerSpace, colour_name: str, colour: pd.Series | No
             neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
     with left:
         chart_key = f"map:{space.key}"
-        figure = map_figure(space.catalogue, colour, colour_name, log_colour,
-                            neighbours=None if neighbours is None else neighbours.rows, query=query,
-                            selected=state.get("selected") or None, revision=space.key, height=620)
-        st.plotly_chart(figure, key=chart_key, on_select=functools.partial(_on_map_select, space.key, chart_key),
-                        selection_mode=("points", "box", "lasso"), width="stretch",
-                        config={"scrollZoom": True, "displaylogo": False})
-        st.caption("Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
-                   "group · scroll to zoom, double-click to reset. The axes have no physical meaning.")
+        figure = map_figure(
+            space.catalogue,
+            colour,
+            colour_name,
+            log_colour,
+            neighbours=None if neighbours is None else neighbours.rows,
+            query=query,
+            selected=state.get("selected") or None,
+            revision=space.key,
+            height=620,
+        )
+        st.plotly_chart(
+            figure,
+            key=chart_key,
+            on_select=functools.partial(_on_map_select, space.key, chart_key),
+            selection_mode=("points", "box", "lasso"),
+            width="stretch",
+            config={"scrollZoom": True, "displaylogo": False},
+        )
+        st.caption(
+            "Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
+            "group · scroll to zoom, double-click to reset. The axes have no physical meaning."
+        )
 
 
 def _colour_fact(colour_name: str, colour: pd.Series | None, row: int) -> tuple[str, object] | None:
@@ -377,10 +441,12 @@ def source_panel(space: ExplorerSpace, row: int, coloured_by: tuple[str, object]
     if image is None and isinstance(space, CatalogueSpace):
         image = _catalogue_image_controls(space, row)
     if image is not None:
-        st.image(rgb_image(image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
-                 caption=f"Model image: {config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′ "
-                         f"(the box: the central {config.MODEL_INPUT_PX} px the model sees)",
-                 width=MAIN_IMAGE_PX)
+        st.image(
+            rgb_image(image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
+            caption=f"Model image: {config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′ "
+            f"(the box: the central {config.MODEL_INPUT_PX} px the model sees)",
+            width=MAIN_IMAGE_PX,
+        )
     st.html(_facts_html(entry, extra=[coloured_by] if coloured_by else ()))
     with st.expander("All catalogue columns"):
         st.dataframe(entry.rename("value").astype(str).to_frame(), width="stretch")
@@ -438,8 +504,9 @@ def _catalogue_image_controls(space: CatalogueSpace, row: int) -> np.ndarray | N
         except ExplorerError as exc:
             st.error(str(exc))
     else:
-        st.caption("This space has no images of its own; cutouts come from FIRST (SkyView) on request "
-                   "and are cached on disk.")
+        st.caption(
+            "This space has no images of its own; cutouts come from FIRST (SkyView) on request and are cached on disk."
+        )
     return None
 
 
@@ -447,9 +514,12 @@ def _interactive_client():
     """A cutout client with short time-outs: a person is waiting."""
     from pretrain.data.first_client import FirstCutoutClient
 
-    return FirstCutoutClient(base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None,
-                             timeout_s=config.APP_CUTOUT_TIMEOUT_S, retries=1,
-                             total_timeout_s=2 * config.APP_CUTOUT_TIMEOUT_S)
+    return FirstCutoutClient(
+        base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None,
+        timeout_s=config.APP_CUTOUT_TIMEOUT_S,
+        retries=1,
+        total_timeout_s=2 * config.APP_CUTOUT_TIMEOUT_S,
+    )
 
 
 def neighbour_frame(space: ExplorerSpace, neighbours, query_id: str = "") -> pd.DataFrame:
@@ -464,22 +534,33 @@ def neighbour_frame(space: ExplorerSpace, neighbours, query_id: str = "") -> pd.
     return frame
 
 
-def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None = None,
-                       query_id: str | None = None, key: str = "nb", in_fragment: bool = False) -> None:
+def neighbours_section(
+    space: ExplorerSpace,
+    neighbours,
+    query_row: int | None = None,
+    query_id: str | None = None,
+    key: str = "nb",
+    in_fragment: bool = False,
+) -> None:
     """Gallery of the neighbours, the duplicate note, a CSV download and 'continue from'.
 
     ``in_fragment``: drawn inside an ``st.fragment`` (the map), so fetching the gallery's
     FIRST images reruns only the fragment; elsewhere (the look-up page) the page reruns.
     """
     query_id = query_id or (str(space.catalogue["source_id"].iloc[query_row]) if query_row is not None else "")
-    how = ("by cosine similarity of the 512-d representations" if space.has_embeddings else
-           "by distance **on the 2-D map** (this space has no representations)")
+    how = (
+        "by cosine similarity of the 512-d representations"
+        if space.has_embeddings
+        else "by distance **on the 2-D map** (this space has no representations)"
+    )
     st.markdown(f"##### {len(neighbours.rows)} nearest neighbours {how}")
     _, radius = neighbour_settings()
     if len(neighbours.dropped):
         ids = ", ".join(space.catalogue["source_id"].iloc[neighbours.dropped].astype(str).tolist()[:6])
-        st.caption(f"{len(neighbours.dropped)} sky duplicate(s) within {radius:g}″ of an earlier result dropped: {ids}"
-                   + ("…" if len(neighbours.dropped) > 6 else ""))
+        st.caption(
+            f"{len(neighbours.dropped)} sky duplicate(s) within {radius:g}″ of an earlier result dropped: {ids}"
+            + ("…" if len(neighbours.dropped) > 6 else "")
+        )
     cards = []
     for rank, (row, score) in enumerate(zip(neighbours.rows, neighbours.scores), start=1):
         entry = space.catalogue.iloc[row]
@@ -490,32 +571,56 @@ def neighbours_section(space: ExplorerSpace, neighbours, query_row: int | None =
                 note = "blank FIRST cutout" if space.is_blank(int(row)) else "FIRST image not fetched yet"
             else:
                 note = "no image"
-        cards.append(Card(rank=rank, source_id=str(entry["source_id"]), image=image, score=float(score),
-                          label=str(entry.get("label", "") or ""),
-                          extent_arcsec=float(entry.get("angular_extent_arcsec", np.nan)),
-                          ra=float(entry.get("ra", np.nan)), dec=float(entry.get("dec", np.nan)), note=note))
+        cards.append(
+            Card(
+                rank=rank,
+                source_id=str(entry["source_id"]),
+                image=image,
+                score=float(score),
+                label=str(entry.get("label", "") or ""),
+                extent_arcsec=float(entry.get("angular_extent_arcsec", np.nan)),
+                ra=float(entry.get("ra", np.nan)),
+                dec=float(entry.get("dec", np.nan)),
+                note=note,
+            )
+        )
     st.html(gallery_html(cards, neighbours.score_name, query_id=query_id))
 
     frame = neighbour_frame(space, neighbours, query_id)
     cols = st.columns([1, 1, 2], vertical_alignment="center")
     with cols[0]:
-        st.download_button("Download the list (CSV)", frame.to_csv(index=False).encode(),
-                           file_name=f"neighbours_{query_id or 'query'}.csv", mime="text/csv",
-                           key=f"{key}:csv", icon=":material/download:")
+        st.download_button(
+            "Download the list (CSV)",
+            frame.to_csv(index=False).encode(),
+            file_name=f"neighbours_{query_id or 'query'}.csv",
+            mime="text/csv",
+            key=f"{key}:csv",
+            icon=":material/download:",
+        )
     with cols[1]:
         missing = [c.rank - 1 for c in cards if c.image is None and c.note.startswith("FIRST image not")]
-        if isinstance(space, CatalogueSpace) and missing:
-            if st.button(f"Fetch {len(missing)} FIRST images", key=f"{key}:fetch", icon=":material/download:"):
-                st.session_state[f"{key}:fetch-notes"] = _fetch_gallery_images(
-                    space, [int(neighbours.rows[i]) for i in missing])
-                st.rerun(scope="fragment" if in_fragment else "app")
+        if (
+            isinstance(space, CatalogueSpace)
+            and missing
+            and st.button(f"Fetch {len(missing)} FIRST images", key=f"{key}:fetch", icon=":material/download:")
+        ):
+            st.session_state[f"{key}:fetch-notes"] = _fetch_gallery_images(
+                space, [int(neighbours.rows[i]) for i in missing]
+            )
+            st.rerun(scope="fragment" if in_fragment else "app")
     if query_row is not None:
         with cols[2]:
             options = [None] + [int(r) for r in neighbours.rows]
-            st.selectbox("Continue from a neighbour", options, key=f"{key}:continue:{query_row}",
-                         format_func=lambda r: "—" if r is None else
-                         f"#{options.index(r)} {space.catalogue['source_id'].iloc[r]}",
-                         on_change=_continue_from, args=(space.key, f"{key}:continue:{query_row}"))
+            st.selectbox(
+                "Continue from a neighbour",
+                options,
+                key=f"{key}:continue:{query_row}",
+                format_func=lambda r: (
+                    "—" if r is None else f"#{options.index(r)} {space.catalogue['source_id'].iloc[r]}"
+                ),
+                on_change=_continue_from,
+                args=(space.key, f"{key}:continue:{query_row}"),
+            )
     for note in st.session_state.pop(f"{key}:fetch-notes", None) or []:  # full width, below the buttons
         st.warning(note)
 
@@ -554,16 +659,18 @@ def _fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> list[str]:
         first_id, first_error = ids[0], failed[0][1]
         more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
         others = f" Also without an image: {', '.join(ids[1:8])}{more}." if len(ids) > 1 else ""
-        notes.insert(0, f"{len(failed)} of {len(rows)} FIRST cutouts could not be used. {first_id}: {first_error}"
-                        + others)
+        notes.insert(
+            0, f"{len(failed)} of {len(rows)} FIRST cutouts could not be used. {first_id}: {first_error}" + others
+        )
     return notes
 
 
 def selection_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The selection as people read it: named columns with units, none left empty
     (the CSV keeps the catalogue's own column names)."""
-    filled = [c for c in frame.columns
-              if not frame[c].isna().all() and not frame[c].astype(str).str.strip().eq("").all()]
+    filled = [
+        c for c in frame.columns if not frame[c].isna().all() and not frame[c].astype(str).str.strip().eq("").all()
+    ]
     return frame[filled].rename(columns=pretty_name)
 
 
@@ -576,12 +683,16 @@ def selection_section(space: ExplorerSpace, state: dict) -> None:
     if "label" in frame and frame["label"].astype(str).str.len().gt(0).any():
         counts = frame["label"].replace("", "(none)").value_counts()
         st.caption(" · ".join(f"{label}: {count}" for label, count in counts.items()))
-    st.dataframe(selection_display(frame), width="stretch", hide_index=True,
-                 height=min(38 + 35 * len(frame), 300))
+    st.dataframe(selection_display(frame), width="stretch", hide_index=True, height=min(38 + 35 * len(frame), 300))
     with st.container(horizontal=True):  # buttons at their natural width (narrow columns clipped the label)
-        st.download_button("Download the selection (CSV)", frame.to_csv(index=False).encode(),
-                           file_name=f"selection_{len(rows)}_sources.csv", mime="text/csv",
-                           key=f"sel:{space.key}:csv", icon=":material/download:")
+        st.download_button(
+            "Download the selection (CSV)",
+            frame.to_csv(index=False).encode(),
+            file_name=f"selection_{len(rows)}_sources.csv",
+            mime="text/csv",
+            key=f"sel:{space.key}:csv",
+            icon=":material/download:",
+        )
         if st.button("Clear the selection", key=f"sel:{space.key}:clear"):
             state["selected"] = []
             st.rerun(scope="fragment")
@@ -596,26 +707,40 @@ def lookup_page(space: ExplorerSpace) -> None:
     from explorer import lookup
 
     space_header(space, "Look-up")
-    st.caption("A position or a name → the FIRST cutout (NASA SkyView, cached on disk) → preprocessed exactly as "
-               "the training images → embedded → placed on this space's map, with its nearest neighbours.")
+    st.caption(
+        "A position or a name → the FIRST cutout (NASA SkyView, cached on disk) → preprocessed exactly as "
+        "the training images → embedded → placed on this space's map, with its nearest neighbours."
+    )
     with st.form("lookup-form", border=False):
         left, right = st.columns([4, 1], vertical_alignment="bottom")
         with left:
-            text = st.text_input("Position (RA Dec, degrees or sexagesimal) or object name",
-                                 placeholder="e.g. 139.148 +4.681 · 09h16m35.5s +04d40m52s · 3C 236",
-                                 key="lookup-text")
+            text = st.text_input(
+                "Position (RA Dec, degrees or sexagesimal) or object name",
+                placeholder="e.g. 139.148 +4.681 · 09h16m35.5s +04d40m52s · 3C 236",
+                key="lookup-text",
+            )
         with right:
-            submitted = st.form_submit_button("Look up", type="primary", icon=":material/search:",
-                                              width="stretch")
-    uploaded = st.file_uploader("…or upload a FITS image (a radio continuum cutout with a sky WCS)",
-                                type=["fits", "fit", "fts", "fz"], key="lookup-upload")
+            submitted = st.form_submit_button("Look up", type="primary", icon=":material/search:", width="stretch")
+    uploaded = st.file_uploader(
+        "…or upload a FITS image (a radio continuum cutout with a sky WCS)",
+        type=["fits", "fit", "fts", "fz"],
+        key="lookup-upload",
+    )
     if submitted:
-        _run_lookup(space, lambda: lookup.fetch_cutout(text, _lookup_client()), text.strip() or "(empty)",
-                    spinner=f"Fetching the FIRST cutout for {text.strip()}…")
+        _run_lookup(
+            space,
+            lambda: lookup.fetch_cutout(text, _lookup_client()),
+            text.strip() or "(empty)",
+            spinner=f"Fetching the FIRST cutout for {text.strip()}…",
+        )
     elif uploaded is not None and st.session_state.get("lookup-upload-id") != uploaded.file_id:
         st.session_state["lookup-upload-id"] = uploaded.file_id
-        _run_lookup(space, lambda: lookup.read_uploaded_fits(uploaded.getvalue(), uploaded.name), uploaded.name,
-                    spinner=f"Reading {uploaded.name}…")
+        _run_lookup(
+            space,
+            lambda: lookup.read_uploaded_fits(uploaded.getvalue(), uploaded.name),
+            uploaded.name,
+            spinner=f"Reading {uploaded.name}…",
+        )
 
     outcome = st.session_state.get(LOOKUP_KEY)
     if outcome is None:
@@ -674,19 +799,27 @@ def _show_lookup(space: ExplorerSpace, result) -> None:
 
     st.markdown(f"##### {result.title}")
     centre = result.cutout.centre
-    st.caption(f"Centre RA {result.ra:.5f}°, Dec {result.dec:+.5f}° "
-               f"({centre.to_string('hmsdms', precision=1)}) · estimated angular extent "
-               + (f"{result.extent_arcsec:.0f}″" if np.isfinite(result.extent_arcsec) else "–")
-               + f" · {result.cutout.shape[1]}×{result.cutout.shape[0]} px at {result.cutout.pixel_scale_arcsec:.2f}″")
+    st.caption(
+        f"Centre RA {result.ra:.5f}°, Dec {result.dec:+.5f}° "
+        f"({centre.to_string('hmsdms', precision=1)}) · estimated angular extent "
+        + (f"{result.extent_arcsec:.0f}″" if np.isfinite(result.extent_arcsec) else "–")
+        + f" · {result.cutout.shape[1]}×{result.cutout.shape[0]} px at {result.cutout.pixel_scale_arcsec:.2f}″"
+    )
     raw, model, facts = st.columns([1, 1, 1])
     with raw:
         field = max(result.cutout.shape) * result.cutout.pixel_scale_arcsec / 60
-        st.image(rgb_image(display_stretch(result.cutout.data), MAIN_IMAGE_PX),
-                 caption=f"Raw cutout ({field:.1f}′, asinh stretch)", width=MAIN_IMAGE_PX)
+        st.image(
+            rgb_image(display_stretch(result.cutout.data), MAIN_IMAGE_PX),
+            caption=f"Raw cutout ({field:.1f}′, asinh stretch)",
+            width=MAIN_IMAGE_PX,
+        )
     with model:
-        st.image(rgb_image(result.model_image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
-                 caption=f"Model input (clipped at {config.CLIP_SIGMA:g}σ, {config.IMAGE_FIELD_ARCSEC / 60:.1f}′; "
-                         f"the box: the central {config.MODEL_INPUT_PX} px it sees)", width=MAIN_IMAGE_PX)
+        st.image(
+            rgb_image(result.model_image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
+            caption=f"Model input (clipped at {config.CLIP_SIGMA:g}σ, {config.IMAGE_FIELD_ARCSEC / 60:.1f}′; "
+            f"the box: the central {config.MODEL_INPUT_PX} px it sees)",
+            width=MAIN_IMAGE_PX,
+        )
     k, radius = neighbour_settings()
     neighbours, query, marker = None, None, None
     with facts:
@@ -696,34 +829,56 @@ def _show_lookup(space: ExplorerSpace, result) -> None:
             neighbours = space.neighbours_of_vector(result.embedding, k, radius, (result.ra, result.dec))
             marker = (float(result.map_xy[0]), float(result.map_xy[1]))
             best = space.catalogue["source_id"].iloc[neighbours.rows[0]] if len(neighbours.rows) else "–"
-            st.success(f"Placed on the map (×). Most similar source: **{best}** "
-                       f"(cosine similarity {neighbours.scores[0]:.3f}).")
+            st.success(
+                f"Placed on the map (×). Most similar source: **{best}** "
+                f"(cosine similarity {neighbours.scores[0]:.3f})."
+            )
             row, sep = nearest_on_sky(result.ra, result.dec, space.catalogue["ra"], space.catalogue["dec"])
             if row >= 0 and sep <= config.APP_CATALOGUE_MATCH_ARCSEC:
                 twin = space.catalogue["source_id"].iloc[row]
                 similarity = float(space.index.similarities(result.embedding)[row])
                 left_out = " The sky-duplicate filter leaves it out of the neighbours." if sep < radius else ""
-                st.info(f"This position is in the space as **{twin}** ({sep:.1f}″ away, cosine similarity "
-                        f"{similarity:.3f}).{left_out}")
+                st.info(
+                    f"This position is in the space as **{twin}** ({sep:.1f}″ away, cosine similarity "
+                    f"{similarity:.3f}).{left_out}"
+                )
         elif isinstance(space, CatalogueSpace):
             row, sep = nearest_on_sky(result.ra, result.dec, space.catalogue["ra"], space.catalogue["dec"])
             if row >= 0 and sep <= config.APP_CATALOGUE_MATCH_ARCSEC:
                 query = row
                 neighbours = space.neighbours_of_row(row, k, radius)
-                st.success(f"In this catalogue: **{space.catalogue['source_id'].iloc[row]}**, {sep:.1f}″ away "
-                           "(★ on the map). This space has no representations, so its neighbours are the nearest "
-                           "points on the published map.")
+                st.success(
+                    f"In this catalogue: **{space.catalogue['source_id'].iloc[row]}**, {sep:.1f}″ away "
+                    "(★ on the map). This space has no representations, so its neighbours are the nearest "
+                    "points on the published map."
+                )
             else:
-                st.warning("This space has no representations, so a new image cannot be placed on its map. "
-                           + (f"The nearest catalogue source is {space.catalogue['source_id'].iloc[row]}, "
-                              f"{sep / 60:.1f}′ away. " if row >= 0 else "")
-                           + "Choose an embedding space (e.g. MiraBest) to find similar sources.")
+                st.warning(
+                    "This space has no representations, so a new image cannot be placed on its map. "
+                    + (
+                        f"The nearest catalogue source is {space.catalogue['source_id'].iloc[row]}, "
+                        f"{sep / 60:.1f}′ away. "
+                        if row >= 0
+                        else ""
+                    )
+                    + "Choose an embedding space (e.g. MiraBest) to find similar sources."
+                )
     if marker is not None or query is not None:
-        colour = space.catalogue["angular_extent_arcsec"] if "angular_extent_arcsec" in space.catalogue else None
-        figure = map_figure(space.catalogue, colour, "angular_extent_arcsec", True,
-                            neighbours=None if neighbours is None else neighbours.rows, query=query,
-                            marker=marker, marker_name=result.title[:30], revision=f"lookup:{space.key}", height=520)
-        st.plotly_chart(figure, key=f"lookup-map:{space.key}", width="stretch",
-                        config={"scrollZoom": True, "displaylogo": False})
+        colour = space.catalogue.get("angular_extent_arcsec", None)
+        figure = map_figure(
+            space.catalogue,
+            colour,
+            "angular_extent_arcsec",
+            True,
+            neighbours=None if neighbours is None else neighbours.rows,
+            query=query,
+            marker=marker,
+            marker_name=result.title[:30],
+            revision=f"lookup:{space.key}",
+            height=520,
+        )
+        st.plotly_chart(
+            figure, key=f"lookup-map:{space.key}", width="stretch", config={"scrollZoom": True, "displaylogo": False}
+        )
     if neighbours is not None:
         neighbours_section(space, neighbours, query_row=None, query_id=result.title, key=f"lookup-nb:{space.key}")

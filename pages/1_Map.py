@@ -1,4 +1,5 @@
 """The map: coloured by angular extent or any column; click a source for its nearest neighbours."""
+
 from explorer import ui
 
 ui.require_app()

@@ -1,4 +1,5 @@
 """Look-up: a position, a name or a FITS file -> FIRST cutout -> model input -> map -> neighbours."""
+
 from explorer import ui
 
 ui.require_app()

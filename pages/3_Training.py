@@ -5,6 +5,7 @@ starts, follows and cancels runs. Everything shown is read from the runs folder,
 page keeps working while a run trains, after a reload and in other tabs, and a run that
 crashed says why.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -19,9 +20,12 @@ from pretrain.tasks import TASKS
 ui.require_app()
 
 BLOCKS = ResNet18Encoder.BLOCKS
-DEPTHS = {0: "0 · linear probe (frozen encoder)", 1: "1 · last block + head",
-          **{d: f"{d} · last {d} blocks + head" for d in range(2, len(BLOCKS))},
-          len(BLOCKS): f"{len(BLOCKS)} · every block + head"}
+DEPTHS = {
+    0: "0 · linear probe (frozen encoder)",
+    1: "1 · last block + head",
+    **{d: f"{d} · last {d} blocks + head" for d in range(2, len(BLOCKS))},
+    len(BLOCKS): f"{len(BLOCKS)} · every block + head",
+}
 SELECTED = "training_selected_run"
 RUNNING = "training_running_runs"
 
@@ -30,19 +34,34 @@ def start_form() -> None:
     with st.sidebar:
         st.markdown("**Train a classifier**")
         with st.form("training_form"):
-            task = st.selectbox("Task", list(TASKS), format_func=lambda name: TASKS[name].title,
-                                index=list(TASKS).index(config.FINETUNE_TASK))
-            labels = st.number_input("Label budget (0 = all)", min_value=0, value=0, step=1,
-                                     help="How many labelled training sources to use: a stratified draw "
-                                          "from the task's training split. The study used 72, 145, 291, all.")
-            depth = st.select_slider("Depth", options=list(DEPTHS), value=config.FINETUNE_DEPTH,
-                                     format_func=lambda d: str(d),
-                                     help="0: linear probe on the frozen encoder. D: the last D blocks "
-                                          f"learn too, each block down at {config.FINETUNE_LAYER_DECAY}x "
-                                          "the learning rate of the one above.")
-            scratch = st.checkbox("From random weights (supervised baseline)",
-                                  help="The same network trained from scratch, every layer: what the "
-                                       "pretrained backbone is compared with.")
+            task = st.selectbox(
+                "Task",
+                list(TASKS),
+                format_func=lambda name: TASKS[name].title,
+                index=list(TASKS).index(config.FINETUNE_TASK),
+            )
+            labels = st.number_input(
+                "Label budget (0 = all)",
+                min_value=0,
+                value=0,
+                step=1,
+                help="How many labelled training sources to use: a stratified draw "
+                "from the task's training split. The study used 72, 145, 291, all.",
+            )
+            depth = st.select_slider(
+                "Depth",
+                options=list(DEPTHS),
+                value=config.FINETUNE_DEPTH,
+                format_func=lambda d: str(d),
+                help="0: linear probe on the frozen encoder. D: the last D blocks "
+                f"learn too, each block down at {config.FINETUNE_LAYER_DECAY}x "
+                "the learning rate of the one above.",
+            )
+            scratch = st.checkbox(
+                "From random weights (supervised baseline)",
+                help="The same network trained from scratch, every layer: what the "
+                "pretrained backbone is compared with.",
+            )
             epochs = st.number_input("Epochs", min_value=1, max_value=1000, value=config.FINETUNE_EPOCHS, step=1)
             seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
             submitted = st.form_submit_button("Start training", type="primary", width="stretch")
@@ -60,8 +79,9 @@ def start(task: str, labels: int | None, depth: int, scratch: bool, epochs: int,
             st.sidebar.error(f"{exc} (Or tick *From random weights*.)")
             return
     try:
-        run_id = jobs.start_run(task=task, labels=labels, depth=depth, scratch=scratch, epochs=epochs,
-                                seed=seed, weights=weights)
+        run_id = jobs.start_run(
+            task=task, labels=labels, depth=depth, scratch=scratch, epochs=epochs, seed=seed, weights=weights
+        )
     except ExplorerError as exc:
         st.sidebar.error(str(exc))
         return
@@ -80,8 +100,11 @@ def curves(progress: pd.DataFrame) -> None:
         st.line_chart(table[["loss"]], height=220, x_label="epoch")
     with right:
         st.markdown("Accuracy")
-        st.line_chart(table[["train_acc", "test_acc"]].rename(columns={"train_acc": "train", "test_acc": "test"}),
-                      height=220, x_label="epoch")
+        st.line_chart(
+            table[["train_acc", "test_acc"]].rename(columns={"train_acc": "train", "test_acc": "test"}),
+            height=220,
+            x_label="epoch",
+        )
 
 
 def descriptions(runs: pd.DataFrame) -> dict[str, str]:
@@ -148,13 +171,18 @@ def run_details(run_id: str) -> None:
         a, b, c, d = st.columns(4)
         a.metric("test error", f"{metrics['test_error_percent']:.2f} %", help=f"{metrics['n_test']} test sources")
         if metrics.get("ood_error") is not None:
-            b.metric("out-of-distribution error", f"{metrics['ood_error_percent']:.2f} %",
-                     help=f"{metrics['ood_name']}: {metrics['n_ood']} sources")
+            b.metric(
+                "out-of-distribution error",
+                f"{metrics['ood_error_percent']:.2f} %",
+                help=f"{metrics['ood_name']}: {metrics['n_ood']} sources",
+            )
         c.metric("training labels", metrics["n_train"])
         d.metric("wall time", f"{metrics['wall_time_s']:.0f} s", help=f"{metrics['device']}: {metrics['device_name']}")
         positive = metrics.get("positive_class", "FRII")
-        st.caption(f"On the **Map** page, colour by *run {run_id}: P({positive})* or "
-                   f"*run {run_id}: misclassified* to see this run's predictions.")
+        st.caption(
+            f"On the **Map** page, colour by *run {run_id}: P({positive})* or "
+            f"*run {run_id}: misclassified* to see this run's predictions."
+        )
     curves(jobs.read_progress(run_id))
     with st.expander("Settings and files"):
         st.json(jobs.read_config(run_id) or jobs.read_job(run_id))
@@ -167,13 +195,31 @@ def past_section() -> None:
     if runs.empty:
         st.caption("No runs yet.")
         return
-    table = runs[["run_id", "state", "task", "mode", "labels", "depth", "epochs", "seed", "test_error_percent",
-                  "ood_error_percent", "wall_time_s"]]
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "test_error_percent": st.column_config.NumberColumn("test error %", format="%.2f"),
-        "ood_error_percent": st.column_config.NumberColumn("OOD error %", format="%.2f"),
-        "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
-    })
+    table = runs[
+        [
+            "run_id",
+            "state",
+            "task",
+            "mode",
+            "labels",
+            "depth",
+            "epochs",
+            "seed",
+            "test_error_percent",
+            "ood_error_percent",
+            "wall_time_s",
+        ]
+    ]
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "test_error_percent": st.column_config.NumberColumn("test error %", format="%.2f"),
+            "ood_error_percent": st.column_config.NumberColumn("OOD error %", format="%.2f"),
+            "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
+        },
+    )
     ids = runs["run_id"].tolist()
     if st.session_state.get(SELECTED) not in ids:
         st.session_state[SELECTED] = ids[0]
@@ -183,7 +229,9 @@ def past_section() -> None:
 
 start_form()
 st.title("Training")
-st.caption("Fine-tune the backbone on labelled sources, or train a linear probe, in the background. "
-           f"Runs are kept in {jobs.runs_dir()}.")
+st.caption(
+    "Fine-tune the backbone on labelled sources, or train a linear probe, in the background. "
+    f"Runs are kept in {jobs.runs_dir()}."
+)
 live_section()
 past_section()

@@ -1,4 +1,5 @@
 """Command line: ``python -m pretrain COMMAND ...`` (``--help`` lists the commands)."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # command not built yet
             raise
         doc = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
-        command_parser = sub.add_parser(name, help=doc, description=module.__doc__,
-                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        command_parser = sub.add_parser(
+            name, help=doc, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(command_parser)
         modules[name] = module
     args = parser.parse_args(argv)
@@ -52,5 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``radio-explorer`` console command (``pip install -e .``): the same as ``python -m pretrain``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -20,6 +20,7 @@ neighbour (no smoothing of the sparse radio emission) and resizes bilinearly.
 Input: (B, 1, 150, 150) or (B, 150, 150), uint8 (converted by
 ``backbone.to_model_input``) or float in 0..1. Output: (B, 1, 70, 70) float in 0..1.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,9 +82,16 @@ def rotate_and_centre_crop(batch: torch.Tensor, angle_rad: torch.Tensor, crop_px
     return F.grid_sample(batch, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def resized_crop_and_flip(batch: torch.Tensor, width_frac: torch.Tensor, height_frac: torch.Tensor,
-                          centre_x: torch.Tensor, centre_y: torch.Tensor, flip_x: torch.Tensor,
-                          flip_y: torch.Tensor, output_px: int) -> torch.Tensor:
+def resized_crop_and_flip(
+    batch: torch.Tensor,
+    width_frac: torch.Tensor,
+    height_frac: torch.Tensor,
+    centre_x: torch.Tensor,
+    centre_y: torch.Tensor,
+    flip_x: torch.Tensor,
+    flip_y: torch.Tensor,
+    output_px: int,
+) -> torch.Tensor:
     """Crop a (width_frac x height_frac) window at (centre_x, centre_y) (normalised -1..1),
     flip it where flip_x / flip_y is -1 and resize it to output_px, bilinearly."""
     b = batch.shape[0]
@@ -95,8 +103,9 @@ def resized_crop_and_flip(batch: torch.Tensor, width_frac: torch.Tensor, height_
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def sample_crop_fractions(n: int, scale: tuple[float, float], ratio: tuple[float, float], device,
-                          generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_crop_fractions(
+    n: int, scale: tuple[float, float], ratio: tuple[float, float], device, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Width and height (as fractions of the side) of crops with area fraction in ``scale``.
 
     Aspect ratios are log-uniform in ``ratio``; a side that would exceed the image is set
@@ -117,8 +126,9 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tens
     return (factor * a + (1 - factor) * b).clamp_(0.0, 1.0)
 
 
-def brightness_contrast_jitter(batch: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
-                               contrast_first: torch.Tensor) -> torch.Tensor:
+def brightness_contrast_jitter(
+    batch: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, contrast_first: torch.Tensor
+) -> torch.Tensor:
     """Per-image brightness and contrast factors (B,), applied in a per-image random order."""
     bf, cf = brightness.view(-1, 1, 1, 1), contrast.view(-1, 1, 1, 1)
 
@@ -169,8 +179,8 @@ class BatchAugmentation(nn.Module):
         x = rotate_and_centre_crop(x, angle, s.output_px)
 
         width, height = sample_crop_fractions(n, s.crop_scale, s.crop_ratio, dev, generator)
-        centre_x = (_uniform(n, -1.0, 1.0, dev, generator) * (1 - width))
-        centre_y = (_uniform(n, -1.0, 1.0, dev, generator) * (1 - height))
+        centre_x = _uniform(n, -1.0, 1.0, dev, generator) * (1 - width)
+        centre_y = _uniform(n, -1.0, 1.0, dev, generator) * (1 - height)
         flip_x = torch.where(torch.rand(n, device=dev, generator=generator) < s.flip_p, -1.0, 1.0)
         flip_y = torch.where(torch.rand(n, device=dev, generator=generator) < s.flip_p, -1.0, 1.0)
         x = resized_crop_and_flip(x, width, height, centre_x, centre_y, flip_x, flip_y, s.output_px)

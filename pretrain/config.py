@@ -4,6 +4,7 @@ Values follow the reference study (see ``../shared/docs/science.md``) unless a c
 otherwise. Command-line flags and the app read their defaults from here, so changing a
 number here changes it everywhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,7 @@ BUNDLE_POOL_MIN_FILES = 200  # fewer files than this: one process (starting work
 PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = FIRST_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)
 
 # --- FIRST cutouts through NASA SkyView -------------------------------------------------
-SKYVIEW_URL = os.environ.get(
-    "EXPLORER_SKYVIEW_URL", "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl"
-)
+SKYVIEW_URL = os.environ.get("EXPLORER_SKYVIEW_URL", "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl")
 FIRST_SURVEY = "VLA FIRST (1.4 GHz)"
 # No FIRST field lies south of this (its southern strip reaches about -11 deg): positions
 # there are refused at once, without a network call. Other positions are asked of SkyView,
@@ -83,6 +82,7 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("EXPLORER_CACHE", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
 
 # --- Backbone ----------------------------------------------------------------------------
 DEFAULT_BACKBONE_FILE = "byol_resnet18_first.safetensors"  # in assets/, with MODEL_CARD.md

@@ -9,11 +9,13 @@ CUDA the forward pass runs in bf16 autocast with channels_last memory (tensor co
 the CPU it runs in fp32 (channels_last measured no faster there). The input may be a
 memory-mapped array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from pretrain.models.backbone import to_model_input
 
 SYMMETRIES = config.EMBED_SYMMETRIES
 ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
-Progress = Union[None, bool, ProgressCallback]
+Progress = Union[None, bool, ProgressCallback]  # noqa: UP007 (a runtime alias: | needs 3.10 types)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -35,14 +37,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         from pretrain.errors import ExplorerError
-        raise ExplorerError(f"device {device!r} was asked for but no CUDA GPU is available; "
-                            "use --device cpu or auto.")
+
+        raise ExplorerError(f"device {device!r} was asked for but no CUDA GPU is available; use --device cpu or auto.")
     return torch.device(device)
 
 
-def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
-                 batch_size: int = config.EMBED_BATCH_SIZE, device: str | torch.device = "auto",
-                 progress: Progress = None, symmetry: str = config.EMBED_SYMMETRY) -> np.ndarray:
+def embed_images(
+    encoder: nn.Module,
+    images_uint8: np.ndarray,
+    batch_size: int = config.EMBED_BATCH_SIZE,
+    device: str | torch.device = "auto",
+    progress: Progress = None,
+    symmetry: str = config.EMBED_SYMMETRY,
+) -> np.ndarray:
     """Representations (N, 512) float32 of uint8 images (N, H, W) (H, W >= 70).
 
     ``symmetry``: "d4" averages the encoder's outputs over the 8 symmetries of the square
@@ -63,8 +70,10 @@ def embed_images(encoder: nn.Module, images_uint8: np.ndarray,
     if images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {images.dtype}")
     if min(images.shape[1:]) < config.MODEL_INPUT_PX:
-        raise ValueError(f"images of {images.shape[1]} x {images.shape[2]} px are smaller than the "
-                         f"model's {config.MODEL_INPUT_PX} x {config.MODEL_INPUT_PX} px input")
+        raise ValueError(
+            f"images of {images.shape[1]} x {images.shape[2]} px are smaller than the "
+            f"model's {config.MODEL_INPUT_PX} x {config.MODEL_INPUT_PX} px input"
+        )
     device = resolve_device(device)
     was_training = encoder.training
     # The module is changed outside inference mode: parameters re-created inside it would
@@ -92,7 +101,7 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
     def read(start: int) -> torch.Tensor:
         # np.array copies just this slice out of a memmap; pinned memory lets the copy
         # to the GPU overlap with compute.
-        batch = torch.from_numpy(np.array(images[start:start + batch_size]))
+        batch = torch.from_numpy(np.array(images[start : start + batch_size]))
         return batch.pin_memory() if cuda else batch
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
@@ -114,7 +123,7 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
                     z = z_view if z is None else z.add_(z_view)
                     n_views += 1
                 z = z / n_views
-                out[start:start + len(batch)] = z.cpu().numpy()
+                out[start : start + len(batch)] = z.cpu().numpy()
                 report(start + len(batch))
     finally:
         close()
@@ -156,6 +165,7 @@ def _output_dim(encoder: nn.Module, images: np.ndarray, device: torch.device) ->
     if dim is not None:
         return int(dim)
     from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+
     if isinstance(encoder, ResNet18Encoder):
         return REPRESENTATION_DIM
     probe = to_model_input(np.zeros((1, *images.shape[1:]), np.uint8), device=device)
@@ -166,6 +176,7 @@ def _progress_reporter(progress: Progress, total: int):
     """-> (report(done), close()) for None, True (tqdm) or a callback."""
     if progress is True:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=total, unit="img", desc="embedding", dynamic_ncols=True)
         state = {"done": 0}
 

@@ -9,6 +9,7 @@
 - :func:`extent_ordering_spearman`: how strongly a map is ordered by angular extent.
 - :func:`probe_over_splits`: the linear probe and kNN on the MiraBest task, one split per seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,14 @@ PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by th
 KNN_K = 20  # neighbours voting in the kNN error reported beside the probe
 
 
-def linear_probe_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                       test_y: np.ndarray, C: float | None = None, seed: int = 0) -> float:
+def linear_probe_error(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    C: float | None = None,
+    seed: int = 0,
+) -> float:
     """Test error (fraction, 0..1) of a standardised logistic-regression probe.
 
     ``C`` None: chosen from :data:`PROBE_CS` by stratified 5-fold cross-validation on the
@@ -41,14 +48,16 @@ def linear_probe_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndar
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=5000))
     folds = int(min(5, np.min(np.unique(train_y, return_counts=True)[1])))
     if C is None and folds >= 2:
-        probe = GridSearchCV(probe, {"logisticregression__C": PROBE_CS},
-                             cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        probe = GridSearchCV(
+            probe, {"logisticregression__C": PROBE_CS}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
+        )
     probe.fit(train_x, train_y)
     return float(np.mean(probe.predict(test_x) != test_y))
 
 
-def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 k: int = 20) -> float:
+def knn_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 20
+) -> float:
     """Accuracy of a majority vote of the ``k`` most cosine-similar training examples."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     k = int(min(k, len(train_y)))
@@ -74,15 +83,19 @@ def fr_task(catalogue: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     Uncertain sources are left out, as in the reference study.
     """
     label = catalogue["label"].astype(str)
-    confident = catalogue["confident"].fillna(False).astype(bool) if "confident" in catalogue \
+    confident = (
+        catalogue["confident"].fillna(False).astype(bool)
+        if "confident" in catalogue
         else pd.Series(False, index=catalogue.index)
+    )
     rows = np.flatnonzero((label.isin(FR_CLASSES) & confident).to_numpy())
     y = (label.to_numpy()[rows] == "FRII").astype(np.int64)
     return rows, y
 
 
-def mirabest_confident_split(catalogue: pd.DataFrame, seed: int,
-                             test_size: int = config.MIRABEST_TEST_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def mirabest_confident_split(
+    catalogue: pd.DataFrame, seed: int, test_size: int = config.MIRABEST_TEST_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train/test split of MiraBest Confident FRI vs FRII.
 
     Returns positional row indices into ``catalogue`` (``train``, ``test``); labels come
@@ -93,15 +106,16 @@ def mirabest_confident_split(catalogue: pd.DataFrame, seed: int,
     """
     rows, y = fr_task(catalogue)
     if len(rows) <= test_size or min(np.sum(y == 0), np.sum(y == 1)) < 2:
-        raise ExplorerError(f"the catalogue has {len(rows)} confident FRI/FRII sources "
-                            f"({int(np.sum(y == 0))} FRI, {int(np.sum(y == 1))} FRII): too few for a "
-                            f"test set of {test_size}.")
+        raise ExplorerError(
+            f"the catalogue has {len(rows)} confident FRI/FRII sources "
+            f"({int(np.sum(y == 0))} FRI, {int(np.sum(y == 1))} FRII): too few for a "
+            f"test set of {test_size}."
+        )
     train, test = train_test_split(rows, test_size=test_size, stratify=y, random_state=seed)
     return np.sort(train), np.sort(test)
 
 
-def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
-                             k: int = config.EXTENT_ORDERING_K) -> float:
+def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray, k: int = config.EXTENT_ORDERING_K) -> float:
     """Spearman correlation of each source's extent with the mean extent of its k map neighbours.
 
     Near 1: neighbours on the map have similar angular extents (the map is ordered by
@@ -124,8 +138,9 @@ def extent_ordering_spearman(map_xy: np.ndarray, extent: np.ndarray,
     return float(rho)
 
 
-def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds,
-                      pca_components: int | None = None) -> pd.DataFrame:
+def probe_over_splits(
+    features: np.ndarray, catalogue: pd.DataFrame, seeds, pca_components: int | None = None
+) -> pd.DataFrame:
     """Linear-probe and kNN (k = :data:`KNN_K`) test errors (fractions) on the MiraBest Confident FRI vs
     FRII task, one stratified split per seed (:func:`mirabest_confident_split`); ``features``
     rows follow ``catalogue`` rows. ``pca_components``: first reduce the features by a PCA
@@ -134,9 +149,10 @@ def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds,
     missing = [column for column in ("label", "confident") if column not in catalogue]
     rows = fr_task(catalogue)[0] if not missing else []
     if len(rows) == 0:
-        raise ExplorerError("no MiraBest Confident FRI/FRII sources in this catalogue: the probe needs "
-                            "the columns label (FRI/FRII) and confident"
-                            + (f" (missing: {', '.join(missing)})." if missing else "."))
+        raise ExplorerError(
+            "no MiraBest Confident FRI/FRII sources in this catalogue: the probe needs "
+            "the columns label (FRI/FRII) and confident" + (f" (missing: {', '.join(missing)})." if missing else ".")
+        )
     is_frii = (catalogue["label"].astype(str).to_numpy() == "FRII").astype(np.int64)
     records = []
     for seed in seeds:
@@ -148,6 +164,13 @@ def probe_over_splits(features: np.ndarray, catalogue: pd.DataFrame, seeds,
             reducer = PCA(n_components=min(pca_components, len(train) - 1), random_state=int(seed))
             train_x, test_x = reducer.fit_transform(train_x), reducer.transform(test_x)
         args = (train_x, is_frii[train], test_x, is_frii[test])
-        records.append({"seed": int(seed), "probe_error": linear_probe_error(*args, seed=int(seed)),
-                        "knn_error": 1.0 - knn_accuracy(*args, k=KNN_K), "n_train": len(train), "n_test": len(test)})
+        records.append(
+            {
+                "seed": int(seed),
+                "probe_error": linear_probe_error(*args, seed=int(seed)),
+                "knn_error": 1.0 - knn_accuracy(*args, k=KNN_K),
+                "n_train": len(train),
+                "n_test": len(test),
+            }
+        )
     return pd.DataFrame(records)

@@ -30,6 +30,7 @@ A run folder holds::
 
 SIGTERM (or Ctrl-C) cancels a run cleanly: the status becomes "cancelled".
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -108,14 +109,16 @@ class FinetuneSettings:
 
 # --- The model ------------------------------------------------------------------------
 
+
 class Classifier(nn.Module):
     """Encoder + head; the first ``len(BLOCKS) - depth`` blocks are frozen (eval mode, no grad)."""
 
     def __init__(self, encoder: ResNet18Encoder, n_classes: int = 2, depth: int = len(ResNet18Encoder.BLOCKS)):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(nn.BatchNorm1d(REPRESENTATION_DIM, affine=False),
-                                  nn.Linear(REPRESENTATION_DIM, n_classes))
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), nn.Linear(REPRESENTATION_DIM, n_classes)
+        )
         nn.init.zeros_(self.head[1].weight)  # start from "no opinion"; the probe converges sooner
         nn.init.zeros_(self.head[1].bias)
         self.set_depth(depth)
@@ -134,7 +137,7 @@ class Classifier(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for block in self.blocks[:self.n_frozen]:
+        for block in self.blocks[: self.n_frozen]:
             block.eval()  # frozen batch-norm statistics: the frozen part is exactly the pretrained one
         return self
 
@@ -144,9 +147,9 @@ class Classifier(nn.Module):
         # than inference.
         blocks = self.blocks
         with torch.no_grad():
-            for block in blocks[:self.n_frozen]:
+            for block in blocks[: self.n_frozen]:
                 x = block(x)
-        for block in blocks[self.n_frozen:]:
+        for block in blocks[self.n_frozen :]:
             x = block(x)
         return torch.flatten(self.encoder.pool(x), 1)
 
@@ -154,19 +157,18 @@ class Classifier(nn.Module):
         return self.head(self.features(x))
 
 
-def parameter_groups(model: Classifier, base_lr: float, weight_decay: float,
-                     layer_decay: float) -> list[dict]:
+def parameter_groups(model: Classifier, base_lr: float, weight_decay: float, layer_decay: float) -> list[dict]:
     """Optimiser groups: the head at ``base_lr``, block i from the top at base_lr x decay^i.
 
     Each group carries a ``name`` (``head`` or the block's name). Weight decay applies to
     weights (ndim > 1), not to biases and batch-norm parameters.
     """
     named = [("head", model.head)]
-    trainable = list(model.encoder.BLOCKS[model.n_frozen:])
+    trainable = list(model.encoder.BLOCKS[model.n_frozen :])
     named += [(name, getattr(model.encoder, name)) for name in reversed(trainable)]
     groups = []
     for i, (name, module) in enumerate(named):
-        lr = base_lr * layer_decay ** i
+        lr = base_lr * layer_decay**i
         params = [p for p in module.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
@@ -188,11 +190,13 @@ def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: i
         optimizer = torch.optim.AdamW(parameter_groups(model, lr, settings.weight_decay, decay), lr=lr)
     total = max(1, total_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
     return optimizer, schedule
 
 
 # --- Data -----------------------------------------------------------------------------
+
 
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "", "auto"):
@@ -207,16 +211,21 @@ def resolve_device(device: str | None) -> torch.device:
 
 
 @torch.no_grad()
-def predict_proba(model: Classifier, images: np.ndarray, rows: np.ndarray, device: torch.device,
-                  batch_size: int = config.FINETUNE_EVAL_BATCH_SIZE, check: Callable[[], None] | None = None
-                  ) -> np.ndarray:
+def predict_proba(
+    model: Classifier,
+    images: np.ndarray,
+    rows: np.ndarray,
+    device: torch.device,
+    batch_size: int = config.FINETUNE_EVAL_BATCH_SIZE,
+    check: Callable[[], None] | None = None,
+) -> np.ndarray:
     """Class probabilities (len(rows), n_classes) of bundle rows; plain centre crop, no augmentation."""
     from pretrain.models.backbone import to_model_input
 
     model.eval()
     out = []
     for start in range(0, len(rows), batch_size):
-        batch = np.asarray(images[np.asarray(rows[start:start + batch_size])])
+        batch = np.asarray(images[np.asarray(rows[start : start + batch_size])])
         x = to_model_input(batch, device=device)
         with _autocast(device):
             logits = model(x)
@@ -236,9 +245,16 @@ def _channels_last(device: torch.device) -> bool:
     return resolve_precision(config.TRAIN_PRECISION, device) == "bf16"
 
 
-def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train_rows: np.ndarray,
-                     test_rows: np.ndarray, settings: FinetuneSettings, device: torch.device,
-                     on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+def train_classifier(
+    model: Classifier,
+    images: np.ndarray,
+    y: np.ndarray,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    settings: FinetuneSettings,
+    device: torch.device,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Train ``model`` on ``train_rows``; after each epoch report loss and accuracies.
 
     Returns the per-epoch records (also passed to ``on_epoch`` as they happen).
@@ -282,8 +298,12 @@ def train_classifier(model: Classifier, images: np.ndarray, y: np.ndarray, train
             probs = predict_proba(model, images, test_rows, device)
             test_acc = float(np.mean(probs.argmax(1) == y[test_rows]))
         record = {
-            "epoch": epoch, "epochs": settings.epochs, "loss": total_loss / n, "train_acc": correct / n,
-            "test_acc": test_acc, "test_error": None if test_acc is None else 1.0 - test_acc,
+            "epoch": epoch,
+            "epochs": settings.epochs,
+            "loss": total_loss / n,
+            "train_acc": correct / n,
+            "test_acc": test_acc,
+            "test_error": None if test_acc is None else 1.0 - test_acc,
             "lr": optimizer.param_groups[0]["lr"],
             "elapsed_s": round(time.monotonic() - start_time, 3),
         }
@@ -300,13 +320,14 @@ def _batch_count(n: int, batch_size: int) -> int:
 def _batches(order: np.ndarray, batch_size: int):
     """Mini-batches of indices; a last batch of one is merged into the one before (batch norm
     cannot train on a single image)."""
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if len(chunks) > 1 and len(chunks[-1]) < 2:
         chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])
     return chunks
 
 
 # --- The run folder ---------------------------------------------------------------------
+
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically: a reader (the app, polling) never sees half a file."""
@@ -354,8 +375,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise ExplorerError(f"--out {out}: exists and is not a folder; choose another --out.")
     done = [name for name in (PROGRESS_FILE, METRICS_FILE, PREDICTIONS_FILE) if (out / name).exists()]
     if done and not overwrite:
-        raise ExplorerError(f"--out {out}: holds another run ({', '.join(done)}); choose another --out "
-                            "or pass --overwrite.")
+        raise ExplorerError(
+            f"--out {out}: holds another run ({', '.join(done)}); choose another --out or pass --overwrite."
+        )
     out.mkdir(parents=True, exist_ok=True)
     for name in (PROGRESS_FILE, METRICS_FILE, PREDICTIONS_FILE, ENCODER_FILE, HEAD_FILE):
         (out / name).unlink(missing_ok=True)
@@ -364,14 +386,21 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 def _install_cancel_handler():
     def handler(signum, frame):
         raise RunCancelled(f"signal {signum}")
+
     try:
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. called from a test thread): no handler
         return None
 
 
-def run_finetune(settings: FinetuneSettings, out: str | Path, weights: str | Path | None = None,
-                 bundle: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+def run_finetune(
+    settings: FinetuneSettings,
+    out: str | Path,
+    weights: str | Path | None = None,
+    bundle: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Run one fine-tuning / linear-probe job and write its run folder; return the metrics.
 
     ``weights`` None = the shipped backbone (ignored with ``settings.scratch``); ``bundle``
@@ -388,28 +417,31 @@ def run_finetune(settings: FinetuneSettings, out: str | Path, weights: str | Pat
         metrics = _run(settings, out, run, weights, bundle, started, progress)
     except (RunCancelled, KeyboardInterrupt):
         run.set_status("cancelled", stage="cancelled", error=None, ended=_now())
-        raise RunCancelled("cancelled")
+        raise RunCancelled("cancelled") from None
     except ExplorerError as exc:
         run.set_status("failed", error=str(exc), ended=_now())
         raise
     except BaseException as exc:
-        run.set_status("failed", error=f"{type(exc).__name__}: {exc}", ended=_now(),
-                       traceback=traceback.format_exc(limit=8))
+        run.set_status(
+            "failed", error=f"{type(exc).__name__}: {exc}", ended=_now(), traceback=traceback.format_exc(limit=8)
+        )
         raise
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
-    run.set_status("finished", stage="finished", ended=_now(), test_error=metrics["test_error"],
-                   ood_error=metrics["ood_error"])
+    run.set_status(
+        "finished", stage="finished", ended=_now(), test_error=metrics["test_error"], ood_error=metrics["ood_error"]
+    )
     return metrics
 
 
 def _run(settings, out, run, weights, bundle, started, progress) -> dict:
+    from safetensors.torch import save_file
+
     from pretrain.data.bundle import load_bundle
     from pretrain.models.backbone import load_encoder, save_encoder, weights_sha256
     from pretrain.models.resnet import resnet18_encoder
     from pretrain.tasks import default_bundle, get_task, label_budget
-    from safetensors.torch import save_file
 
     task = get_task(settings.task)
     device = resolve_device(settings.device)
@@ -419,9 +451,11 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     if bundle is not None:
         bundle_path = Path(bundle)
     else:  # the first run of a task builds its bundle: say how far it got (the app shows the stage)
+
         def building(done, total, message):
             if done == total or done % 25 == 0:
                 run.set_status(stage=f"building the dataset bundle: {done} / {total} files")
+
         bundle_path = default_bundle(task, progress=True if progress else building)
     data_bundle = load_bundle(bundle_path)
     data = task.data(data_bundle.catalogue)
@@ -438,19 +472,32 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     model = Classifier(encoder, n_classes=2, depth=settings.depth).to(device)
 
     run_config = {
-        "settings": asdict(settings), "mode": settings.mode, "task": task.name, "classes": list(task.classes),
-        "positive_class": task.positive, "ood_name": task.ood_name,
-        "weights": str(weights_path) if weights_path else None, "weights_sha256": weights_hash,
-        "bundle": str(bundle_path.resolve()), "bundle_id": data_bundle.bundle_id,
-        "split_seed": config.FINETUNE_SPLIT_SEED, "n_train": int(len(train_rows)),
-        "n_train_available": int(len(data.train)), "n_test": int(len(data.test)), "n_ood": int(len(data.ood)),
-        "trainable_blocks": list(model.encoder.BLOCKS[model.n_frozen:]),
-        "command": " ".join(sys.argv), "created": _now(), "device": str(device),
-        "torch": torch.__version__, "python": platform.python_version(), "host_cpus": os.cpu_count(),
+        "settings": asdict(settings),
+        "mode": settings.mode,
+        "task": task.name,
+        "classes": list(task.classes),
+        "positive_class": task.positive,
+        "ood_name": task.ood_name,
+        "weights": str(weights_path) if weights_path else None,
+        "weights_sha256": weights_hash,
+        "bundle": str(bundle_path.resolve()),
+        "bundle_id": data_bundle.bundle_id,
+        "split_seed": config.FINETUNE_SPLIT_SEED,
+        "n_train": len(train_rows),
+        "n_train_available": len(data.train),
+        "n_test": len(data.test),
+        "n_ood": len(data.ood),
+        "trainable_blocks": list(model.encoder.BLOCKS[model.n_frozen :]),
+        "command": " ".join(sys.argv),
+        "created": _now(),
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
     write_json(out / CONFIG_FILE, run_config)
-    run.set_status(stage="training", task=task.name, mode=settings.mode, n_train=int(len(train_rows)))
+    run.set_status(stage="training", task=task.name, mode=settings.mode, n_train=len(train_rows))
 
     bar = None
     if progress:
@@ -467,8 +514,9 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
 
     train_started = time.monotonic()
     try:
-        history = train_classifier(model, data_bundle.images, data.y, train_rows, data.test, settings, device,
-                                   on_epoch=on_epoch)
+        history = train_classifier(
+            model, data_bundle.images, data.y, train_rows, data.test, settings, device, on_epoch=on_epoch
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -481,14 +529,18 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
 
     model = model.to(memory_format=torch.contiguous_format).cpu()
-    meta = {"task": task.name, "mode": settings.mode, "depth": str(settings.depth), "bundle_id": data_bundle.bundle_id,
-            "backbone_sha256": weights_hash or "random init"}
+    meta = {
+        "task": task.name,
+        "mode": settings.mode,
+        "depth": str(settings.depth),
+        "bundle_id": data_bundle.bundle_id,
+        "backbone_sha256": weights_hash or "random init",
+    }
     save_encoder(model.encoder, out / ENCODER_FILE, metadata=meta)
     head_state = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
     save_file(head_state, str(out / HEAD_FILE), metadata={**meta, "classes": ",".join(task.classes)})
 
-    metrics = _metrics(predictions, task, settings, run_config, history, train_time,
-                       time.monotonic() - started, device)
+    metrics = _metrics(predictions, task, settings, run_config, history, train_time, time.monotonic() - started, device)
     write_json(out / METRICS_FILE, metrics)
     return metrics
 
@@ -501,14 +553,16 @@ def _predictions_frame(catalogue: pd.DataFrame, data, train_rows: np.ndarray, pr
     split[data.ood] = "ood"
     has_label = data.y >= 0
     predicted = probs.argmax(1)
-    frame = pd.DataFrame({
-        "source_id": catalogue["source_id"].astype(str).to_numpy(),
-        "label": np.where(has_label, np.asarray(task.classes, dtype=object)[np.clip(data.y, 0, 1)], None),
-        f"prob_{task.positive}": probs[:, 1].astype(np.float32),
-        "predicted": np.asarray(task.classes, dtype=object)[predicted],
-        "correct": pd.array(np.where(has_label, predicted == data.y, None), dtype="boolean"),
-        "split": split,
-    })
+    frame = pd.DataFrame(
+        {
+            "source_id": catalogue["source_id"].astype(str).to_numpy(),
+            "label": np.where(has_label, np.asarray(task.classes, dtype=object)[np.clip(data.y, 0, 1)], None),
+            f"prob_{task.positive}": probs[:, 1].astype(np.float32),
+            "predicted": np.asarray(task.classes, dtype=object)[predicted],
+            "correct": pd.array(np.where(has_label, predicted == data.y, None), dtype="boolean"),
+            "split": split,
+        }
+    )
     frame.loc[~has_label, "correct"] = pd.NA
     return frame
 
@@ -530,20 +584,35 @@ def _metrics(predictions, task, settings, run_config, history, train_time, wall_
     test_error, ood_error = _error(predictions, "test"), _error(predictions, "ood")
     last = history[-1]
     return {
-        "task": task.name, "mode": settings.mode, "positive_class": task.positive,
-        "test_error": test_error, "test_error_percent": None if test_error is None else 100 * test_error,
+        "task": task.name,
+        "mode": settings.mode,
+        "positive_class": task.positive,
+        "test_error": test_error,
+        "test_error_percent": None if test_error is None else 100 * test_error,
         "test_balanced_error": _balanced_error(predictions, "test"),
-        "ood_error": ood_error, "ood_error_percent": None if ood_error is None else 100 * ood_error,
+        "ood_error": ood_error,
+        "ood_error_percent": None if ood_error is None else 100 * ood_error,
         "ood_name": task.ood_name,
-        "n_train": run_config["n_train"], "n_train_available": run_config["n_train_available"],
-        "n_test": run_config["n_test"], "n_ood": run_config["n_ood"],
-        "labels": settings.labels, "depth": settings.depth, "scratch": settings.scratch, "epochs": settings.epochs,
-        "seed": settings.seed, "batch_size": settings.batch_size,
-        "final_loss": last["loss"], "final_train_acc": last["train_acc"],
-        "wall_time_s": wall_time, "train_time_s": train_time,
-        "device": str(device), "device_name": _device_name(device), "torch_threads": torch.get_num_threads(),
+        "n_train": run_config["n_train"],
+        "n_train_available": run_config["n_train_available"],
+        "n_test": run_config["n_test"],
+        "n_ood": run_config["n_ood"],
+        "labels": settings.labels,
+        "depth": settings.depth,
+        "scratch": settings.scratch,
+        "epochs": settings.epochs,
+        "seed": settings.seed,
+        "batch_size": settings.batch_size,
+        "final_loss": last["loss"],
+        "final_train_acc": last["train_acc"],
+        "wall_time_s": wall_time,
+        "train_time_s": train_time,
+        "device": str(device),
+        "device_name": _device_name(device),
+        "torch_threads": torch.get_num_threads(),
         "precision": resolve_precision(config.TRAIN_PRECISION, device),
-        "weights_sha256": run_config["weights_sha256"], "bundle_id": run_config["bundle_id"],
+        "weights_sha256": run_config["weights_sha256"],
+        "bundle_id": run_config["bundle_id"],
         "finished": _now(),
     }
 

@@ -3,6 +3,7 @@
 Equal to the mean squared error between the L2-normalised vectors. The target side never
 carries gradients.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,8 @@ def byol_loss(prediction: torch.Tensor, target_projection: torch.Tensor) -> torc
     return (2 - 2 * (p * z).sum(dim=-1)).mean()
 
 
-def symmetric_byol_loss(prediction_1: torch.Tensor, prediction_2: torch.Tensor,
-                        target_1: torch.Tensor, target_2: torch.Tensor) -> torch.Tensor:
+def symmetric_byol_loss(
+    prediction_1: torch.Tensor, prediction_2: torch.Tensor, target_1: torch.Tensor, target_2: torch.Tensor
+) -> torch.Tensor:
     """Each view's prediction against the other view's target, summed as in the paper (0..8)."""
     return byol_loss(prediction_1, target_2) + byol_loss(prediction_2, target_1)

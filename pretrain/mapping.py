@@ -10,6 +10,7 @@ Saved with joblib (a pickle) plus a JSON sidecar of the parameters. A pickle can
 when loaded, so :meth:`MapProjector.load` is meant only for files this project wrote
 (:mod:`pretrain.space` checks the file's hash against its manifest before loading it).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,14 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 class MapProjector:
     """Embeddings (N, D) -> map coordinates (N, 2), scikit-learn style."""
 
-    def __init__(self, n_components: int = config.MAP_PCA_COMPONENTS,
-                 n_neighbors: int = config.MAP_N_NEIGHBORS, min_dist: float = config.MAP_MIN_DIST,
-                 metric: str = config.MAP_METRIC, random_state: int | None = config.MAP_SEED):
+    def __init__(
+        self,
+        n_components: int = config.MAP_PCA_COMPONENTS,
+        n_neighbors: int = config.MAP_N_NEIGHBORS,
+        min_dist: float = config.MAP_MIN_DIST,
+        metric: str = config.MAP_METRIC,
+        random_state: int | None = config.MAP_SEED,
+    ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
@@ -44,12 +50,17 @@ class MapProjector:
         self.random_state = random_state
 
     def get_params(self) -> dict:
-        return {"n_components": self.n_components, "n_neighbors": self.n_neighbors,
-                "min_dist": self.min_dist, "metric": self.metric, "random_state": self.random_state}
+        return {
+            "n_components": self.n_components,
+            "n_neighbors": self.n_neighbors,
+            "min_dist": self.min_dist,
+            "metric": self.metric,
+            "random_state": self.random_state,
+        }
 
     # --- fitting --------------------------------------------------------------------------
 
-    def fit(self, embeddings: np.ndarray) -> "MapProjector":
+    def fit(self, embeddings: np.ndarray) -> MapProjector:
         self.fit_transform(embeddings)
         return self
 
@@ -66,10 +77,15 @@ class MapProjector:
         self.n_neighbors_ = int(min(self.n_neighbors, n - 1))
         self.pca_ = PCA(n_components=self.n_components_, random_state=self.random_state)
         reduced = self.pca_.fit_transform(l2_normalise(x))
-        self.umap_ = umap.UMAP(n_components=2, n_neighbors=self.n_neighbors_, min_dist=self.min_dist,
-                               metric=self.metric, random_state=self.random_state,
-                               # small sets: spectral init can fail on disconnected graphs
-                               init="spectral" if n > 3 * self.n_neighbors_ else "random")
+        self.umap_ = umap.UMAP(
+            n_components=2,
+            n_neighbors=self.n_neighbors_,
+            min_dist=self.min_dist,
+            metric=self.metric,
+            random_state=self.random_state,
+            # small sets: spectral init can fail on disconnected graphs
+            init="spectral" if n > 3 * self.n_neighbors_ else "random",
+        )
         with warnings.catch_warnings():
             # random_state forces single-threaded UMAP; umap warns about it every time.
             warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
@@ -96,14 +112,14 @@ class MapProjector:
         if x.ndim != 2:
             raise ValueError(f"expected embeddings (N, D), got shape {x.shape}")
         if not np.all(np.isfinite(x)):
-            raise ExplorerError("embeddings contain NaN or infinite values; the encoder or its "
-                                "input is broken.")
+            raise ExplorerError("embeddings contain NaN or infinite values; the encoder or its input is broken.")
         if fitted:
             if not hasattr(self, "umap_"):
                 raise ExplorerError("the map projector is not fitted yet; call fit() first.")
             if x.shape[1] != self.input_dim_:
-                raise ExplorerError(f"embeddings have {x.shape[1]} dimensions; this map was "
-                                    f"fitted on {self.input_dim_}.")
+                raise ExplorerError(
+                    f"embeddings have {x.shape[1]} dimensions; this map was fitted on {self.input_dim_}."
+                )
         return x
 
     # --- files ------------------------------------------------------------------------------
@@ -112,9 +128,13 @@ class MapProjector:
         """Parameters and fitted facts, for the JSON sidecar and a space's manifest."""
         info = {"params": self.get_params()}
         if hasattr(self, "umap_"):
-            info["fitted"] = {"n_samples": self.n_samples_, "input_dim": self.input_dim_,
-                              "pca_components": self.n_components_, "umap_n_neighbors": self.n_neighbors_,
-                              "pca_explained_variance": self.explained_variance_}
+            info["fitted"] = {
+                "n_samples": self.n_samples_,
+                "input_dim": self.input_dim_,
+                "pca_components": self.n_components_,
+                "umap_n_neighbors": self.n_neighbors_,
+                "pca_explained_variance": self.explained_variance_,
+            }
         return info
 
     def save(self, path: str | Path) -> Path:
@@ -128,7 +148,7 @@ class MapProjector:
         return path
 
     @staticmethod
-    def load(path: str | Path) -> "MapProjector":
+    def load(path: str | Path) -> MapProjector:
         """Load a projector this project saved. Never use it on files from elsewhere."""
         path = Path(path)
         if not path.is_file():
@@ -136,8 +156,10 @@ class MapProjector:
         try:
             projector = joblib.load(path)
         except Exception as exc:  # truncated file, or one written by incompatible versions
-            raise ExplorerError(f"{path} could not be loaded ({type(exc).__name__}: {exc}); "
-                                "re-create the space with `python -m pretrain embed`.") from exc
+            raise ExplorerError(
+                f"{path} could not be loaded ({type(exc).__name__}: {exc}); "
+                "re-create the space with `python -m pretrain embed`."
+            ) from exc
         if not isinstance(projector, MapProjector):
             raise ExplorerError(f"{path} does not hold a map projector.")
         return projector

@@ -3,6 +3,7 @@
 bf16 autocast needs no loss scaling and, with channels_last, roughly doubles the step rate
 on GPUs and on CPUs with native bf16 instructions; elsewhere it would be slower than fp32.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -18,16 +18,18 @@ A cached space is *stale* when the weights or the bundle it was made from change
 
 The app reads spaces only through this module.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,8 +124,16 @@ class Space:
 
 # --- writing ------------------------------------------------------------------------------
 
-def save_space(out: str | Path, source_ids, embeddings: np.ndarray, map_xy: np.ndarray,
-               catalogue: pd.DataFrame | None, projector: MapProjector, provenance: dict) -> Space:
+
+def save_space(
+    out: str | Path,
+    source_ids,
+    embeddings: np.ndarray,
+    map_xy: np.ndarray,
+    catalogue: pd.DataFrame | None,
+    projector: MapProjector,
+    provenance: dict,
+) -> Space:
     """Write a space folder and return it loaded.
 
     ``provenance`` must hold ``weights`` ({sha256, file}) and ``bundle`` ({id, path?}); it
@@ -136,8 +146,7 @@ def save_space(out: str | Path, source_ids, embeddings: np.ndarray, map_xy: np.n
     map_xy = np.asarray(map_xy, dtype=np.float32)
     n = len(ids)
     if embeddings.ndim != 2 or len(embeddings) != n or map_xy.shape != (n, 2):
-        raise SpaceError(f"inconsistent space: {n} source ids, embeddings {embeddings.shape}, "
-                         f"map {map_xy.shape}.")
+        raise SpaceError(f"inconsistent space: {n} source ids, embeddings {embeddings.shape}, map {map_xy.shape}.")
     if ids.duplicated().any():
         raise SpaceError(f"source ids must be unique; repeated: {list(ids[ids.duplicated()][:5])}.")
     for key in ("weights", "bundle"):
@@ -171,8 +180,12 @@ def _embeddings_table(ids: pd.Series, embeddings: np.ndarray) -> pa.Table:
     n, dim = embeddings.shape
     offsets = pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32))
     values = pa.array(embeddings.reshape(-1), type=pa.float32())
-    return pa.table({"source_id": pa.array(ids.to_numpy(), type=pa.string()),
-                     "embedding": pa.ListArray.from_arrays(offsets, values)})
+    return pa.table(
+        {
+            "source_id": pa.array(ids.to_numpy(), type=pa.string()),
+            "embedding": pa.ListArray.from_arrays(offsets, values),
+        }
+    )
 
 
 def _catalogue_map(ids: pd.Series, map_xy: np.ndarray, catalogue: pd.DataFrame | None) -> pd.DataFrame:
@@ -196,6 +209,7 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 
 # --- reading ------------------------------------------------------------------------------
 
+
 def load_space(path: str | Path) -> Space:
     """Read a space folder; SpaceError (an ExplorerError) says what is missing or wrong."""
     path = Path(path)
@@ -218,12 +232,16 @@ def load_space(path: str | Path) -> Space:
         raise SpaceError(f"the space at {path} is corrupt ({type(exc).__name__}: {exc}); {hint}.") from exc
     n = int(manifest["counts"]["sources"])
     if len(ids) != n or len(catalogue_map) != n:
-        raise SpaceError(f"the space at {path} is inconsistent: the manifest counts {n} sources, "
-                         f"embeddings.parquet has {len(ids)} and map.parquet {len(catalogue_map)}; {hint}.")
+        raise SpaceError(
+            f"the space at {path} is inconsistent: the manifest counts {n} sources, "
+            f"embeddings.parquet has {len(ids)} and map.parquet {len(catalogue_map)}; {hint}."
+        )
     missing = [c for c in MAP_COLUMNS if c not in catalogue_map]
     if missing or not (catalogue_map["source_id"].astype(str).to_numpy() == ids).all():
-        raise SpaceError(f"the space at {path} is inconsistent: map.parquet "
-                         f"{'lacks ' + ', '.join(missing) if missing else 'is not in the order of embeddings.parquet'}; {hint}.")
+        raise SpaceError(
+            f"the space at {path} is inconsistent: map.parquet "
+            f"{'lacks ' + ', '.join(missing) if missing else 'is not in the order of embeddings.parquet'}; {hint}."
+        )
     return Space(path, catalogue_map, embeddings, manifest)
 
 
@@ -231,8 +249,10 @@ def read_manifest(path: str | Path) -> dict:
     path = Path(path)
     file = path / MANIFEST_FILE
     if not file.is_file():
-        raise SpaceError(f"the space at {path} is incomplete (no {MANIFEST_FILE}: it was never "
-                         "finished, or it is not a space); re-create it with `python -m pretrain embed`.")
+        raise SpaceError(
+            f"the space at {path} is incomplete (no {MANIFEST_FILE}: it was never "
+            "finished, or it is not a space); re-create it with `python -m pretrain embed`."
+        )
     try:
         manifest = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
@@ -240,8 +260,10 @@ def read_manifest(path: str | Path) -> dict:
     if manifest.get("format") != SPACE_FORMAT:
         raise SpaceError(f"{file} does not describe a space (format {manifest.get('format')!r}).")
     if manifest.get("format_version") != SPACE_FORMAT_VERSION:
-        raise SpaceError(f"the space at {path} has format version {manifest.get('format_version')}; "
-                         f"this program reads version {SPACE_FORMAT_VERSION}. Re-create it.")
+        raise SpaceError(
+            f"the space at {path} has format version {manifest.get('format_version')}; "
+            f"this program reads version {SPACE_FORMAT_VERSION}. Re-create it."
+        )
     for key in ("weights", "bundle", "counts", "files"):
         if key not in manifest:
             raise SpaceError(f"{file} lacks {key!r}; re-create the space.")
@@ -253,12 +275,15 @@ def _load_projector(path: Path, manifest: dict) -> MapProjector:
     expected = manifest["files"].get(PROJECTOR_FILE, {}).get("sha256")
     # joblib files are pickles: load only the exact file this project wrote.
     if not file.is_file() or _sha256(file) != expected:
-        raise SpaceError(f"{file} is missing or does not match the space's manifest (changed or "
-                         "truncated); re-create the space with `python -m pretrain embed`.")
+        raise SpaceError(
+            f"{file} is missing or does not match the space's manifest (changed or "
+            "truncated); re-create the space with `python -m pretrain embed`."
+        )
     return MapProjector.load(file)
 
 
 # --- staleness ----------------------------------------------------------------------------
+
 
 def manifest_symmetry(manifest: dict) -> str:
     """The embedding symmetry a space's manifest records ("none" when it records none)."""
@@ -276,8 +301,12 @@ def manifest_mismatch(manifest: dict, bundle_id: str | None, symmetry: str) -> s
     return ""
 
 
-def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
-             bundle_id: str | None = None, symmetry: str = config.EMBED_SYMMETRY) -> bool | str:
+def is_stale(
+    space_path: str | Path,
+    weights_path: str | Path | None = None,
+    bundle_id: str | None = None,
+    symmetry: str = config.EMBED_SYMMETRY,
+) -> bool | str:
     """False when the space is complete and was made from these weights and this bundle,
     with this embedding ``symmetry``.
 
@@ -298,18 +327,27 @@ def is_stale(space_path: str | Path, weights_path: str | Path | None = None,
     if not weights_path.is_file():
         return f"the weights file {weights_path} does not exist"
     if weights_sha256(weights_path) != manifest["weights"].get("sha256"):
-        return (f"made with other weights ({manifest['weights'].get('file')}, sha256 "
-                f"{str(manifest['weights'].get('sha256'))[:12]}...), not {weights_path.name}")
+        return (
+            f"made with other weights ({manifest['weights'].get('file')}, sha256 "
+            f"{str(manifest['weights'].get('sha256'))[:12]}...), not {weights_path.name}"
+        )
     return manifest_mismatch(manifest, bundle_id, symmetry) or False
 
 
 # --- making a space -------------------------------------------------------------------------
 
-def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: str | Path = None,
-                          device: str = "auto", progress: bool | StageProgress | None = None,
-                          batch_size: int = config.EMBED_BATCH_SIZE, seed: int = config.MAP_SEED,
-                          projector: MapProjector | None = None,
-                          symmetry: str = config.EMBED_SYMMETRY) -> Space:
+
+def embed_bundle_to_space(
+    bundle,
+    weights_path: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    progress: bool | StageProgress | None = None,
+    batch_size: int = config.EMBED_BATCH_SIZE,
+    seed: int = config.MAP_SEED,
+    projector: MapProjector | None = None,
+    symmetry: str = config.EMBED_SYMMETRY,
+) -> Space:
     """Embed every image of a bundle, fit the map and write the space to ``out``.
 
     ``bundle``: a Bundle (pretrain.data.bundle) or a path to one. ``weights_path`` None =
@@ -325,6 +363,7 @@ def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: s
         raise ValueError("out: the space folder to write")
     if isinstance(bundle, (str, Path)):
         from pretrain.data.bundle import load_bundle
+
         bundle = load_bundle(bundle)
     weights_path = Path(weights_path) if weights_path is not None else default_backbone_path()
     device_used = resolve_device(device)
@@ -341,8 +380,9 @@ def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: s
     else:
         embed_progress, stage = None, (lambda message: None)
 
-    embeddings = embed_images(encoder, images, batch_size=batch_size, device=device_used,
-                              progress=embed_progress, symmetry=symmetry)
+    embeddings = embed_images(
+        encoder, images, batch_size=batch_size, device=device_used, progress=embed_progress, symmetry=symmetry
+    )
     projector = projector or MapProjector(random_state=seed)
     stage(f"fitting the map (PCA -> UMAP) on {len(embeddings)} sources")
     map_xy = projector.fit_transform(embeddings)
@@ -358,16 +398,22 @@ def embed_bundle_to_space(bundle, weights_path: str | Path | None = None, out: s
             pass
     provenance = {
         "weights": {"sha256": weights_sha256(weights_path), "file": weights_path.name},
-        "bundle": {"id": getattr(bundle, "bundle_id", None),
-                   "path": str(bundle_path) if bundle_path is not None else None},
-        "parameters": {"batch_size": batch_size, "device": str(device_used), "seed": seed,
-                       "model_input_px": config.MODEL_INPUT_PX, "symmetry": symmetry},
+        "bundle": {
+            "id": getattr(bundle, "bundle_id", None),
+            "path": str(bundle_path) if bundle_path is not None else None,
+        },
+        "parameters": {
+            "batch_size": batch_size,
+            "device": str(device_used),
+            "seed": seed,
+            "model_input_px": config.MODEL_INPUT_PX,
+            "symmetry": symmetry,
+        },
     }
     return save_space(out, catalogue["source_id"], embeddings, map_xy, catalogue, projector, provenance)
 
 
-def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "auto"
-                ) -> tuple[np.ndarray, np.ndarray]:
+def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Embed a preprocessed uint8 image (150 x 150) and place it on the space's map.
 
     Returns (embedding (512,) float32 raw, map position (2,)); for a stack of images
@@ -377,15 +423,15 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
 
     An image whose representation equals one already in the space (cosine similarity
     above ``1 - SAME_SOURCE_COSINE_TOL``: the same source looked up again, or, in a d4
-    space, turned by a multiple of 90 degrees or mirrored) gets that source's own map position; UMAP's ``transform`` only approximates the positions of
-    the points it was fitted on. Everything else is placed by ``transform``.
+    space, turned by a multiple of 90 degrees or mirrored) gets that source's own map
+    position; UMAP's ``transform`` only approximates the positions of the points it was
+    fitted on. Everything else is placed by ``transform``.
     """
     from pretrain.embed import embed_images
 
     image = np.asarray(image_uint8)
     single = image.ndim == 2
-    embedding = embed_images(encoder, image[None] if single else image, device=device,
-                             symmetry=space.symmetry)
+    embedding = embed_images(encoder, image[None] if single else image, device=device, symmetry=space.symmetry)
     xy = space.projector.transform(embedding)
     similarity = l2_normalise(embedding) @ space.unit_embeddings.T  # (M, N)
     best = np.argmax(similarity, axis=1)
@@ -395,6 +441,7 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
 
 
 # --- provenance helpers ---------------------------------------------------------------------
+
 
 def package_versions() -> dict[str, str]:
     import importlib.metadata as md
@@ -419,6 +466,11 @@ def _sha256(path: Path) -> str:
 def describe(space: Space) -> dict[str, Any]:
     """A short summary for logs and the CLI."""
     m = space.manifest
-    return {"path": str(space.path), "sources": len(space), "weights": m["weights"].get("file"),
-            "weights_sha256": m["weights"].get("sha256", "")[:12], "bundle_id": m["bundle"].get("id"),
-            "created": m.get("created")}
+    return {
+        "path": str(space.path),
+        "sources": len(space),
+        "weights": m["weights"].get("file"),
+        "weights_sha256": m["weights"].get("sha256", "")[:12],
+        "bundle_id": m["bundle"].get("id"),
+        "created": m.get("created"),
+    }

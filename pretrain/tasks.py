@@ -21,11 +21,12 @@ Tasks:
 Every task names the shared-data folders its default bundle is built from, so a user (or
 the app) can run a task without building a bundle by hand (:func:`default_bundle`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -89,11 +90,13 @@ class Task:
                 raise TaskError(
                     f"task {self.name}: the bundle's {name} split does not hold both classes "
                     f"({self.negative}, {self.positive}); build the bundle from the task's data "
-                    f"({', '.join(p for _, p in self.inputs)} under {config.SHARED_DATA_DIR}).")
+                    f"({', '.join(p for _, p in self.inputs)} under {config.SHARED_DATA_DIR})."
+                )
         return data
 
 
 # --- Splits ---------------------------------------------------------------------------
+
 
 def stratified_subset(rows: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     """``n`` of ``rows``, drawn with the class proportions of ``rows`` (all if ``n`` is None).
@@ -130,11 +133,14 @@ def _labels(catalogue: pd.DataFrame, negative: set[str], positive: set[str]) -> 
 def _require_labels(name: str, catalogue: pd.DataFrame, y: np.ndarray, inputs: str) -> None:
     if (y >= 0).sum() == 0:
         found = sorted(set(catalogue["label"].fillna("").astype(str)) - {""})
-        raise TaskError(f"task {name}: the bundle holds none of the task's labels (found {found or 'no labels'}). "
-                        f"Use a bundle built from {inputs}, or leave out --bundle to build the default one.")
+        raise TaskError(
+            f"task {name}: the bundle holds none of the task's labels (found {found or 'no labels'}). "
+            f"Use a bundle built from {inputs}, or leave out --bundle to build the default one."
+        )
 
 
 # --- mirabest-fr ----------------------------------------------------------------------
+
 
 def _mirabest_fr(catalogue: pd.DataFrame) -> TaskData:
     from pretrain.evaluate import mirabest_confident_split
@@ -142,13 +148,15 @@ def _mirabest_fr(catalogue: pd.DataFrame) -> TaskData:
     y = _labels(catalogue, {"FRI"}, {"FRII"})
     _require_labels("mirabest-fr", catalogue, y, "MiraBest (mirabest/)")
     confident = catalogue["confident"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    train, test = mirabest_confident_split(catalogue, seed=config.FINETUNE_SPLIT_SEED,
-                                           test_size=config.MIRABEST_TEST_SIZE)
+    train, test = mirabest_confident_split(
+        catalogue, seed=config.FINETUNE_SPLIT_SEED, test_size=config.MIRABEST_TEST_SIZE
+    )
     ood = np.flatnonzero((y >= 0) & ~confident)
     return TaskData(y=y, train=np.sort(np.asarray(train)), test=np.sort(np.asarray(test)), ood=ood)
 
 
 # --- griese-bent ----------------------------------------------------------------------
+
 
 def _griese_bent(catalogue: pd.DataFrame) -> TaskData:
     from sklearn.model_selection import train_test_split
@@ -156,15 +164,18 @@ def _griese_bent(catalogue: pd.DataFrame) -> TaskData:
     y = _labels(catalogue, {"FRI", "FRII", "Compact"}, {"Bent"})
     _require_labels("griese-bent", catalogue, y, "Griese et al. 2023 (griese2023/images/)")
     labelled = np.flatnonzero(y >= 0)
-    train, test = train_test_split(labelled, test_size=config.GRIESE_TEST_FRACTION, stratify=y[labelled],
-                                   random_state=config.FINETUNE_SPLIT_SEED)
+    train, test = train_test_split(
+        labelled, test_size=config.GRIESE_TEST_FRACTION, stratify=y[labelled], random_state=config.FINETUNE_SPLIT_SEED
+    )
     return TaskData(y=y, train=np.sort(train), test=np.sort(test), ood=np.array([], dtype=int))
 
 
 # --- frdeep-first-to-nvss -------------------------------------------------------------
 
-def frdeep_release_split(catalogue: pd.DataFrame, release: pd.DataFrame,
-                         radius_arcsec: float = config.FRDEEP_MATCH_RADIUS_ARCSEC) -> np.ndarray:
+
+def frdeep_release_split(
+    catalogue: pd.DataFrame, release: pd.DataFrame, radius_arcsec: float = config.FRDEEP_MATCH_RADIUS_ARCSEC
+) -> np.ndarray:
     """The original release's split ("train"/"test", "" if unmatched) for each bundle row.
 
     Rows are matched to the release catalogue by sky position (the cutouts are centred on
@@ -184,8 +195,10 @@ def frdeep_release_split(catalogue: pd.DataFrame, release: pd.DataFrame,
 def _frdeep_first_to_nvss(catalogue: pd.DataFrame) -> TaskData:
     release_path = config.SHARED_DATA_DIR / "frdeep2" / "catalogue.csv"
     if not release_path.is_file():
-        raise TaskError(f"task frdeep-first-to-nvss needs FRDEEP's release catalogue at {release_path} "
-                        "(set EXPLORER_SHARED_DATA to the folder holding frdeep2/).")
+        raise TaskError(
+            f"task frdeep-first-to-nvss needs FRDEEP's release catalogue at {release_path} "
+            "(set EXPLORER_SHARED_DATA to the folder holding frdeep2/)."
+        )
     y = _labels(catalogue, {"FRI"}, {"FRII"})
     _require_labels("frdeep-first-to-nvss", catalogue, y, "FRDEEP (frdeep2/FIRST and frdeep2/NVSS)")
     split = frdeep_release_split(catalogue, pd.read_csv(release_path))
@@ -193,24 +206,54 @@ def _frdeep_first_to_nvss(catalogue: pd.DataFrame) -> TaskData:
     labelled = y >= 0
     first, nvss = labelled & (survey == "FIRST"), labelled & (survey == "NVSS")
     if not nvss.any():
-        raise TaskError("task frdeep-first-to-nvss: the bundle holds no NVSS images. Build it from both "
-                        "frdeep2/FIRST and frdeep2/NVSS with duplicate removal off (--duplicate-radius 0), "
-                        "or leave out --bundle to build the default one.")
-    return TaskData(y=y, train=np.flatnonzero(first & (split == "train")),
-                    test=np.flatnonzero(first & (split == "test")),
-                    ood=np.flatnonzero(nvss & (split == "test")))
+        raise TaskError(
+            "task frdeep-first-to-nvss: the bundle holds no NVSS images. Build it from both "
+            "frdeep2/FIRST and frdeep2/NVSS with duplicate removal off (--duplicate-radius 0), "
+            "or leave out --bundle to build the default one."
+        )
+    return TaskData(
+        y=y,
+        train=np.flatnonzero(first & (split == "train")),
+        test=np.flatnonzero(first & (split == "test")),
+        ood=np.flatnonzero(nvss & (split == "test")),
+    )
 
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (
-        Task("mirabest-fr", "FRI vs FRII (MiraBest Confident; Uncertain as out of distribution)",
-             "FRI", "FRII", "MiraBest Uncertain", (("fits", "mirabest"),), _mirabest_fr, "mirabest"),
-        Task("griese-bent", "bent vs not bent (Griese et al. 2023)",
-             "not bent", "Bent", "", (("images", "griese2023/images"),), _griese_bent, "griese2023"),
+    task.name: task
+    for task in (
+        Task(
+            "mirabest-fr",
+            "FRI vs FRII (MiraBest Confident; Uncertain as out of distribution)",
+            "FRI",
+            "FRII",
+            "MiraBest Uncertain",
+            (("fits", "mirabest"),),
+            _mirabest_fr,
+            "mirabest",
+        ),
+        Task(
+            "griese-bent",
+            "bent vs not bent (Griese et al. 2023)",
+            "not bent",
+            "Bent",
+            "",
+            (("images", "griese2023/images"),),
+            _griese_bent,
+            "griese2023",
+        ),
         # FIRST and NVSS images of one source share a position: keep both (no duplicate removal).
-        Task("frdeep-first-to-nvss", "FRI vs FRII, trained on FRDEEP FIRST, tested on NVSS (cross-survey)",
-             "FRI", "FRII", "FRDEEP NVSS test sources", (("fits", "frdeep2/FIRST"), ("fits", "frdeep2/NVSS")),
-             _frdeep_first_to_nvss, "frdeep2-first-nvss", duplicate_radius_arcsec=0.0),
+        Task(
+            "frdeep-first-to-nvss",
+            "FRI vs FRII, trained on FRDEEP FIRST, tested on NVSS (cross-survey)",
+            "FRI",
+            "FRII",
+            "FRDEEP NVSS test sources",
+            (("fits", "frdeep2/FIRST"), ("fits", "frdeep2/NVSS")),
+            _frdeep_first_to_nvss,
+            "frdeep2-first-nvss",
+            duplicate_radius_arcsec=0.0,
+        ),
     )
 }
 
@@ -223,6 +266,7 @@ def get_task(name: str) -> Task:
 
 
 # --- Default bundles --------------------------------------------------------------------
+
 
 def default_bundle_path(task: Task | str) -> Path:
     """Where the task's default bundle lives (the user's cache; MiraBest's is the app's)."""
@@ -245,8 +289,15 @@ def default_bundle(task: Task | str, progress=True) -> Path:
     inputs = task.input_folders()
     missing = [str(folder) for _, folder in inputs if not Path(folder).is_dir()]
     if missing:
-        raise TaskError(f"task {task.name}: no bundle given and its data is missing ({', '.join(missing)}). "
-                        "Pass --bundle, or set EXPLORER_SHARED_DATA to the folder holding the data.")
-    build_bundle(inputs=[(kind, str(folder)) for kind, folder in inputs], out=path, progress=progress,
-                 overwrite=True, duplicate_radius_arcsec=task.duplicate_radius_arcsec)
+        raise TaskError(
+            f"task {task.name}: no bundle given and its data is missing ({', '.join(missing)}). "
+            "Pass --bundle, or set EXPLORER_SHARED_DATA to the folder holding the data."
+        )
+    build_bundle(
+        inputs=[(kind, str(folder)) for kind, folder in inputs],
+        out=path,
+        progress=progress,
+        overwrite=True,
+        duplicate_radius_arcsec=task.duplicate_radius_arcsec,
+    )
     return path

@@ -21,6 +21,7 @@ schedules and random streams (bit for bit on the same CPU; on a GPU up to cuDNN'
 nondeterminism; a run moved between the CPU and a GPU keeps everything but the augmentation
 random stream, which starts afresh).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,7 +42,7 @@ from tqdm import tqdm
 from pretrain import config
 from pretrain.augment import pretraining_augmentation
 from pretrain.errors import ExplorerError
-from pretrain.models.backbone import save_encoder, to_model_input
+from pretrain.models.backbone import save_encoder
 from pretrain.models.byol import BYOL, cosine_tau
 from pretrain.precision import autocast, resolve_precision
 
@@ -85,7 +86,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -132,8 +133,12 @@ def load_training_data(bundle_paths: list[str | Path], min_extent_arcsec: float)
         keep = select_by_extent(bundle.catalogue, min_extent_arcsec)
         images.append(np.asarray(bundle.images[np.flatnonzero(keep)]))
         ids.append(bundle.bundle_id)
-        counts[bundle.bundle_id] = {"path": str(path), "total": int(len(keep)), "kept": int(keep.sum()),
-                                    "dropped_below_min_extent": int((~keep).sum())}
+        counts[bundle.bundle_id] = {
+            "path": str(path),
+            "total": len(keep),
+            "kept": int(keep.sum()),
+            "dropped_below_min_extent": int((~keep).sum()),
+        }
         fr = confident_fr_mask(bundle.catalogue)
         if fr.any():
             mon_images.append(np.asarray(bundle.images[np.flatnonzero(fr)]))
@@ -142,8 +147,10 @@ def load_training_data(bundle_paths: list[str | Path], min_extent_arcsec: float)
     if mon_images:
         data.monitor_images, data.monitor_labels = np.concatenate(mon_images), np.concatenate(mon_labels)
     if len(data.images) == 0:
-        raise ExplorerError(f"no source left for pretraining: every source is below --min-extent "
-                            f"{min_extent_arcsec} arcsec. Lower --min-extent.")
+        raise ExplorerError(
+            f"no source left for pretraining: every source is below --min-extent "
+            f"{min_extent_arcsec} arcsec. Lower --min-extent."
+        )
     return data
 
 
@@ -159,8 +166,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ExplorerError("--device cuda was asked for but no CUDA GPU is visible to torch. "
-                            "Use --device cpu (or auto).")
+        raise ExplorerError(
+            "--device cuda was asked for but no CUDA GPU is visible to torch. Use --device cpu (or auto)."
+        )
     if name not in ("cpu", "cuda"):
         raise ExplorerError(f"unknown device {name!r}: use auto, cpu or cuda.")
     return torch.device(name)
@@ -182,10 +190,12 @@ class KnnMonitor:
         from sklearn.model_selection import train_test_split
 
         if len(images) > config.MONITOR_MAX_SOURCES:
-            images, _, labels, _ = train_test_split(images, labels, train_size=config.MONITOR_MAX_SOURCES,
-                                                    stratify=labels, random_state=seed)
+            images, _, labels, _ = train_test_split(
+                images, labels, train_size=config.MONITOR_MAX_SOURCES, stratify=labels, random_state=seed
+            )
         self.train_idx, self.test_idx = train_test_split(
-            np.arange(len(labels)), test_size=config.MONITOR_TEST_FRACTION, stratify=labels, random_state=seed)
+            np.arange(len(labels)), test_size=config.MONITOR_TEST_FRACTION, stratify=labels, random_state=seed
+        )
         self.images, self.labels, self.device = images, labels, device
 
     @staticmethod
@@ -217,8 +227,7 @@ class KnnMonitor:
 class Trainer:
     """One BYOL run in a run folder. ``fit()`` trains (or resumes) to ``cfg.epochs``."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: TrainingData | None = None,
-                 progress: bool = True):
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: TrainingData | None = None, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.num_threads:
@@ -231,8 +240,9 @@ class Trainer:
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         # A short run (a few epochs to try things) would otherwise end before its warm-up does.
-        self.warmup_steps = int(round(min(cfg.warmup_epochs * self.steps_per_epoch,
-                                          config.PRETRAIN_WARMUP_MAX_FRACTION * self.total_steps)))
+        self.warmup_steps = round(
+            min(cfg.warmup_epochs * self.steps_per_epoch, config.PRETRAIN_WARMUP_MAX_FRACTION * self.total_steps)
+        )
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
         torch.manual_seed(cfg.seed)
@@ -244,8 +254,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         if self.cuda:
             torch.backends.cudnn.benchmark = True
-        self.optimizer = torch.optim.SGD(self.model.online_parameters(), lr=self.peak_lr,
-                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.model.online_parameters(), lr=self.peak_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
         self.augment = pretraining_augmentation()
         self.aug_generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
         # Images on the GPU when they fit (no host copies per step), else in host memory (not
@@ -269,9 +280,13 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "aug_generator": self.aug_generator.get_state(),
-            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
-            "elapsed_s": self.elapsed_s, "epoch_loss_sum": self.epoch_loss_sum,
-            "epoch_images": self.epoch_images, "epoch_train_s": self.epoch_train_s,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "global_step": self.global_step,
+            "elapsed_s": self.elapsed_s,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "epoch_images": self.epoch_images,
+            "epoch_train_s": self.epoch_train_s,
             "config": self.cfg.to_dict(),
         }
 
@@ -282,11 +297,21 @@ class Trainer:
         if rng_state.numel() == self.aug_generator.get_state().numel():
             self.aug_generator.set_state(rng_state)
         else:  # the run moved between the CPU and a GPU: their generators' states differ in kind
-            print("resuming on another kind of device: the augmentation random stream starts afresh "
-                  "(everything else continues from the checkpoint)", file=sys.stderr)
+            print(
+                "resuming on another kind of device: the augmentation random stream starts afresh "
+                "(everything else continues from the checkpoint)",
+                file=sys.stderr,
+            )
             self.aug_generator.manual_seed(self.cfg.seed + int(state["global_step"]))
-        for name in ("epoch", "batch_in_epoch", "global_step", "elapsed_s", "epoch_loss_sum",
-                     "epoch_images", "epoch_train_s"):
+        for name in (
+            "epoch",
+            "batch_in_epoch",
+            "global_step",
+            "elapsed_s",
+            "epoch_loss_sum",
+            "epoch_images",
+            "epoch_train_s",
+        ):
             setattr(self, name, state[name])
 
     def save_checkpoint(self) -> Path:
@@ -296,12 +321,18 @@ class Trainer:
 
     def save_backbone(self) -> Path:
         meta = {
-            "method": "BYOL", "bundle_ids": ",".join(self.data.bundle_ids),
-            "epochs": str(self.cfg.epochs), "epochs_completed": str(self.epoch),
-            "images": str(len(self.data.images)), "batch_size": str(self.batch_size),
-            "min_extent_arcsec": str(self.cfg.min_extent_arcsec), "device": self._device_name(),
-            "wall_time_s": f"{self.elapsed_s:.0f}", "seed": str(self.cfg.seed),
-            "torch": torch.__version__, "saved_utc": _now(),
+            "method": "BYOL",
+            "bundle_ids": ",".join(self.data.bundle_ids),
+            "epochs": str(self.cfg.epochs),
+            "epochs_completed": str(self.epoch),
+            "images": str(len(self.data.images)),
+            "batch_size": str(self.batch_size),
+            "min_extent_arcsec": str(self.cfg.min_extent_arcsec),
+            "device": self._device_name(),
+            "wall_time_s": f"{self.elapsed_s:.0f}",
+            "seed": str(self.cfg.seed),
+            "torch": torch.__version__,
+            "saved_utc": _now(),
         }
         return save_encoder(self.model.encoder, self.run_dir / BACKBONE_FILE, metadata=meta)
 
@@ -316,8 +347,11 @@ class Trainer:
         # Forget metrics of epochs the checkpoint does not hold (a job killed in between).
         metrics = self.run_dir / METRICS_FILE
         if metrics.exists():
-            kept = [line for line in metrics.read_text().splitlines()
-                    if line.strip() and json.loads(line)["epoch"] <= self.epoch]
+            kept = [
+                line
+                for line in metrics.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] <= self.epoch
+            ]
             metrics.write_text("".join(line + "\n" for line in kept))
 
     def _device_name(self) -> str:
@@ -328,16 +362,25 @@ class Trainer:
     def write_config(self, result: dict | None = None) -> None:
         info = {
             "parameters": self.cfg.to_dict(),
-            "resolved": {"batch_size": self.batch_size, "peak_lr": self.peak_lr,
-                         "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                         "warmup_steps": self.warmup_steps, "images": len(self.data.images),
-                         "monitor_sources": 0 if self.monitor is None else len(self.monitor.labels),
-                         "monitor_symmetry": config.EMBED_SYMMETRY,
-                         "augmentation": dataclasses.asdict(self.augment.settings)},
+            "resolved": {
+                "batch_size": self.batch_size,
+                "peak_lr": self.peak_lr,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps,
+                "images": len(self.data.images),
+                "monitor_sources": 0 if self.monitor is None else len(self.monitor.labels),
+                "monitor_symmetry": config.EMBED_SYMMETRY,
+                "augmentation": dataclasses.asdict(self.augment.settings),
+            },
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
-            "device": self._device_name(), "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
-            "torch": torch.__version__, "python": sys.version.split()[0], "written_utc": _now(),
-            "command": " ".join(sys.argv), "threads": torch.get_num_threads(),
+            "device": self._device_name(),
+            "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+            "written_utc": _now(),
+            "command": " ".join(sys.argv),
+            "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }
         if result:
@@ -380,20 +423,27 @@ class Trainer:
         """Train from the current position to ``cfg.epochs``; returns the final summary."""
         self.model.train()
         self.write_config()
-        bar = tqdm(total=self.total_steps, initial=self.global_step, unit="step", dynamic_ncols=True,
-                   disable=not self.progress, desc="BYOL",
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)  # a log file gets few lines
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.global_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not self.progress,
+            desc="BYOL",
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )  # a log file gets few lines
         try:
             while self.epoch < self.cfg.epochs:
                 order = self._permutation(self.epoch)
                 while self.batch_in_epoch < self.steps_per_epoch:
                     start = self.batch_in_epoch * self.batch_size
-                    idx = order[start:start + self.batch_size]
+                    idx = order[start : start + self.batch_size]
                     t0 = time.perf_counter()
                     loss = self.train_step(self.images[idx.to(self.images.device)])
                     if not math.isfinite(loss):
-                        raise ExplorerError(f"the loss became {loss} at step {self.global_step}; "
-                                            "lower --lr and start again.")
+                        raise ExplorerError(
+                            f"the loss became {loss} at step {self.global_step}; lower --lr and start again."
+                        )
                     took = time.perf_counter() - t0
                     self.batch_in_epoch += 1
                     self.epoch_loss_sum += loss * len(idx)
@@ -401,14 +451,20 @@ class Trainer:
                     self.epoch_train_s += took
                     self.elapsed_s += took
                     bar.update(1)
-                    bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.3f}",
-                                    img_s=f"{self.epoch_images / max(self.epoch_train_s, 1e-9):.1f}")
+                    bar.set_postfix(
+                        epoch=self.epoch + 1,
+                        loss=f"{loss:.3f}",
+                        img_s=f"{self.epoch_images / max(self.epoch_train_s, 1e-9):.1f}",
+                    )
                 self._end_epoch()
         except KeyboardInterrupt:
             self.save_checkpoint()
             bar.close()
-            print(f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
-                  f"Continue with --resume --out {self.run_dir}", file=sys.stderr)
+            print(
+                f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
+                f"Continue with --resume --out {self.run_dir}",
+                file=sys.stderr,
+            )
             raise
         bar.close()
         summary = self._summary()
@@ -439,8 +495,7 @@ class Trainer:
         self.elapsed_s = record["elapsed_s"]
         self._log_metrics(record)
         if self.progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in record.items()))
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         self.epoch += 1
         self.batch_in_epoch = 0
         self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
@@ -450,8 +505,14 @@ class Trainer:
     def _summary(self) -> dict:
         lines = (self.run_dir / METRICS_FILE).read_text().splitlines()
         last = json.loads(lines[-1]) if lines else {}
-        return {"epochs_completed": self.epoch, "steps": self.global_step, "wall_time_s": self.elapsed_s,
-                "final_loss": last.get("loss"), "finished_utc": _now(), "device": self._device_name()}
+        return {
+            "epochs_completed": self.epoch,
+            "steps": self.global_step,
+            "wall_time_s": self.elapsed_s,
+            "final_loss": last.get("loss"),
+            "finished_utc": _now(),
+            "device": self._device_name(),
+        }
 
 
 def _now() -> str:
@@ -462,8 +523,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress:
     """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json."""
     run_dir = Path(run_dir)
     if not resume and (run_dir / CHECKPOINT_FILE).exists():
-        raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose "
-                            "another --out.")
+        raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
     trainer = Trainer(cfg, run_dir, progress=progress)
     if resume:
         trainer.resume()

@@ -4,6 +4,7 @@ Used by tests/test_browser.py and by the latency benchmarks in bench/. Clicks go
 pixel where plotly drew a point (computed from the figure's own axes in the page), just
 as a person's mouse click would.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,14 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -33,11 +40,28 @@ def streamlit_server(env: dict[str, str], timeout_s: float = 120.0, log_path: Pa
     """``streamlit run app.py`` on a free localhost port; yields its URL; stops it afterwards."""
     port = free_port()
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 (kept open for the server's whole life)
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ The space is prepared once per test session through the app's own preparation co
 (:func:`explorer.default_space.prepare_default_space`) into a session cache, which every
 app test then uses as its ``EXPLORER_CACHE``.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,11 @@ class SmallSpace:
     weights: Path  # EXPLORER_WEIGHTS (random encoder)
 
     def env(self) -> dict[str, str]:
-        return {"EXPLORER_CACHE": str(self.cache), "EXPLORER_MIRABEST_DIR": str(self.mirabest_dir),
-                "EXPLORER_WEIGHTS": str(self.weights)}
+        return {
+            "EXPLORER_CACHE": str(self.cache),
+            "EXPLORER_MIRABEST_DIR": str(self.mirabest_dir),
+            "EXPLORER_WEIGHTS": str(self.weights),
+        }
 
 
 _BUILT: dict[Path, SmallSpace] = {}
@@ -63,8 +67,11 @@ def build_small_space(mirabest_dir: Path, root: Path, subset: dict[str, int] = S
         return _BUILT[root]
     from explorer.default_space import prepare_default_space
 
-    small = SmallSpace(cache=root / "cache", mirabest_dir=link_subset(mirabest_dir, root / "mirabest", subset),
-                       weights=random_weights(root / "random_encoder.safetensors"))
+    small = SmallSpace(
+        cache=root / "cache",
+        mirabest_dir=link_subset(mirabest_dir, root / "mirabest", subset),
+        weights=random_weights(root / "random_encoder.safetensors"),
+    )
     saved = {k: os.environ.get(k) for k in small.env()}
     os.environ.update(small.env())
     torch.set_num_threads(1)

@@ -3,6 +3,7 @@
 In CI (CI=true) a test that needs the real data fails when it is missing; elsewhere it is
 skipped with a message saying where the data was looked for.
 """
+
 from __future__ import annotations
 
 import os

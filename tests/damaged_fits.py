@@ -3,6 +3,7 @@
 Each maker writes one file into a folder and returns its path; ``DAMAGED`` maps a kind to
 ``(maker, words)``, where ``words`` are what a clear error message about it must mention.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -36,7 +37,8 @@ def nan_only(real: Path, folder: Path) -> Path:
     with warnings.catch_warnings():  # keep SkyView's TABs in COMMENT cards, quietly
         warnings.simplefilter("ignore", VerifyWarning)
         fits.PrimaryHDU(np.full(shape, np.nan, dtype=np.float32), header=_image_header(header)).writeto(
-            path, output_verify="ignore")
+            path, output_verify="ignore"
+        )
     return path
 
 
@@ -53,10 +55,12 @@ def html_page(real: Path, folder: Path) -> Path:
 def table_only(real: Path, folder: Path) -> Path:
     """A valid FITS file that holds only a binary table (a catalogue, not an image)."""
     path = folder / "table_only.fits"
-    table = fits.BinTableHDU.from_columns([
-        fits.Column(name="RA", format="D", array=np.array([10.45, 16.24])),
-        fits.Column(name="DEC", format="D", array=np.array([-9.28, 0.07])),
-    ])
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="RA", format="D", array=np.array([10.45, 16.24])),
+            fits.Column(name="DEC", format="D", array=np.array([-9.28, 0.07])),
+        ]
+    )
     fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
     return path
 

@@ -4,6 +4,7 @@ The bundle is built from real MiraBest FITS files (linked, not copied, into a te
 folder) once per test session and shared by the test modules that need it; a random
 encoder saved with ``save_encoder`` stands in for the backbone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """First start: the app prepares the MiraBest space with progress, reuses it, rebuilds it when stale."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ def fresh_env(mirabest_dir, tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stale(fresh_env, mirabest_dir,
-                                                                                     monkeypatch):
+def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stale(fresh_env, mirabest_dir, monkeypatch):
     assert default_space.default_space_state().reason == "not prepared yet"
     at = app_test()
     at.run()

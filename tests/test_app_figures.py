@@ -1,4 +1,5 @@
 """Map figures, gallery HTML, colour columns and display images (no browser, no Streamlit)."""
+
 from __future__ import annotations
 
 import base64
@@ -20,15 +21,19 @@ from explorer.space_registry import read_rgz_map
 def catalogue() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = 60
-    return pd.DataFrame({
-        "source_id": [f"J{i:04d}" for i in range(n)],
-        "umap_x": rng.normal(size=n).astype(np.float32), "umap_y": rng.normal(size=n).astype(np.float32),
-        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
-        "angular_extent_arcsec": np.r_[rng.uniform(20, 200, n - 2), np.nan, 0.0],
-        "label": rng.choice(["FRI", "FRII", "hybrid"], n),
-        "confident": pd.array(rng.choice([True, False], n), dtype="boolean"),
-        "file": [f"f{i}.fits" for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "source_id": [f"J{i:04d}" for i in range(n)],
+            "umap_x": rng.normal(size=n).astype(np.float32),
+            "umap_y": rng.normal(size=n).astype(np.float32),
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-10, 60, n),
+            "angular_extent_arcsec": np.r_[rng.uniform(20, 200, n - 2), np.nan, 0.0],
+            "label": rng.choice(["FRI", "FRII", "hybrid"], n),
+            "confident": pd.array(rng.choice([True, False], n), dtype="boolean"),
+            "file": [f"f{i}.fits" for i in range(n)],
+        }
+    )
 
 
 def _rows(trace) -> np.ndarray:
@@ -53,7 +58,7 @@ def test_continuous_log_colour_uses_log10_and_sets_aside_values_it_cannot_show(c
     shown = [t for t in fig.data if t.name == "angular_extent_arcsec"][0]
     np.testing.assert_allclose(np.asarray(shown.marker.color), np.log10(values.iloc[_rows(shown)]), rtol=1e-6)
     ticks = shown.marker.colorbar
-    assert ticks.ticktext and all(10 ** v == pytest.approx(float(t)) for v, t in zip(ticks.tickvals, ticks.ticktext))
+    assert ticks.ticktext and all(10**v == pytest.approx(float(t)) for v, t in zip(ticks.tickvals, ticks.ticktext))
 
 
 def test_a_run_probability_keeps_the_full_0_to_1_colour_scale(catalogue):
@@ -76,8 +81,13 @@ def test_overlays_mark_neighbours_query_and_looked_up_position(catalogue):
 
 
 def test_rows_from_selection_reads_every_shape_plotly_sends():
-    points = [{"customdata": {"0": 4.0, "1": 10.0}}, {"customdata": [2, 1.0]}, {"customdata": 4},
-              {"customdata": None}, {"x": 1}]
+    points = [
+        {"customdata": {"0": 4.0, "1": 10.0}},
+        {"customdata": [2, 1.0]},
+        {"customdata": 4},
+        {"customdata": None},
+        {"x": 1},
+    ]
     assert rows_from_selection(points) == [4, 2]
     assert rows_from_selection([]) == []
 
@@ -118,14 +128,27 @@ def test_registered_colour_provider_is_offered_and_aligned(catalogue):
 
 
 def _decode_images(html: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(base64.b64decode(b64)))
-            for b64 in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+    return [
+        Image.open(io.BytesIO(base64.b64decode(b64)))
+        for b64 in re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    ]
 
 
 def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
     rng = np.random.default_rng(5)
-    cards = [Card(rank=i + 1, source_id=f"J{i:03d}", image=rng.integers(0, 255, (150, 150), dtype=np.uint8),
-                  score=1.0 - i / 10, label="FRII", extent_arcsec=42.0, ra=10.0, dec=-1.0) for i in range(4)]
+    cards = [
+        Card(
+            rank=i + 1,
+            source_id=f"J{i:03d}",
+            image=rng.integers(0, 255, (150, 150), dtype=np.uint8),
+            score=1.0 - i / 10,
+            label="FRII",
+            extent_arcsec=42.0,
+            ra=10.0,
+            dec=-1.0,
+        )
+        for i in range(4)
+    ]
     cards.append(Card(rank=5, source_id="RGZJ1", image=None, score=0.5, note="FIRST image not fetched yet"))
     html = gallery_html(cards, "cosine similarity", query_id="J999")
     assert 'data-query="J999"' in html and 'data-count="5"' in html
@@ -176,8 +199,7 @@ def test_a_runs_misclassified_sources_stand_out_from_its_correct_ones(catalogue)
 def test_source_facts_give_the_position_in_sexagesimal_too():
     from explorer import ui
 
-    entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681,
-                       "angular_extent_arcsec": 43.0})
+    entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681, "angular_extent_arcsec": 43.0})
     html = ui._facts_html(entry)
     assert "139.14800" in html and "4.68100" in html
     assert "09:16:35.5 +04:40:51.6" in html  # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s
@@ -186,9 +208,17 @@ def test_source_facts_give_the_position_in_sexagesimal_too():
 def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():
     from explorer import ui
 
-    frame = pd.DataFrame({"source_id": ["a", "b"], "ra": [1.0, 2.0], "dec": [3.0, 4.0],
-                          "angular_extent_arcsec": [20.0, 30.0], "name": ["", ""],
-                          "redshift": [np.nan, np.nan], "label": ["FRI", "FRII"]})
+    frame = pd.DataFrame(
+        {
+            "source_id": ["a", "b"],
+            "ra": [1.0, 2.0],
+            "dec": [3.0, 4.0],
+            "angular_extent_arcsec": [20.0, 30.0],
+            "name": ["", ""],
+            "redshift": [np.nan, np.nan],
+            "label": ["FRI", "FRII"],
+        }
+    )
     shown = ui.selection_display(frame)
     assert list(shown.columns) == ["source id", "RA (°)", "Dec (°)", "angular extent (″)", "label"]
     assert shown["angular extent (″)"].tolist() == [20.0, 30.0]

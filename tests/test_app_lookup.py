@@ -1,4 +1,5 @@
 """The look-up page through AppTest: FIRST cutouts from the stand-in SkyView, uploads, failures."""
+
 from __future__ import annotations
 
 import io
@@ -66,9 +67,11 @@ def test_looking_up_a_catalogued_position_reproduces_its_embedding(app_env, spac
     # a source that the stand-in serves from its MiraBest file (not from skyview_raw/, whose
     # uncompressed pixels differ from the quantised .fits.fz by a few % of the noise)
     raw = [f for f in real_files(skyview.data_dir)[0] if f.kind != "mirabest"]
-    row = next(i for i in np.flatnonzero(cat["label"].to_numpy() == "FRII")
-               if not raw or min(separation_arcsec(cat["ra"].iloc[i], cat["dec"].iloc[i], f.ra, f.dec)
-                                 for f in raw) > 60)
+    row = next(
+        i
+        for i in np.flatnonzero(cat["label"].to_numpy() == "FRII")
+        if not raw or min(separation_arcsec(cat["ra"].iloc[i], cat["dec"].iloc[i], f.ra, f.dec) for f in raw) > 60
+    )
     info = parse_mirabest_name(cat["file"].iloc[row])
     at = _look_up(f"{cat['ra'].iloc[row]:.5f} {cat['dec'].iloc[row]:+.5f}")
     assert _errors(at) == ""
@@ -98,12 +101,15 @@ def test_a_name_is_resolved_and_placed(app_env):
     assert 'data-count="12"' in gallery_html(at)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("10.0 -60.0", "outside the FIRST survey footprint"),
-    ("Nonexistent galaxy 123", "could not resolve the name"),
-    ("400 +10", "outside 0..360"),
-    ("", "Type a position"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("10.0 -60.0", "outside the FIRST survey footprint"),
+        ("Nonexistent galaxy 123", "could not resolve the name"),
+        ("400 +10", "outside 0..360"),
+        ("", "Type a position"),
+    ],
+)
 def test_bad_look_ups_say_what_is_wrong_and_the_app_keeps_running(app_env, text, expected):
     at = _look_up(text)
     assert expected in _errors(at)
@@ -123,8 +129,16 @@ def test_no_network_is_reported(app_env, monkeypatch):
 def _fits_bytes(data: np.ndarray, with_wcs: bool = True) -> bytes:
     header = fits.Header()
     if with_wcs:
-        header.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=30.0, CRPIX1=50.5, CRPIX2=50.5,
-                      CDELT1=-0.0005, CDELT2=0.0005)
+        header.update(
+            CTYPE1="RA---TAN",
+            CTYPE2="DEC--TAN",
+            CRVAL1=150.0,
+            CRVAL2=30.0,
+            CRPIX1=50.5,
+            CRPIX2=50.5,
+            CDELT1=-0.0005,
+            CDELT2=0.0005,
+        )
     buffer = io.BytesIO()
     fits.PrimaryHDU(data.astype(np.float32), header=header).writeto(buffer)
     return buffer.getvalue()
@@ -140,12 +154,15 @@ def _upload(name: str, content: bytes):
     return at
 
 
-@pytest.mark.parametrize("name, content, expected", [
-    ("truncated.fits", b"SIMPLE  =                    T" + b" " * 100, "truncated"),
-    ("page.fits", b"<!DOCTYPE html><html><body>Error</body></html>", "HTML"),
-    ("nan.fits", None, "NaN"),
-    ("blank.fits", None, "no significant emission"),
-])
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("truncated.fits", b"SIMPLE  =                    T" + b" " * 100, "truncated"),
+        ("page.fits", b"<!DOCTYPE html><html><body>Error</body></html>", "HTML"),
+        ("nan.fits", None, "NaN"),
+        ("blank.fits", None, "no significant emission"),
+    ],
+)
 def test_broken_uploads_are_refused_with_a_reason(app_env, name, content, expected):
     if name == "nan.fits":
         content = _fits_bytes(np.full((100, 100), np.nan))

@@ -1,4 +1,5 @@
 """The map page through Streamlit's AppTest, on a small real MiraBest space and the RGZ DR1 map."""
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,9 @@ def _expected_neighbours(space, row: int, k: int = K, radius: float = 30.0) -> l
     unit = space.embeddings / np.linalg.norm(space.embeddings, axis=1, keepdims=True)
     order = [i for i in np.argsort(-(unit @ unit[row]), kind="stable") if i != row]
     cat = space.catalogue_map
-    keep = sky_duplicate_mask(cat["ra"].to_numpy()[order], cat["dec"].to_numpy()[order], radius,
-                              (cat["ra"].iloc[row], cat["dec"].iloc[row]))
+    keep = sky_duplicate_mask(
+        cat["ra"].to_numpy()[order], cat["dec"].to_numpy()[order], radius, (cat["ra"].iloc[row], cat["dec"].iloc[row])
+    )
     return cat["source_id"].to_numpy()[np.asarray(order)[keep]][:k].tolist()
 
 
@@ -130,8 +132,9 @@ def test_rgz_catalogue_space_finds_neighbours_on_its_published_map(app_env, rgz_
     xy = rgz[["umap_x", "umap_y"]].to_numpy(np.float64)
     distance = np.hypot(*(xy - xy[query]).T)
     order = [i for i in np.argsort(distance, kind="stable")[:200] if i != query]
-    keep = sky_duplicate_mask(rgz["ra"].to_numpy()[order], rgz["dec"].to_numpy()[order], 30.0,
-                              (rgz["ra"].iloc[query], rgz["dec"].iloc[query]))
+    keep = sky_duplicate_mask(
+        rgz["ra"].to_numpy()[order], rgz["dec"].to_numpy()[order], 30.0, (rgz["ra"].iloc[query], rgz["dec"].iloc[query])
+    )
     assert shown == rgz["source_id"].to_numpy()[np.asarray(order)[keep]][:K].tolist()
     assert "distance on the map" in html and "FIRST image not fetched yet" in html
     assert any("on the 2-D map" in m.value for m in at.markdown)

@@ -1,7 +1,7 @@
 """The Training page (AppTest): the sidebar form starts a real background run on real
 MiraBest sources, its progress shows, it can be cancelled, and a crashed run says why."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -68,8 +68,10 @@ def test_form_starts_a_run_whose_progress_and_results_show(app_env):
     options = jobs.read_job(run_id)["options"]
     assert (options["labels"], options["epochs"], options["depth"], options["scratch"]) == (12, 2, 1, False)
 
-    wait_until(lambda: len(jobs.read_progress(run_id)) >= 1 or jobs.run_status(run_id)["state"] != "running",
-          what="the first epoch")
+    wait_until(
+        lambda: len(jobs.read_progress(run_id)) >= 1 or jobs.run_status(run_id)["state"] != "running",
+        what="the first epoch",
+    )
     if jobs.run_status(run_id)["state"] == "running":
         at.run()  # a reload: a fresh script run finds the run from the runs folder
         assert not at.exception

@@ -1,4 +1,5 @@
 """Batch augmentations: geometry, probabilities, photometric changes, reproducibility."""
+
 from __future__ import annotations
 
 import math
@@ -8,9 +9,17 @@ import pytest
 import torch
 
 from pretrain import config
-from pretrain.augment import (FINETUNING, PRETRAINING, AugmentationSettings, BatchAugmentation,
-                              finetuning_augment, gaussian_blur, pretraining_augment, rotate_and_centre_crop,
-                              sample_crop_fractions)
+from pretrain.augment import (
+    FINETUNING,
+    PRETRAINING,
+    AugmentationSettings,
+    BatchAugmentation,
+    finetuning_augment,
+    gaussian_blur,
+    pretraining_augment,
+    rotate_and_centre_crop,
+    sample_crop_fractions,
+)
 
 torch.set_num_threads(1)
 SIZE = config.IMAGE_SIZE_PX
@@ -70,13 +79,14 @@ def test_accepts_three_dimensional_batch():
 def test_rotation_by_zero_is_the_centre_crop_and_by_90_rotates_exactly():
     image = random_batch(1).float() / 255
     top = (SIZE - OUT) // 2
-    centre = image[..., top:top + OUT, top:top + OUT]
+    centre = image[..., top : top + OUT, top : top + OUT]
     same = rotate_and_centre_crop(image, torch.tensor([0.0]), OUT)
     assert torch.equal(same, centre)
     quarter = rotate_and_centre_crop(image, torch.tensor([math.pi / 2]), OUT)
     # Nearest neighbour keeps pixel values: a quarter turn is a pure permutation of pixels.
-    assert torch.equal(quarter, torch.rot90(centre, 1, dims=(-2, -1))) or \
-        torch.equal(quarter, torch.rot90(centre, -1, dims=(-2, -1)))
+    assert torch.equal(quarter, torch.rot90(centre, 1, dims=(-2, -1))) or torch.equal(
+        quarter, torch.rot90(centre, -1, dims=(-2, -1))
+    )
 
 
 def test_rotation_turns_a_bar_by_the_drawn_angle():
@@ -97,8 +107,9 @@ def test_random_rotation_covers_all_orientations():
 
 @pytest.mark.parametrize("settings", [PRETRAINING, FINETUNING])
 def test_crop_area_within_bounds(settings):
-    width, height = sample_crop_fractions(5000, settings.crop_scale, settings.crop_ratio, "cpu",
-                                          torch.Generator().manual_seed(0))
+    width, height = sample_crop_fractions(
+        5000, settings.crop_scale, settings.crop_ratio, "cpu", torch.Generator().manual_seed(0)
+    )
     area = width * height
     low, high = settings.crop_scale
     assert float(area.min()) >= low - 1e-6 and float(area.max()) <= high + 1e-6
@@ -111,7 +122,7 @@ def test_crop_area_within_bounds(settings):
 def test_crop_zooms_in_by_the_expected_amount():
     """A disc's apparent area grows by 1 / (crop area fraction) on average."""
     y, x = torch.meshgrid(torch.arange(SIZE) - (SIZE - 1) / 2, torch.arange(SIZE) - (SIZE - 1) / 2, indexing="ij")
-    disc = ((x ** 2 + y ** 2) <= 15 ** 2).float()[None, None].repeat(400, 1, 1, 1)
+    disc = ((x**2 + y**2) <= 15**2).float()[None, None].repeat(400, 1, 1, 1)
     no_photometry = AugmentationSettings(crop_scale=PRETRAINING.crop_scale)
     out = BatchAugmentation(no_photometry)(disc, torch.Generator().manual_seed(0))
     growth = out.sum(dim=(1, 2, 3)) / disc[0].sum()
@@ -160,7 +171,9 @@ def test_flips_are_drawn_at_half_inside_the_module(monkeypatch):
     monkeypatch.setattr(module, "rotate_and_centre_crop", lambda x, angle, crop_px: x)
     out = aug(batch, torch.Generator().manual_seed(2))
     variants = {
-        "none": image[0], "h": torch.flip(image[0], (-1,)), "v": torch.flip(image[0], (-2,)),
+        "none": image[0],
+        "h": torch.flip(image[0], (-1,)),
+        "v": torch.flip(image[0], (-2,)),
         "hv": torch.flip(image[0], (-2, -1)),
     }
     counts = {name: int(sum(torch.allclose(o, v, atol=1e-5) for o in out)) for name, v in variants.items()}
@@ -176,7 +189,7 @@ def test_finetuning_set_has_no_photometric_change():
     batch = random_batch(200).float() / 255
     out = finetuning_augment(batch, torch.Generator().manual_seed(0))
     top = (SIZE - OUT) // 2
-    centre_mean = batch[..., top:top + OUT, top:top + OUT].mean(dim=(1, 2, 3))
+    centre_mean = batch[..., top : top + OUT, top : top + OUT].mean(dim=(1, 2, 3))
     # Bilinear resizing of <= 10 % keeps the mean brightness within a couple of percent;
     # brightness jitter (factors 0.6-1.4) would not.
     ratio = out.mean(dim=(1, 2, 3)) / centre_mean

@@ -6,6 +6,7 @@ switches to the RGZ DR1 map and clicks there, and on the Training page starts a 
 mid-run, follows it from a second tab, cancels it, lets another finish and colours the map
 with its predictions. Screenshots go to ``artifacts/``.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,15 @@ import numpy as np
 import pytest
 
 from pretrain.space import load_space
-from tests.app_browser import (REPO, choose_space, click_and_time, launch_chromium, map_points, streamlit_server,
-                               wait_for_map)
+from tests.app_browser import (
+    REPO,
+    choose_space,
+    click_and_time,
+    launch_chromium,
+    map_points,
+    streamlit_server,
+    wait_for_map,
+)
 from tests.app_space import TRAINABLE_SUBSET, build_small_space, wait_until
 from tests.standins.skyview import SkyViewStandIn
 
@@ -125,7 +133,8 @@ def test_look_up_a_position_then_failures(page, app_url):
     _shot(page, "browser_4_lookup_outside_footprint")
 
     page.locator("input[type=file]").set_input_files(
-        files=[{"name": "broken.fits", "mimeType": "application/fits", "buffer": b"SIMPLE  =   T\nnot really"}])
+        files=[{"name": "broken.fits", "mimeType": "application/fits", "buffer": b"SIMPLE  =   T\nnot really"}]
+    )
     page.get_by_text("broken.fits:").first.wait_for(timeout=60_000)
     assert re.search(r"truncated|not a FITS", page.locator("[data-testid=stAlertContentError]").inner_text())
     _shot(page, "browser_5_lookup_broken_upload")

@@ -1,4 +1,5 @@
 """Dataset bundles built from the real data: MiraBest, Griese et al. PNGs, FRDEEP, catalogues."""
+
 from __future__ import annotations
 
 import csv
@@ -33,9 +34,18 @@ def _mirabest_expectations(folder: Path) -> pd.DataFrame:
     for path in sorted(folder.glob("*.fits.fz")):
         code, position, z, las = path.name.removesuffix(".fits.fz").split("_")
         split = max(position.rfind("+"), position.rfind("-"))
-        rows.append({"file": str(path), "label": LABELS[code[0]], "confident": code[1] == "0",
-                     "subtype_digit": int(code[2]), "ra_name": float(position[:split]),
-                     "dec_name": float(position[split:]), "redshift": float(z), "las": float(las)})
+        rows.append(
+            {
+                "file": str(path),
+                "label": LABELS[code[0]],
+                "confident": code[1] == "0",
+                "subtype_digit": int(code[2]),
+                "ra_name": float(position[:split]),
+                "dec_name": float(position[split:]),
+                "redshift": float(z),
+                "las": float(las),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -48,6 +58,7 @@ def _link_files(files, folder: Path) -> Path:
 
 
 # --- The full MiraBest bundle (built once per session in conftest.py) --------------------
+
 
 def test_mirabest_bundle_has_every_file_with_its_label(mirabest_bundle, mirabest_dir):
     expected = _mirabest_expectations(mirabest_dir)
@@ -115,8 +126,16 @@ def test_manifest_records_provenance(mirabest_bundle, mirabest_dir):
     manifest = json.loads((mirabest_bundle.path / "manifest.json").read_text())
     assert manifest == mirabest_bundle.manifest
     assert manifest["n_images"] == len(mirabest_bundle)
-    assert manifest["inputs"] == [{"type": "fits", "path": str(mirabest_dir), "n_items": len(mirabest_bundle),
-                                   "n_images": len(mirabest_bundle), "n_failed": 0, "n_duplicates": 0}]
+    assert manifest["inputs"] == [
+        {
+            "type": "fits",
+            "path": str(mirabest_dir),
+            "n_items": len(mirabest_bundle),
+            "n_images": len(mirabest_bundle),
+            "n_failed": 0,
+            "n_duplicates": 0,
+        }
+    ]
     assert manifest["preprocessing"]["clip_sigma"] == config.CLIP_SIGMA
     assert manifest["preprocessing"]["image_size_px"] == SIZE
     assert manifest["duplicate_radius_arcsec"] == RADIUS
@@ -133,6 +152,7 @@ def test_load_bundle_round_trip_and_verification(mirabest_bundle):
 
 
 # --- Damaged inputs, errors, small bundles -------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def raw_bundle(skyview_raw_dir, tmp_path_factory):
@@ -153,7 +173,8 @@ def test_damaged_files_are_reported_and_the_rest_builds(tmp_path, mirabest_dir, 
     assert len(bundle) == len(real)
     assert sorted(Path(f).name for f in bundle.catalogue["file"]) == sorted(p.name for p in real)
     expected = _mirabest_expectations(mirabest_dir).set_index(
-        _mirabest_expectations(mirabest_dir)["file"].map(lambda f: Path(f).name))
+        _mirabest_expectations(mirabest_dir)["file"].map(lambda f: Path(f).name)
+    )
     for _, row in bundle.catalogue.iterrows():
         assert row["label"] == expected.loc[Path(row["file"]).name, "label"]
 
@@ -174,7 +195,7 @@ def test_only_damaged_files_is_an_error_with_reasons(tmp_path, skyview_raw_dir):
     folder.mkdir()
     for make, _ in DAMAGED.values():
         make(sorted(skyview_raw_dir.glob("*.fits"))[0], folder)
-    with pytest.raises(BundleError, match="none of the .* inputs gave an image"):
+    with pytest.raises(BundleError, match=r"none of the .* inputs gave an image"):
         build_bundle(fits_dirs=[folder], out=tmp_path / "b", progress=False)
     assert not (tmp_path / "b").exists()
     assert not list(tmp_path.glob(".b.partial*"))  # no half-built bundle left behind
@@ -190,7 +211,7 @@ def test_load_bundle_rejects_broken_bundles(raw_bundle, tmp_path):
         load_bundle(tmp_path / "absent")
     path = broken("no_images")
     (path / "images.npy").unlink()
-    with pytest.raises(BundleError, match="missing images.npy"):
+    with pytest.raises(BundleError, match=r"missing images\.npy"):
         load_bundle(path)
     path = broken("garbage_images")
     (path / "images.npy").write_bytes(b"\x00" * 1000)
@@ -266,6 +287,7 @@ def test_out_folder_is_never_clobbered_by_accident(raw_bundle, skyview_raw_dir, 
 
 # --- Pooling several inputs ----------------------------------------------------------------
 
+
 def _frdeep_positions(frdeep_dir: Path) -> dict[str, SkyCoord]:
     with open(frdeep_dir / "catalogue.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -338,27 +360,45 @@ def _mirabest_expectations_from(files) -> pd.DataFrame:
 
 def _pooled_inputs(shared_data: Path, tmp_path: Path, ra_range: tuple[float, float] | None):
     """MiraBest, Griese et al. and FRDEEP/FIRST files (optionally only those in an RA range)."""
+
     def wanted(ra):
         return ra_range is None or ra_range[0] <= ra < ra_range[1]
 
-    mirabest = [p for p in sorted((shared_data / "mirabest").glob("*.fits.fz"))
-                if wanted(float(p.name[4:11]))]
-    griese = [p for p in sorted((shared_data / "griese2023" / "images").rglob("*.png"))
-              if wanted(parse_position_prefix(p.name)[0])]
+    mirabest = [p for p in sorted((shared_data / "mirabest").glob("*.fits.fz")) if wanted(float(p.name[4:11]))]
+    griese = [
+        p
+        for p in sorted((shared_data / "griese2023" / "images").rglob("*.png"))
+        if wanted(parse_position_prefix(p.name)[0])
+    ]
     frdeep_positions = _frdeep_positions(shared_data / "frdeep2")
-    frdeep = [p for p in sorted((shared_data / "frdeep2" / "FIRST").glob("*.fits.fz"))
-              if wanted(frdeep_positions[p.name.rsplit("_", 1)[0]].ra.deg)]
+    frdeep = [
+        p
+        for p in sorted((shared_data / "frdeep2" / "FIRST").glob("*.fits.fz"))
+        if wanted(frdeep_positions[p.name.rsplit("_", 1)[0]].ra.deg)
+    ]
     if ra_range is None:
-        return (shared_data / "mirabest", shared_data / "griese2023" / "images", shared_data / "frdeep2" / "FIRST",
-                mirabest, griese, frdeep)
+        return (
+            shared_data / "mirabest",
+            shared_data / "griese2023" / "images",
+            shared_data / "frdeep2" / "FIRST",
+            mirabest,
+            griese,
+            frdeep,
+        )
     griese_dir = tmp_path / "griese"
     for p in griese:  # keep the label sub-folders
         _link_files([p], griese_dir / p.parent.name)
     griese = [griese_dir / p.parent.name / p.name for p in griese]
     mirabest_dir = _link_files(mirabest, tmp_path / "mirabest")
     frdeep_dir = _link_files(frdeep, tmp_path / "frdeep")
-    return (mirabest_dir, griese_dir, frdeep_dir, [mirabest_dir / p.name for p in mirabest], griese,
-            [frdeep_dir / p.name for p in frdeep])
+    return (
+        mirabest_dir,
+        griese_dir,
+        frdeep_dir,
+        [mirabest_dir / p.name for p in mirabest],
+        griese,
+        [frdeep_dir / p.name for p in frdeep],
+    )
 
 
 def _build_and_check_pooled(shared_data, tmp_path, ra_range):
@@ -398,6 +438,7 @@ def test_all_pooled_inputs_are_deduplicated(shared_data, tmp_path):
 
 # --- Catalogue input through the FIRST client (SkyView stand-in on 127.0.0.1) ----------------
 
+
 @pytest.fixture(scope="module")
 def skyview(shared_data):
     from tests.standins.skyview import SkyViewStandIn
@@ -409,8 +450,9 @@ def skyview(shared_data):
 def _fast_client(url: str, cache: Path):
     from pretrain.data.first_client import FirstCutoutClient
 
-    return FirstCutoutClient(base_url=url, cache_dir=cache, timeout_s=2.0, retries=1, backoff_s=0.01,
-                             total_timeout_s=5.0)
+    return FirstCutoutClient(
+        base_url=url, cache_dir=cache, timeout_s=2.0, retries=1, backoff_s=0.01, total_timeout_s=5.0
+    )
 
 
 def _frdeep_catalogue_sample(frdeep_dir: Path, path: Path, n: int = 4) -> list[dict]:
@@ -419,8 +461,10 @@ def _frdeep_catalogue_sample(frdeep_dir: Path, path: Path, n: int = 4) -> list[d
         reader = csv.DictReader(f)
         fields = reader.fieldnames
         rows = [r for r in reader if r["Object_ID"].startswith(("3C", "4C"))][:n]
-    extra = [{**rows[0], "Object_ID": "far south", "RA(J2000)": "00 40 00.0", "DEC(J2000)": "-60 00 00"},
-             {**rows[0], "Object_ID": "typo", "RA(J2000)": "25 99 99", "DEC(J2000)": "+12 00 00"}]
+    extra = [
+        {**rows[0], "Object_ID": "far south", "RA(J2000)": "00 40 00.0", "DEC(J2000)": "-60 00 00"},
+        {**rows[0], "Object_ID": "typo", "RA(J2000)": "25 99 99", "DEC(J2000)": "+12 00 00"},
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -463,12 +507,25 @@ def test_cli_pools_fits_and_a_parquet_catalogue(skyview, skyview_raw_dir, tmp_pa
     """Degrees in columns named RA/Dec, and the flag order decides which input wins."""
     raw = sorted(skyview_raw_dir.glob("*.fits"))
     names = [p.name for p in raw[:3]]
-    table = pd.DataFrame({"RA": [float(n[4:11]) for n in names], "Dec": [float(n[11:19]) for n in names],
-                          "note": ["a", "b", "c"]})
+    table = pd.DataFrame(
+        {"RA": [float(n[4:11]) for n in names], "Dec": [float(n[11:19]) for n in names], "note": ["a", "b", "c"]}
+    )
     table.to_parquet(tmp_path / "positions.parquet")
     out = tmp_path / "b"
-    code = cli(["bundle", "--catalogue", str(tmp_path / "positions.parquet"), "--fits", str(skyview_raw_dir),
-                "--out", str(out), "--skyview-url", skyview.url, "--quiet"])
+    code = cli(
+        [
+            "bundle",
+            "--catalogue",
+            str(tmp_path / "positions.parquet"),
+            "--fits",
+            str(skyview_raw_dir),
+            "--out",
+            str(out),
+            "--skyview-url",
+            skyview.url,
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert f"{len(raw)} images" in printed and "duplicates dropped: 3" in printed
@@ -492,8 +549,9 @@ def test_no_network_stops_the_build_with_a_clear_message(tmp_path, skyview_raw_d
     table.write_text("ra,dec\n139.148,4.681\n")
     client = _fast_client(f"http://127.0.0.1:{port}/current/cgi/basicform.pl", tmp_path / "cutouts")
     with pytest.raises(NoNetworkError, match="running the same command again resumes"):
-        build_bundle(fits_dirs=[skyview_raw_dir], catalogues=[table], out=tmp_path / "b", progress=False,
-                     cutout_client=client)
+        build_bundle(
+            fits_dirs=[skyview_raw_dir], catalogues=[table], out=tmp_path / "b", progress=False, cutout_client=client
+        )
     assert not (tmp_path / "b").exists()
     assert not list(tmp_path.glob(".b.partial*"))
 

@@ -1,6 +1,8 @@
 """BYOL model, loss and EMA schedule."""
+
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -44,7 +46,7 @@ def test_tau_rises_from_base_to_one_on_a_cosine():
     assert cosine_tau(100, 100) == pytest.approx(1.0)
     assert cosine_tau(50, 100) == pytest.approx(0.998)
     values = [cosine_tau(s, 100) for s in range(101)]
-    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(values))
     assert cosine_tau(25, 100) == pytest.approx(1 - 0.004 * (math.cos(math.pi / 4) + 1) / 2)
 
 

@@ -6,6 +6,7 @@ Each test covers a branch that only runs on CUDA (bf16 autocast and channels_las
 training and embedding, GPU-resident images, the CUDA generator's state in checkpoints),
 so a GPU session checks them in one command.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def test_training_on_the_gpu_with_the_monitor(tmp_path, monkeypatch, precision):
     which must stay trainable (fp32 used to break at the first monitor)."""
     monkeypatch.setattr(config, "MONITOR_K", 5)  # a monitor on 30 labelled sources
     bundle = write_synthetic_bundle(tmp_path / "bundle", n_fri=15, n_frii=15, n_point=0)
-    trainer = Trainer(small_config(bundle, device="cuda", precision=precision, epochs=3), tmp_path / "run",
-                      progress=False)
+    trainer = Trainer(
+        small_config(bundle, device="cuda", precision=precision, epochs=3), tmp_path / "run", progress=False
+    )
     assert trainer.images.is_cuda  # small enough to live on the GPU
     summary = trainer.fit()
     assert summary["epochs_completed"] == 3 and "cuda" in summary["device"]

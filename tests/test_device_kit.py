@@ -1,4 +1,5 @@
 """bench/device_kit.py: bundles packed for the GPU machine come back bit for bit."""
+
 from __future__ import annotations
 
 import numpy as np

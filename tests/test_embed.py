@@ -1,17 +1,16 @@
 """Embedding images and the `embed` command, end to end on real MiraBest files."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from pretrain.__main__ import main
 from pretrain.data.bundle import load_bundle
 from pretrain.embed import embed_images
-from pretrain.errors import ExplorerError
 from pretrain.models.backbone import save_encoder, to_model_input, weights_sha256
 from pretrain.models.resnet import resnet18_encoder
 from pretrain.space import is_stale, load_space, place_image
@@ -42,8 +41,9 @@ def test_batched_memmap_embedding_equals_per_image_forward(tmp_path, encoder):
     memmap = np.load(tmp_path / "images.npy", mmap_mode="r")
     calls = []
     encoder.train()  # embed_images must switch to eval (BatchNorm) and restore the flag
-    z = embed_images(encoder, memmap, batch_size=4, device="cpu", progress=lambda d, t: calls.append((d, t)),
-                     symmetry="none")
+    z = embed_images(
+        encoder, memmap, batch_size=4, device="cpu", progress=lambda d, t: calls.append((d, t)), symmetry="none"
+    )
     assert encoder.training
     assert z.shape == (11, 512) and z.dtype == np.float32 and np.isfinite(z).all()
     assert calls == [(4, 11), (8, 11), (11, 11)]
@@ -77,8 +77,12 @@ def test_the_d4_representation_does_not_depend_on_orientation(encoder):
     for i, image in enumerate(images):
         views = np.stack(_d4(image))
         # Every turned or mirrored copy has the image's representation ...
-        np.testing.assert_allclose(embed_images(encoder, views, device="cpu", symmetry="d4"),
-                                   np.repeat(z[i:i + 1], 8, axis=0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            embed_images(encoder, views, device="cpu", symmetry="d4"),
+            np.repeat(z[i : i + 1], 8, axis=0),
+            rtol=1e-4,
+            atol=1e-5,
+        )
         # ... which is the mean of the plain representations of the 8 copies,
         plain = embed_images(encoder, views, device="cpu", symmetry="none")
         np.testing.assert_allclose(z[i], plain.mean(axis=0), rtol=1e-4, atol=1e-5)
@@ -96,9 +100,19 @@ def _small_space(folder, encoder, embeddings, symmetry):
     projector = MapProjector(random_state=0, n_neighbors=5)
     xy = projector.fit_transform(embeddings)
     weights = save_encoder(encoder, folder / "w.safetensors")
-    space = save_space(folder / "space", [f"s{i}" for i in range(len(embeddings))], embeddings, xy, None,
-                       projector, {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                                   "bundle": {"id": "b", "path": None}, "parameters": {"symmetry": symmetry}})
+    space = save_space(
+        folder / "space",
+        [f"s{i}" for i in range(len(embeddings))],
+        embeddings,
+        xy,
+        None,
+        projector,
+        {
+            "weights": {"sha256": weights_sha256(weights), "file": weights.name},
+            "bundle": {"id": "b", "path": None},
+            "parameters": {"symmetry": symmetry},
+        },
+    )
     return space, xy, weights
 
 
@@ -169,8 +183,21 @@ def few_mirabest(mirabest_dir, tmp_path):
 def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsys):
     weights = save_encoder(encoder, tmp_path / "random.safetensors")
     out = tmp_path / "space"
-    rc = main(["embed", "--weights", str(weights), "--fits", str(few_mirabest), "--out", str(out),
-               "--device", "cpu", "--batch-size", "5"])
+    rc = main(
+        [
+            "embed",
+            "--weights",
+            str(weights),
+            "--fits",
+            str(few_mirabest),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "5",
+        ]
+    )
     assert rc == 0
     for name in ("embeddings.parquet", "map.parquet", "projector.joblib", "projector.json", "manifest.json"):
         assert (out / name).is_file(), name
@@ -181,8 +208,9 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
     assert space.embeddings.shape == (12, 512)
     assert list(space.source_ids) == list(bundle.catalogue["source_id"])
     # The stored embeddings are those of the bundle's images under these weights.
-    np.testing.assert_allclose(space.embeddings, embed_images(encoder, bundle.images, device="cpu"),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        space.embeddings, embed_images(encoder, bundle.images, device="cpu"), rtol=1e-4, atol=1e-5
+    )
     cmap = space.catalogue_map
     assert {"umap_x", "umap_y", "ra", "dec", "label", "confident", "angular_extent_arcsec"} <= set(cmap.columns)
     assert sorted(cmap["label"].unique()) == ["FRI", "FRII"]
@@ -218,26 +246,55 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
 
     # Running it again with the same inputs keeps the space.
     before = (out / "embeddings.parquet").stat().st_mtime_ns
-    assert main(["embed", "--weights", str(weights), "--fits", str(few_mirabest), "--out", str(out),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["embed", "--weights", str(weights), "--fits", str(few_mirabest), "--out", str(out), "--device", "cpu"])
+        == 0
+    )
     assert "up to date" in capsys.readouterr().out
     assert (out / "embeddings.parquet").stat().st_mtime_ns == before
     # Asked for one pass instead of the default d4, the space is re-embedded and says so.
-    assert main(["embed", "--weights", str(weights), "--bundle", str(out / "bundle"), "--out", str(out),
-                 "--device", "cpu", "--symmetry", "none"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--weights",
+                str(weights),
+                "--bundle",
+                str(out / "bundle"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--symmetry",
+                "none",
+            ]
+        )
+        == 0
+    )
     assert "up to date" not in capsys.readouterr().out
     one_pass = load_space(out)
     assert one_pass.symmetry == "none" and one_pass.manifest["parameters"]["symmetry"] == "none"
-    np.testing.assert_allclose(one_pass.embeddings, embed_images(encoder, bundle.images, device="cpu",
-                                                                 symmetry="none"), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        one_pass.embeddings, embed_images(encoder, bundle.images, device="cpu", symmetry="none"), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_embed_cli_errors(tmp_path, capsys):
-    rc = main(["embed", "--weights", str(tmp_path / "missing.safetensors"), "--bundle", str(tmp_path),
-               "--out", str(tmp_path / "s")])
+    rc = main(
+        [
+            "embed",
+            "--weights",
+            str(tmp_path / "missing.safetensors"),
+            "--bundle",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
     assert rc == 2 and "weights not found" in capsys.readouterr().err
     torch.manual_seed(0)
     weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
-    rc = main(["embed", "--weights", str(weights), "--bundle", str(tmp_path / "no-bundle"),
-               "--out", str(tmp_path / "s")])
+    rc = main(
+        ["embed", "--weights", str(weights), "--bundle", str(tmp_path / "no-bundle"), "--out", str(tmp_path / "s")]
+    )
     assert rc == 2 and "no such bundle" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Representation-quality measures: probe, kNN, the MiraBest split, map ordering by extent."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,13 @@ import pytest
 
 from pretrain.data.names import parse_fits_name
 from pretrain.errors import ExplorerError
-from pretrain.evaluate import (extent_ordering_spearman, fr_task, knn_accuracy, linear_probe_error,
-                               mirabest_confident_split)
+from pretrain.evaluate import (
+    extent_ordering_spearman,
+    fr_task,
+    knn_accuracy,
+    linear_probe_error,
+    mirabest_confident_split,
+)
 
 
 def _two_clusters(rng, n_per_class=150, dim=64, separation=8.0):
@@ -48,8 +54,14 @@ def _mirabest_catalogue(mirabest_dir) -> pd.DataFrame:
     rows = []
     for path in sorted(mirabest_dir.glob("*.fits*")):
         info = parse_fits_name(path.name)
-        rows.append({"source_id": path.name, "label": info.label, "confident": info.confident,
-                     "angular_extent_arcsec": info.las_arcsec})
+        rows.append(
+            {
+                "source_id": path.name,
+                "label": info.label,
+                "confident": info.confident,
+                "angular_extent_arcsec": info.las_arcsec,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -158,9 +170,19 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     extent = catalogue["angular_extent_arcsec"].to_numpy(dtype=float)
     map_xy = np.column_stack([np.log(extent), rng.normal(scale=0.01, size=len(extent))])
     weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
-    save_space(tmp_path / "space", catalogue["source_id"], features, map_xy, catalogue, MapProjector(),
-               {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                "bundle": {"id": mirabest_bundle.bundle_id, "path": None}, "parameters": {"symmetry": "d4"}})
+    save_space(
+        tmp_path / "space",
+        catalogue["source_id"],
+        features,
+        map_xy,
+        catalogue,
+        MapProjector(),
+        {
+            "weights": {"sha256": weights_sha256(weights), "file": weights.name},
+            "bundle": {"id": mirabest_bundle.bundle_id, "path": None},
+            "parameters": {"symmetry": "d4"},
+        },
+    )
 
     assert main(["evaluate", "--space", str(tmp_path / "space"), "--seeds", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -183,13 +205,23 @@ def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
     from pretrain.space import save_space
 
     n = 12
-    catalogue = pd.DataFrame({"source_id": [f"s{i}" for i in range(n)],
-                              "angular_extent_arcsec": [np.nan] * (n - 3) + [10.0, 20.0, 30.0]})
+    catalogue = pd.DataFrame(
+        {"source_id": [f"s{i}" for i in range(n)], "angular_extent_arcsec": [np.nan] * (n - 3) + [10.0, 20.0, 30.0]}
+    )
     weights = save_encoder(resnet18_encoder(), tmp_path / "w.safetensors")
-    save_space(tmp_path / "space", catalogue["source_id"], np.ones((n, 4), np.float32),
-               np.random.default_rng(0).normal(size=(n, 2)), catalogue, MapProjector(),
-               {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                "bundle": {"id": "b", "path": None}, "parameters": {}})
+    save_space(
+        tmp_path / "space",
+        catalogue["source_id"],
+        np.ones((n, 4), np.float32),
+        np.random.default_rng(0).normal(size=(n, 2)),
+        catalogue,
+        MapProjector(),
+        {
+            "weights": {"sha256": weights_sha256(weights), "file": weights.name},
+            "bundle": {"id": "b", "path": None},
+            "parameters": {},
+        },
+    )
     assert main(["evaluate", "--space", str(tmp_path / "space"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert "missing: label, confident" in result["probe"]

@@ -1,4 +1,5 @@
 """Angular extent from pixels: synthetic sources with a known answer, and the real MiraBest figure."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,9 @@ def _add_blob(image, row_arcsec, col_arcsec, peak_sigma, fwhm_arcsec=config.FIRS
     centre = (np.array(image.shape) - 1) / 2.0
     r0, c0 = centre[0] + row_arcsec / scale, centre[1] + col_arcsec / scale
     sigma_px = fwhm_arcsec / scale / 2.3548
-    image += (peak_sigma * NOISE * np.exp(-((rows - r0) ** 2 + (cols - c0) ** 2) / (2 * sigma_px ** 2))).astype(np.float32)
+    image += (peak_sigma * NOISE * np.exp(-((rows - r0) ** 2 + (cols - c0) ** 2) / (2 * sigma_px**2))).astype(
+        np.float32
+    )
     return image
 
 

@@ -1,5 +1,6 @@
 """Fine-tuning and linear probes: the command line, the model's freezing and lr decay,
 label budgets and the task splits, on real MiraBest (and Griese, FRDEEP) sources."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,7 @@ from pretrain import config
 from pretrain.__main__ import main
 from pretrain.data.bundle import build_bundle, load_bundle
 from pretrain.evaluate import mirabest_confident_split
-from pretrain.finetune import (Classifier, FinetuneSettings, make_optimizer, parameter_groups,
-                               train_classifier)
+from pretrain.finetune import Classifier, FinetuneSettings, make_optimizer, parameter_groups, train_classifier
 from pretrain.models.backbone import load_encoder
 from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
 from pretrain.tasks import TaskError, get_task, label_budget
@@ -39,8 +39,26 @@ def cli_run(tmp_path_factory, bundle_path, weights):
     """One real run from the command line: last block + head, 20 labels, 2 epochs."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("cli") / "run"
-    code = main(["finetune", "--weights", str(weights), "--bundle", str(bundle_path), "--out", str(out),
-                 "--labels", "20", "--depth", "1", "--epochs", "2", "--seed", "3", "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--weights",
+            str(weights),
+            "--bundle",
+            str(bundle_path),
+            "--out",
+            str(out),
+            "--labels",
+            "20",
+            "--depth",
+            "1",
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return out
 
@@ -48,8 +66,15 @@ def cli_run(tmp_path_factory, bundle_path, weights):
 def test_cli_run_writes_every_file_with_sane_content(cli_run, bundle_path):
     bundle = load_bundle(bundle_path)
     catalogue = bundle.catalogue
-    for name in ("config.json", "status.json", "progress.jsonl", "metrics.json", "predictions.parquet",
-                 "encoder.safetensors", "head.safetensors"):
+    for name in (
+        "config.json",
+        "status.json",
+        "progress.jsonl",
+        "metrics.json",
+        "predictions.parquet",
+        "encoder.safetensors",
+        "head.safetensors",
+    ):
         assert (cli_run / name).is_file(), name
 
     status = json.loads((cli_run / "status.json").read_text())
@@ -65,8 +90,10 @@ def test_cli_run_writes_every_file_with_sane_content(cli_run, bundle_path):
     assert np.all((prob >= 0) & (prob <= 1))
     assert ((prob > 0.5) == (predictions["predicted"] == "FRII")).all()
     labelled = predictions["label"].notna()
-    assert (predictions.loc[labelled, "correct"] == (predictions.loc[labelled, "predicted"]
-                                                     == predictions.loc[labelled, "label"])).all()
+    assert (
+        predictions.loc[labelled, "correct"]
+        == (predictions.loc[labelled, "predicted"] == predictions.loc[labelled, "label"])
+    ).all()
     assert predictions.loc[~labelled, "correct"].isna().all()
     counts = predictions["split"].value_counts()
     confident = catalogue["confident"].fillna(False).astype(bool)
@@ -148,8 +175,9 @@ def test_linear_probe_leaves_the_encoder_unchanged(bundle_path):
     before = _encoder_state(model)
     head_before = model.head[1].weight.clone()
     settings = FinetuneSettings(depth=0, epochs=1, batch_size=16)
-    history = train_classifier(model, bundle.images, data.y, data.train[:32], data.test[:8], settings,
-                               torch.device("cpu"))
+    history = train_classifier(
+        model, bundle.images, data.y, data.train[:32], data.test[:8], settings, torch.device("cpu")
+    )
     assert len(history) == 1
     after = model.encoder.state_dict()
     for name, value in before.items():  # weights and batch-norm running statistics alike
@@ -168,7 +196,7 @@ def test_depth_unfreezes_the_last_blocks_with_decayed_lr(depth):
         lrs.setdefault(group["name"], set()).add(group["lr"])
     expected = {"head": base}
     for i, name in enumerate(reversed(BLOCKS[-depth:]), start=1):
-        expected[name] = base * 0.75 ** i
+        expected[name] = base * 0.75**i
     assert {k: v.pop() for k, v in lrs.items()} == pytest.approx(expected)
     trainable = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for name in BLOCKS:
@@ -227,13 +255,39 @@ def test_bad_input_gives_a_clear_message(tmp_path, bundle_path, weights, capsys)
     assert main(common + ["--out", str(tmp_path / "b"), "--depth", "9"]) == 2
     assert "--depth 9" in capsys.readouterr().err
     missing = tmp_path / "nowhere.safetensors"
-    assert main(["finetune", "--bundle", str(bundle_path), "--weights", str(missing), "--out",
-                 str(tmp_path / "c"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--bundle",
+                str(bundle_path),
+                "--weights",
+                str(missing),
+                "--out",
+                str(tmp_path / "c"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "not found" in capsys.readouterr().err
     status = json.loads((tmp_path / "c" / "status.json").read_text())
     assert status["state"] == "failed" and "not found" in status["error"]
-    assert main(["finetune", "--bundle", str(tmp_path / "no-bundle"), "--weights", str(weights), "--out",
-                 str(tmp_path / "d"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--bundle",
+                str(tmp_path / "no-bundle"),
+                "--weights",
+                str(weights),
+                "--out",
+                str(tmp_path / "d"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "no such bundle" in capsys.readouterr().err
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "metrics.json").write_text("{}")
@@ -249,8 +303,20 @@ def test_a_bundle_of_another_data_set_is_refused(tmp_path, griese_dir, weights, 
         for f in sorted((griese_dir / label).glob("*.png"))[:3]:
             (images / label / f.name).symlink_to(f)
     bundle = build_bundle(image_dirs=[images], out=tmp_path / "bundle", progress=False, workers=1)
-    code = main(["finetune", "--task", "mirabest-fr", "--bundle", str(bundle.path), "--weights", str(weights),
-                 "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "finetune",
+            "--task",
+            "mirabest-fr",
+            "--bundle",
+            str(bundle.path),
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "confident" in capsys.readouterr().err.lower()
 
@@ -280,8 +346,13 @@ def test_frdeep_task_trains_on_first_and_tests_on_nvss(tmp_path, frdeep_dir):
         for f in sorted((frdeep_dir / survey).glob("*.fits*"))[::40]:
             (folders[survey] / f.name).symlink_to(f)
     task = get_task("frdeep-first-to-nvss")
-    bundle = build_bundle(fits_dirs=[folders["FIRST"], folders["NVSS"]], out=tmp_path / "bundle", progress=False,
-                          workers=1, duplicate_radius_arcsec=task.duplicate_radius_arcsec)
+    bundle = build_bundle(
+        fits_dirs=[folders["FIRST"], folders["NVSS"]],
+        out=tmp_path / "bundle",
+        progress=False,
+        workers=1,
+        duplicate_radius_arcsec=task.duplicate_radius_arcsec,
+    )
     catalogue = bundle.catalogue
     assert set(catalogue["survey"]) == {"FIRST", "NVSS"}
     from pretrain.tasks import frdeep_release_split

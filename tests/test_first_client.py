@@ -3,6 +3,7 @@
 The client is the production code; only its base URL points at the stand-in, which
 serves real FIRST cutouts from ../shared/data the way SkyView serves them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,8 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from pretrain.data.fits_io import read_cutout
 from pretrain.data.first_client import FirstCutoutClient
+from pretrain.data.fits_io import read_cutout
 from pretrain.data.positions import parse_position
 from pretrain.errors import (
     CutoutServiceError,
@@ -185,8 +186,14 @@ def _closed_port() -> int:
 
 
 def test_no_network_gives_a_clear_error_within_the_budget(tmp_path):
-    client = FirstCutoutClient(base_url=f"http://127.0.0.1:{_closed_port()}/current/cgi/basicform.pl",
-                               cache_dir=tmp_path, timeout_s=1.0, retries=2, backoff_s=0.05, total_timeout_s=3.0)
+    client = FirstCutoutClient(
+        base_url=f"http://127.0.0.1:{_closed_port()}/current/cgi/basicform.pl",
+        cache_dir=tmp_path,
+        timeout_s=1.0,
+        retries=2,
+        backoff_s=0.05,
+        total_timeout_s=3.0,
+    )
     start = time.monotonic()
     with pytest.raises(NoNetworkError) as info:
         client.fetch(SkyCoord(150 * u.deg, 30 * u.deg))
@@ -203,16 +210,18 @@ def test_dns_failure_is_reported_as_no_network(tmp_path, monkeypatch):
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    client = FirstCutoutClient(base_url="http://skyview.invalid/current/cgi/basicform.pl",
-                               cache_dir=tmp_path, retries=1, backoff_s=0.01)
+    client = FirstCutoutClient(
+        base_url="http://skyview.invalid/current/cgi/basicform.pl", cache_dir=tmp_path, retries=1, backoff_s=0.01
+    )
     with pytest.raises(NoNetworkError, match="DNS"):
         client.fetch(SkyCoord(150 * u.deg, 30 * u.deg))
 
 
 def test_slow_server_times_out_within_the_budget(client, skyview):
     skyview.mode, skyview.slow_s = "slow", 30.0
-    slow = FirstCutoutClient(base_url=skyview.url, cache_dir=client.cache_dir,
-                             timeout_s=0.5, retries=5, backoff_s=0.01, total_timeout_s=1.5)
+    slow = FirstCutoutClient(
+        base_url=skyview.url, cache_dir=client.cache_dir, timeout_s=0.5, retries=5, backoff_s=0.01, total_timeout_s=1.5
+    )
     start = time.monotonic()
     with pytest.raises(NoNetworkError, match="time-out"):
         slow.fetch(SkyCoord(150 * u.deg, 30 * u.deg))
@@ -233,7 +242,7 @@ def test_html_page_instead_of_fits_is_a_clear_error(client, skyview, skyview_raw
 def test_truncated_fits_is_a_clear_error_and_leaves_no_cache_entry(client, skyview, skyview_raw_dir):
     skyview.mode = "truncated"
     real = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[2])
-    with pytest.raises(CutoutServiceError, match="truncated|damaged"):
+    with pytest.raises(CutoutServiceError, match=r"truncated|damaged"):
         client.fetch(real.centre)
     assert _cache_files(client) == []  # not even a temporary file
     skyview.mode = None
@@ -266,16 +275,19 @@ def test_persistent_server_errors_give_up_with_the_status(client, skyview):
 
 
 # --- typed positions ---------------------------------------------------------------------
-@pytest.mark.parametrize("text, ra, dec", [
-    ("139.148 4.681", 139.148, 4.681),
-    ("139.148, +4.681", 139.148, 4.681),
-    ("139.148,-4.681", 139.148, -4.681),
-    ("09h16m35.5s +04d40m52s", 139.1479167, 4.6811111),
-    ("09 16 35.5 +04 40 52", 139.1479167, 4.6811111),
-    ("09:16:35.5 +04:40:52", 139.1479167, 4.6811111),
-    ("10 06 01.74, +34 54 10.4", 151.50725, 34.9028889),
-    ("12 00 00 -00 30 00", 180.0, -0.5),
-])
+@pytest.mark.parametrize(
+    "text, ra, dec",
+    [
+        ("139.148 4.681", 139.148, 4.681),
+        ("139.148, +4.681", 139.148, 4.681),
+        ("139.148,-4.681", 139.148, -4.681),
+        ("09h16m35.5s +04d40m52s", 139.1479167, 4.6811111),
+        ("09 16 35.5 +04 40 52", 139.1479167, 4.6811111),
+        ("09:16:35.5 +04:40:52", 139.1479167, 4.6811111),
+        ("10 06 01.74, +34 54 10.4", 151.50725, 34.9028889),
+        ("12 00 00 -00 30 00", 180.0, -0.5),
+    ],
+)
 def test_parse_position_reads_decimal_and_sexagesimal(text, ra, dec):
     coord = parse_position(text)
     assert coord is not None
@@ -296,15 +308,32 @@ def test_parse_position_rejects_impossible_coordinates(text):
 # --- the command line ---------------------------------------------------------------------
 def _lookup(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, EXPLORER_CACHE=str(tmp_path / "cache"))
-    return subprocess.run([sys.executable, "-m", "pretrain", "lookup", *args], capture_output=True,
-                          text=True, env=env, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pretrain", "lookup", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
 
 
 def test_lookup_command_writes_a_readable_fits_file(skyview, skyview_raw_dir, tmp_path):
     real = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[5])
     out = tmp_path / "cutout.fits"
-    result = _lookup(["--ra", f"{real.centre.ra.deg:.5f}", "--dec", f"{real.centre.dec.deg:.5f}",
-                      "--out", str(out), "--base-url", skyview.url], tmp_path)
+    result = _lookup(
+        [
+            "--ra",
+            f"{real.centre.ra.deg:.5f}",
+            "--dec",
+            f"{real.centre.dec.deg:.5f}",
+            "--out",
+            str(out),
+            "--base-url",
+            skyview.url,
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert str(out) in result.stdout and "300 x 300" in result.stdout
     assert np.array_equal(read_cutout(out).data, real.data, equal_nan=True)

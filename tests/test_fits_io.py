@@ -1,4 +1,5 @@
 """Reading real radio-survey cutouts (and damaged ones) with pretrain.data.fits_io."""
+
 from __future__ import annotations
 
 import warnings
@@ -28,7 +29,7 @@ def test_every_skyview_raw_file_reads_with_its_centre_and_scale(skyview_raw_dir)
     tabs = 0
     for path in files:
         raw = path.read_bytes()
-        tabs += b"\t" in raw[:2880 * 8]
+        tabs += b"\t" in raw[: 2880 * 8]
         with fits.open(path) as hdul:  # the warts are really there: big-endian primary HDU
             assert hdul[0].data.dtype.byteorder == ">"
         with warnings.catch_warnings():
@@ -82,8 +83,13 @@ def test_degenerate_frequency_and_stokes_axes(tmp_path, skyview_raw_dir):
     """NAXIS = 4 with length-1 frequency and Stokes axes (as radio imagers write) reads as 2-D."""
     real = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[0])
     header = real.wcs.to_header()
-    header["CTYPE3"], header["CRVAL3"], header["CDELT3"], header["CRPIX3"], header["CUNIT3"] = \
-        "FREQ", 1.4e9, 1e6, 1.0, "Hz"
+    header["CTYPE3"], header["CRVAL3"], header["CDELT3"], header["CRPIX3"], header["CUNIT3"] = (
+        "FREQ",
+        1.4e9,
+        1e6,
+        1.0,
+        "Hz",
+    )
     header["CTYPE4"], header["CRVAL4"], header["CDELT4"], header["CRPIX4"] = "STOKES", 1.0, 1.0, 1.0
     cube = real.data[np.newaxis, np.newaxis].astype(">f4")  # (stokes, freq, y, x), big-endian
     path = tmp_path / "cube.fits"
@@ -123,8 +129,11 @@ def test_nan_padding_is_kept_for_preprocessing(tmp_path, skyview_raw_dir):
 @pytest.mark.parametrize("kind", sorted(DAMAGED))
 @pytest.mark.parametrize("real_kind", ["skyview_raw", "mirabest"])
 def test_damaged_files_give_a_clear_error(kind, real_kind, tmp_path, skyview_raw_dir, mirabest_dir):
-    real = sorted(skyview_raw_dir.glob("*.fits"))[0] if real_kind == "skyview_raw" \
+    real = (
+        sorted(skyview_raw_dir.glob("*.fits"))[0]
+        if real_kind == "skyview_raw"
         else sorted(mirabest_dir.glob("*.fits.fz"))[0]
+    )
     make, words = DAMAGED[kind]
     path = make(real, tmp_path)
     with pytest.raises(FitsReadError) as caught:

@@ -1,5 +1,6 @@
 """Background training runs (explorer/jobs.py): real `python -m pretrain finetune`
 processes on real MiraBest sources, started, followed, cancelled and killed."""
+
 from __future__ import annotations
 
 import json

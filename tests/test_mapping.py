@@ -1,4 +1,5 @@
 """The map (L2 -> PCA -> UMAP) and spaces on disk: fit, place, save, load, staleness."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,7 @@ def test_transform_places_points_near_their_own_map_position(clusters, fitted):
     # a cluster of isotropic noise there is no order for UMAP to reproduce.)
     assert np.array_equal(labels[_nearest(xy, placed)], labels[picks])
     centres = np.array([xy[labels == c].mean(0) for c in range(N_CLUSTERS)])
-    gap = min(np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1:])
+    gap = min(np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1 :])
     assert np.all(np.linalg.norm(placed - xy[picks], axis=1) < 0.25 * gap)
     # A new point drawn from cluster 2 lands among cluster 2.
     rng = np.random.default_rng(5)
@@ -94,6 +95,7 @@ def test_projector_save_load_roundtrip_and_errors(tmp_path, clusters, fitted):
 
 # --- spaces on disk -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def weights(tmp_path):
     torch.manual_seed(0)
@@ -105,12 +107,19 @@ def saved_space(tmp_path, clusters, fitted, weights):
     x, labels = clusters
     projector, xy = fitted
     ids = [f"J{i:06d}" for i in range(len(x))]
-    catalogue = pd.DataFrame({"source_id": ids, "ra": np.arange(len(x), dtype=float),
-                              "label": np.where(labels == 0, "FRI", "FRII"),
-                              "angular_extent_arcsec": np.linspace(10, 200, len(x))})
-    provenance = {"weights": {"sha256": weights_sha256(weights), "file": weights.name},
-                  "bundle": {"id": "b123", "path": None},
-                  "parameters": {"seed": 7, "symmetry": "d4"}}
+    catalogue = pd.DataFrame(
+        {
+            "source_id": ids,
+            "ra": np.arange(len(x), dtype=float),
+            "label": np.where(labels == 0, "FRI", "FRII"),
+            "angular_extent_arcsec": np.linspace(10, 200, len(x)),
+        }
+    )
+    provenance = {
+        "weights": {"sha256": weights_sha256(weights), "file": weights.name},
+        "bundle": {"id": "b123", "path": None},
+        "parameters": {"seed": 7, "symmetry": "d4"},
+    }
     save_space(tmp_path / "space", ids, x, xy, catalogue, projector, provenance)
     return tmp_path / "space"
 
@@ -160,7 +169,7 @@ def test_load_space_says_what_is_wrong(saved_space, tmp_path):
     (saved_space / "projector.joblib").write_bytes(b"not a pickle")
     space = load_space(saved_space)
     with pytest.raises(SpaceError, match="does not match"):
-        space.projector
+        _ = space.projector
     # A truncated Parquet file.
     data = (saved_space / "embeddings.parquet").read_bytes()
     (saved_space / "embeddings.parquet").write_bytes(data[: len(data) // 2])

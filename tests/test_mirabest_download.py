@@ -1,4 +1,5 @@
 """Finding and downloading MiraBest, against a GitHub stand-in serving real MiraBest files."""
+
 from __future__ import annotations
 
 import json
@@ -189,8 +190,7 @@ def test_no_network_gives_a_clear_error(no_local_copy, fast_retries):
 
 def test_no_network_on_the_command_line(no_local_copy, fast_retries, tmp_path, capsys):
     closed = f"http://127.0.0.1:{_closed_port()}"
-    code = main(["download-mirabest", "--dest", str(tmp_path / "mb"),
-                 "--base-url", closed, "--api-url", closed])
+    code = main(["download-mirabest", "--dest", str(tmp_path / "mb"), "--base-url", closed, "--api-url", closed])
     err = capsys.readouterr().err
     assert code == 2
     assert config.MIRABEST_DIR_ENV in err and "Traceback" not in err
@@ -248,8 +248,9 @@ def test_nothing_available_without_download_is_a_clear_error(no_local_copy):
 def test_command_downloads_and_prints_where(github, subset, tmp_path, capsys):
     dest = tmp_path / "mb"
     with pytest.warns(UserWarning):  # 20 files, not 1255
-        code = main(["download-mirabest", "--dest", str(dest),
-                     "--base-url", github.raw_url, "--api-url", github.api_url])
+        code = main(
+            ["download-mirabest", "--dest", str(dest), "--base-url", github.raw_url, "--api-url", github.api_url]
+        )
     assert code == 0
     assert str(dest) in capsys.readouterr().out
     assert _same_files(dest, subset)

@@ -1,4 +1,5 @@
 """What file names say: MiraBest, FRDEEP and Griese et al. names, on the real file names."""
+
 from __future__ import annotations
 
 import csv
@@ -45,8 +46,12 @@ def test_every_mirabest_name_parses_like_the_readme_says(mirabest_dir):
 def test_mirabest_names_with_other_extensions_and_non_mirabest_names():
     assert parse_mirabest_name("210_232.543+029.008_0.0842_0192.47.fits").label == "FRII"
     assert parse_mirabest_name("310_001.000-001.000_0.1_10.fit").label == "hybrid"
-    for name in ("400_001.000+001.000_0.1_10.fits", "100_010.451-009.284_0.0529.fits", "cutout.fits",
-                 "100_010.451-009.284_0.0529_0080.60.png"):
+    for name in (
+        "400_001.000+001.000_0.1_10.fits",
+        "100_010.451-009.284_0.0529.fits",
+        "cutout.fits",
+        "100_010.451-009.284_0.0529_0080.60.png",
+    ):
         assert parse_mirabest_name(name) is None, name
     assert parse_fits_name("cutout.fits").label == ""
     assert parse_fits_name("cutout.fits").scheme == ""
@@ -78,12 +83,15 @@ def test_every_griese_png_name_gives_a_position(griese_dir):
     assert parse_position_prefix("400.0_10.0_x.png") is None  # RA out of range
 
 
-@pytest.mark.parametrize("ra, dec, expected", [
-    (0.0, 0.0, "J000000.00+000000.0"),
-    (359.99999999, -0.00001, "J235959.99-000000.0"),  # truncated, never rounded up to 24h
-    (10.4509, -9.28422, "J004148.21-091703.1"),
-    (15.0, 89.9999999, "J010000.00+895959.9"),
-])
+@pytest.mark.parametrize(
+    "ra, dec, expected",
+    [
+        (0.0, 0.0, "J000000.00+000000.0"),
+        (359.99999999, -0.00001, "J235959.99-000000.0"),  # truncated, never rounded up to 24h
+        (10.4509, -9.28422, "J004148.21-091703.1"),
+        (15.0, 89.9999999, "J010000.00+895959.9"),
+    ],
+)
 def test_source_id_is_the_truncated_iau_name(ra, dec, expected):
     assert source_id(ra, dec) == expected
 

@@ -1,4 +1,5 @@
 """The one preprocessing path, on real FIRST / NVSS cutouts and processed PNGs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_only_emission_above_k_sigma_survives(skyview_raw_dir):
         cutout = read_cutout(path)
         noise = estimate_noise(cutout.data)
         start = (cutout.shape[0] - SIZE) // 2
-        crop = cutout.data[start:start + SIZE, start:start + SIZE] - noise.background
+        crop = cutout.data[start : start + SIZE, start : start + SIZE] - noise.background
         significant = crop >= config.CLIP_SIGMA * noise.sigma
         image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
         assert not (image > 0)[~significant].any()  # nothing below k sigma survives
@@ -56,11 +57,14 @@ def test_nan_padding_becomes_empty_sky(skyview_raw_dir):
     assert not image[:, :15].any()
 
 
-@pytest.mark.parametrize("blank", [
-    np.zeros((300, 300), np.float32),
-    np.full((300, 300), np.nan, np.float32),
-    np.full((300, 300), 0.002, np.float32),
-])
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.zeros((300, 300), np.float32),
+        np.full((300, 300), np.nan, np.float32),
+        np.full((300, 300), 0.002, np.float32),
+    ],
+)
 def test_blank_images_are_reported(blank):
     with pytest.raises(BlankImageError):
         preprocess_image(blank, 1.8)
@@ -100,7 +104,9 @@ def test_nvss_pixels_are_resampled_to_the_270_arcsec_field():
     labels, _ = ndimage.label(image > 0)
     found_labels = []
     for dx, dy, _ in inside:
-        expected = np.array([centre + dy / config.FIRST_PIXEL_SCALE_ARCSEC, centre + dx / config.FIRST_PIXEL_SCALE_ARCSEC])
+        expected = np.array(
+            [centre + dy / config.FIRST_PIXEL_SCALE_ARCSEC, centre + dx / config.FIRST_PIXEL_SCALE_ARCSEC]
+        )
         label = labels[tuple(np.round(expected).astype(int))]
         assert label > 0
         island = np.where(labels == label, image, 0)

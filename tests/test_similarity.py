@@ -1,4 +1,5 @@
 """Exact cosine top-k, map neighbours and the sky-duplicate filter, against independent references."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,8 @@
 """BYOL training: steps, checkpoints, exact resume, extent filter, metrics, the CLI."""
+
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -15,8 +17,17 @@ from pretrain.__main__ import main
 from pretrain.data.bundle import load_bundle
 from pretrain.models.backbone import load_encoder, weights_metadata
 from pretrain.models.byol import cosine_tau
-from pretrain.train import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TrainConfig, Trainer,
-                            confident_fr_mask, learning_rate, load_training_data, select_by_extent)
+from pretrain.train import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    TrainConfig,
+    Trainer,
+    confident_fr_mask,
+    learning_rate,
+    load_training_data,
+    select_by_extent,
+)
 
 torch.set_num_threads(1)
 SIZE = config.IMAGE_SIZE_PX
@@ -29,22 +40,21 @@ def _source(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, float]:
     u = x * np.cos(angle) + y * np.sin(angle)
     v = -x * np.sin(angle) + y * np.cos(angle)
     if kind == "point":
-        image = np.exp(-(x ** 2 + y ** 2) / (2 * 1.5 ** 2))
+        image = np.exp(-(x**2 + y**2) / (2 * 1.5**2))
         extent_px = 4.0
     elif kind == "FRI":  # bright core, fading jets
         length = rng.uniform(10, 25)
-        image = np.exp(-(u ** 2 + v ** 2) / 8) + np.exp(-np.abs(u) / length - v ** 2 / 6) * 0.6
+        image = np.exp(-(u**2 + v**2) / 8) + np.exp(-np.abs(u) / length - v**2 / 6) * 0.6
         extent_px = 2 * length
     else:  # FRII: two bright lobes at the ends
         half = rng.uniform(10, 30)
-        image = np.exp(-((u - half) ** 2 + v ** 2) / 10) + np.exp(-((u + half) ** 2 + v ** 2) / 10)
+        image = np.exp(-((u - half) ** 2 + v**2) / 10) + np.exp(-((u + half) ** 2 + v**2) / 10)
         extent_px = 2 * half + 6
     image = image / image.max() * 255
     return image.astype(np.uint8), extent_px * config.FIRST_PIXEL_SCALE_ARCSEC
 
 
-def write_synthetic_bundle(folder: Path, n_fri: int = 12, n_frii: int = 12, n_point: int = 6,
-                           seed: int = 0) -> Path:
+def write_synthetic_bundle(folder: Path, n_fri: int = 12, n_frii: int = 12, n_point: int = 6, seed: int = 0) -> Path:
     """A bundle in the format of ``pretrain.data.bundle`` (images.npy, catalogue.parquet,
     manifest.json) holding synthetic FRI, FRII and point sources."""
     rng = np.random.default_rng(seed)
@@ -54,9 +64,19 @@ def write_synthetic_bundle(folder: Path, n_fri: int = 12, n_frii: int = 12, n_po
         image, extent = _source(rng, kind)
         images.append(image)
         ra, dec = 150.0 + i * 0.1, 2.0 + seed
-        rows.append({"source_id": f"SYN{seed}_{i:04d}", "ra": ra, "dec": dec, "angular_extent_arcsec": extent,
-                     "angular_extent_estimated_arcsec": extent, "label": "" if kind == "point" else kind,
-                     "confident": kind != "point", "survey": "FIRST", "file": f"synthetic_{i}.fits"})
+        rows.append(
+            {
+                "source_id": f"SYN{seed}_{i:04d}",
+                "ra": ra,
+                "dec": dec,
+                "angular_extent_arcsec": extent,
+                "angular_extent_estimated_arcsec": extent,
+                "label": "" if kind == "point" else kind,
+                "confident": kind != "point",
+                "survey": "FIRST",
+                "file": f"synthetic_{i}.fits",
+            }
+        )
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "images.npy", np.stack(images))
     catalogue = pd.DataFrame(rows)
@@ -83,8 +103,16 @@ def straight_run(tmp_path_factory):
 
 
 def small_config(bundle: Path, **overrides) -> TrainConfig:
-    values = dict(bundles=[str(bundle)], epochs=2, batch_size=8, base_lr=0.2, warmup_epochs=1,
-                  device="cpu", seed=0, monitor_every_epochs=1)
+    values = dict(
+        bundles=[str(bundle)],
+        epochs=2,
+        batch_size=8,
+        base_lr=0.2,
+        warmup_epochs=1,
+        device="cpu",
+        seed=0,
+        monitor_every_epochs=1,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -115,7 +143,7 @@ def test_learning_rate_warms_up_then_decays():
     peak = 0.1
     lrs = [learning_rate(s, 100, 10, peak) for s in range(100)]
     assert lrs[0] == pytest.approx(peak / 10) and lrs[9] == pytest.approx(peak)
-    assert all(b <= a for a, b in zip(lrs[9:], lrs[10:]))
+    assert all(b <= a for a, b in itertools.pairwise(lrs))
     assert lrs[55] == pytest.approx(peak / 2, rel=0.02) and lrs[-1] < peak * 0.01
 
 
@@ -193,8 +221,9 @@ def test_resume_continues_exactly(straight_run, tmp_path):
     resumed.fit()
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
-    for a, b in zip(straight.optimizer.state_dict()["state"].values(),
-                    resumed.optimizer.state_dict()["state"].values()):
+    for a, b in zip(
+        straight.optimizer.state_dict()["state"].values(), resumed.optimizer.state_dict()["state"].values()
+    ):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
     lines = [json.loads(x) for x in (run2 / METRICS_FILE).read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
@@ -253,16 +282,31 @@ def test_interrupt_saves_a_checkpoint_mid_epoch_and_resume_matches(straight_run,
 
 def test_cli_trains_end_to_end_and_refuses_to_overwrite(bundle, tmp_path, capsys):
     run = tmp_path / "cli_run"
-    argv = ["train", "--bundle", str(bundle), "--out", str(run), "--epochs", "1", "--batch-size", "8",
-            "--device", "cpu", "--num-threads", "1", "--no-progress", "--min-extent", "20"]
+    argv = [
+        "train",
+        "--bundle",
+        str(bundle),
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+        "--no-progress",
+        "--min-extent",
+        "20",
+    ]
     assert main(argv) == 0
     assert (run / "backbone.safetensors").is_file()
     info = json.loads((run / CONFIG_FILE).read_text())
     assert info["resolved"]["images"] == 24 and info["parameters"]["min_extent_arcsec"] == 20
     assert main(argv) == 2  # the run exists: the user is told to resume
     assert "--resume" in capsys.readouterr().err
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress",
-                 "--device", "cpu"]) == 0
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress", "--device", "cpu"]) == 0
     lines = (run / METRICS_FILE).read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
 
@@ -285,8 +329,25 @@ def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
     bundle = build_bundle(fits_dirs=[subset], out=tmp_path / "bundle", progress=False, workers=1)
     extents = bundle.catalogue["angular_extent_arcsec"].to_numpy()
     run = tmp_path / "run"
-    assert main(["train", "--bundle", str(bundle.path), "--out", str(run), "--epochs", "1",
-                 "--batch-size", "16", "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--bundle",
+                str(bundle.path),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     info = json.loads((run / CONFIG_FILE).read_text())
     assert info["resolved"]["images"] == int((extents >= 20).sum())
     record = json.loads((run / METRICS_FILE).read_text().splitlines()[0])
@@ -316,8 +377,9 @@ def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkey
         record = json.loads((run / METRICS_FILE).read_text().splitlines()[-1])
         assert math.isfinite(record["loss"])
         # the weights stay fp32 whatever the autocast precision
-        assert all(v.dtype == torch.float32 for v in trainer.model.encoder.state_dict().values()
-                   if v.is_floating_point())
+        assert all(
+            v.dtype == torch.float32 for v in trainer.model.encoder.state_dict().values() if v.is_floating_point()
+        )
 
 
 def test_native_bf16_means_bf16_instructions_not_avx512_alone(monkeypatch):
@@ -344,7 +406,7 @@ def test_device_default_batch_size_and_short_run_warmup(bundle, tmp_path):
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     assert cfg.batch_size == cfg_module.PRETRAIN_BATCH_SIZE_CPU
     assert trainer.batch_size == min(cfg_module.PRETRAIN_BATCH_SIZE_CPU, len(trainer.data.images))
-    assert 0 < trainer.total_steps and trainer.warmup_steps <= 0.2 * trainer.total_steps
+    assert trainer.total_steps > 0 and trainer.warmup_steps <= 0.2 * trainer.total_steps
     gpu = small_config(bundle)
     gpu.batch_size = None
     gpu.resolve_batch_size(torch.device("cuda"))

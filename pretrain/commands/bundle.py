@@ -16,6 +16,7 @@ every duplicate dropped. Example:
   python -m pretrain bundle --fits ../shared/data/mirabest \\
       --images ../shared/data/griese2023/images --out bundles/pooled
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,19 +35,47 @@ class _AppendInput(argparse.Action):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(inputs=[])
-    parser.add_argument("--fits", action=_AppendInput, const="fits", metavar="DIR", dest="fits_input",
-                        help="folder of FITS cutouts (repeatable)")
-    parser.add_argument("--images", action=_AppendInput, const="images", metavar="DIR", dest="images_input",
-                        help="folder of processed PNGs, one sub-folder per label (repeatable)")
-    parser.add_argument("--catalogue", action=_AppendInput, const="catalogue", metavar="FILE",
-                        dest="catalogue_input", help="CSV/Parquet of positions; cutouts from FIRST (repeatable)")
+    parser.add_argument(
+        "--fits",
+        action=_AppendInput,
+        const="fits",
+        metavar="DIR",
+        dest="fits_input",
+        help="folder of FITS cutouts (repeatable)",
+    )
+    parser.add_argument(
+        "--images",
+        action=_AppendInput,
+        const="images",
+        metavar="DIR",
+        dest="images_input",
+        help="folder of processed PNGs, one sub-folder per label (repeatable)",
+    )
+    parser.add_argument(
+        "--catalogue",
+        action=_AppendInput,
+        const="catalogue",
+        metavar="FILE",
+        dest="catalogue_input",
+        help="CSV/Parquet of positions; cutouts from FIRST (repeatable)",
+    )
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write")
-    parser.add_argument("--duplicate-radius", type=float, default=config.DUPLICATE_RADIUS_ARCSEC, metavar="ARCSEC",
-                        help="positions closer than this are the same source (default %(default)s; 0 keeps all)")
-    parser.add_argument("--skyview-url", default=None, metavar="URL",
-                        help=f"SkyView endpoint for --catalogue (default {config.SKYVIEW_URL})")
-    parser.add_argument("--workers", type=int, default=config.BUNDLE_WORKERS,
-                        help="processes reading files (default %(default)s)")
+    parser.add_argument(
+        "--duplicate-radius",
+        type=float,
+        default=config.DUPLICATE_RADIUS_ARCSEC,
+        metavar="ARCSEC",
+        help="positions closer than this are the same source (default %(default)s; 0 keeps all)",
+    )
+    parser.add_argument(
+        "--skyview-url",
+        default=None,
+        metavar="URL",
+        help=f"SkyView endpoint for --catalogue (default {config.SKYVIEW_URL})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=config.BUNDLE_WORKERS, help="processes reading files (default %(default)s)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

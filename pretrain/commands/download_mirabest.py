@@ -6,6 +6,7 @@ of github.com/fmporter/MiraBest at the pinned commit is downloaded into the user
 With --dest, the files are downloaded into DIR. Prints the folder that holds the data.
 Run it again after an interruption: only the missing files are fetched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,16 @@ from pretrain.data.mirabest import download_mirabest, find_local_mirabest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dest", type=Path, metavar="DIR",
-                        help="download into DIR (default: the user's cache, unless a local copy exists)")
-    parser.add_argument("--base-url", default=config.MIRABEST_REPO_URL,
-                        help="raw file server (default: %(default)s)")
-    parser.add_argument("--api-url", default=config.MIRABEST_API_URL,
-                        help="GitHub API of the repository (default: %(default)s)")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        metavar="DIR",
+        help="download into DIR (default: the user's cache, unless a local copy exists)",
+    )
+    parser.add_argument("--base-url", default=config.MIRABEST_REPO_URL, help="raw file server (default: %(default)s)")
+    parser.add_argument(
+        "--api-url", default=config.MIRABEST_API_URL, help="GitHub API of the repository (default: %(default)s)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        folder = download_mirabest(args.dest, base_url=args.base_url, api_url=args.api_url,
-                                   progress=progress)
+        folder = download_mirabest(args.dest, base_url=args.base_url, api_url=args.api_url, progress=progress)
     finally:
         if bar is not None:
             bar.close()

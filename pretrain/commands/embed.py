@@ -11,6 +11,7 @@ Examples:
   python -m pretrain embed --bundle bundles/mirabest --out spaces/mirabest
   python -m pretrain embed --fits ../shared/data/frdeep2/FIRST --out spaces/frdeep --device cpu
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,24 +22,44 @@ from pretrain import config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="backbone .safetensors (default: the shipped "
-                             f"assets/{config.DEFAULT_BACKBONE_FILE})")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help=f"backbone .safetensors (default: the shipped assets/{config.DEFAULT_BACKBONE_FILE})",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--bundle", type=Path, help="a dataset bundle folder (python -m pretrain bundle)")
-    source.add_argument("--fits", type=Path, action="append",
-                        help="a folder of FITS cutouts (repeatable); bundled into SPACE/bundle first")
+    source.add_argument(
+        "--fits",
+        type=Path,
+        action="append",
+        help="a folder of FITS cutouts (repeatable); bundled into SPACE/bundle first",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the space folder to write")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where the encoder runs (auto: CUDA when there is a GPU)")
-    parser.add_argument("--batch-size", type=int, default=config.EMBED_BATCH_SIZE,
-                        help="images per forward pass (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=config.MAP_SEED,
-                        help="UMAP random state: the same inputs give the same map (default %(default)s)")
-    parser.add_argument("--symmetry", choices=config.EMBED_SYMMETRIES, default=config.EMBED_SYMMETRY,
-                        help="d4: average the representation over the 8 rotations by 90 degrees and "
-                             "mirror images of each image (orientation-free); none: one forward pass "
-                             "(default %(default)s)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where the encoder runs (auto: CUDA when there is a GPU)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=config.EMBED_BATCH_SIZE, help="images per forward pass (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=config.MAP_SEED,
+        help="UMAP random state: the same inputs give the same map (default %(default)s)",
+    )
+    parser.add_argument(
+        "--symmetry",
+        choices=config.EMBED_SYMMETRIES,
+        default=config.EMBED_SYMMETRY,
+        help="d4: average the representation over the 8 rotations by 90 degrees and "
+        "mirror images of each image (orientation-free); none: one forward pass "
+        "(default %(default)s)",
+    )
     parser.add_argument("--force", action="store_true", help="re-embed even if the space is up to date")
 
 
@@ -52,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise ExplorerError("--batch-size must be at least 1.")
     weights = args.weights if args.weights is not None else default_backbone_path()
     if not weights.is_file():
-        raise ExplorerError(f"backbone weights not found at {weights}. Pass --weights FILE.safetensors "
-                            "or train one with `python -m pretrain train`.")
+        raise ExplorerError(
+            f"backbone weights not found at {weights}. Pass --weights FILE.safetensors "
+            "or train one with `python -m pretrain train`."
+        )
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise ExplorerError(f"{out} exists and is not a folder; choose another --out.")
@@ -71,11 +94,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out} is up to date (same weights, bundle and parameters); --force re-embeds.")
         return 0
 
-    space = embed_bundle_to_space(bundle, weights, out=out, device=args.device, progress=True,
-                                  batch_size=args.batch_size, seed=args.seed, symmetry=args.symmetry)
+    space = embed_bundle_to_space(
+        bundle,
+        weights,
+        out=out,
+        device=args.device,
+        progress=True,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        symmetry=args.symmetry,
+    )
     info = describe(space)
-    print(f"space written: {info['sources']} sources -> {out} "
-          f"(weights {info['weights']} {info['weights_sha256']}..., bundle {info['bundle_id']})")
+    print(
+        f"space written: {info['sources']} sources -> {out} "
+        f"(weights {info['weights']} {info['weights_sha256']}..., bundle {info['bundle_id']})"
+    )
     return 0
 
 

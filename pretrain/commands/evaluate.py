@@ -11,6 +11,7 @@ Reads ``SPACE/embeddings.parquet`` and ``SPACE/map.parquet`` and prints:
 
     python -m pretrain evaluate --space runs/space --seeds 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,11 @@ from pretrain import config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", type=Path, required=True, help="a space folder (python -m pretrain embed)")
     parser.add_argument("--seeds", type=int, default=5, help="stratified splits, seeds 0..N-1 (default %(default)s)")
-    parser.add_argument("--extent-column", default="angular_extent_arcsec",
-                        help="the catalogue column the map ordering is measured by (default %(default)s)")
+    parser.add_argument(
+        "--extent-column",
+        default="angular_extent_arcsec",
+        help="the catalogue column the map ordering is measured by (default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
 
@@ -40,9 +44,13 @@ def run(args: argparse.Namespace) -> int:
         raise ExplorerError("--seeds must be at least 2 (a standard error needs two).")
     space = load_space(args.space)
     catalogue = space.catalogue_map
-    result = {"space": str(args.space), "sources": len(space), "symmetry": space.symmetry,
-              "weights": space.manifest["weights"].get("file"),
-              "weights_sha256": str(space.weights_sha256)[:12]}
+    result = {
+        "space": str(args.space),
+        "sources": len(space),
+        "symmetry": space.symmetry,
+        "weights": space.manifest["weights"].get("file"),
+        "weights_sha256": str(space.weights_sha256)[:12],
+    }
     try:
         splits = probe_over_splits(space.embeddings, catalogue, range(args.seeds))
     except ExplorerError as exc:
@@ -53,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
             result[name + "_percent"] = {
                 "mean": round(float(percent.mean()), 2),
                 "standard_error": round(float(percent.std(ddof=1) / np.sqrt(len(percent))), 2),
-                "per_seed": [round(float(v), 1) for v in percent]}
-        result["split"] = {"train": int(splits["n_train"].iloc[0]), "test": int(splits["n_test"].iloc[0]),
-                           "seeds": args.seeds}
+                "per_seed": [round(float(v), 1) for v in percent],
+            }
+        result["split"] = {
+            "train": int(splits["n_train"].iloc[0]),
+            "test": int(splits["n_test"].iloc[0]),
+            "seeds": args.seeds,
+        }
     result["extent_column"] = args.extent_column
     if args.extent_column in catalogue:
         extent = pd.to_numeric(catalogue[args.extent_column], errors="coerce").to_numpy(dtype=float)
@@ -69,23 +81,33 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"space {result['space']}: {result['sources']} sources, weights {result['weights']} "
-          f"({result['weights_sha256']}...), symmetry {result['symmetry']}")
+    print(
+        f"space {result['space']}: {result['sources']} sources, weights {result['weights']} "
+        f"({result['weights_sha256']}...), symmetry {result['symmetry']}"
+    )
     if "probe_error_percent" in result:
         split = result["split"]
-        print(f"MiraBest Confident FRI vs FRII, {split['seeds']} stratified splits "
-              f"({split['train']} training, {split['test']} test sources):")
-        for name, label in (("probe_error_percent", "linear-probe test error"),
-                            ("knn_error_percent", f"kNN (k={KNN_K}) test error")):
+        print(
+            f"MiraBest Confident FRI vs FRII, {split['seeds']} stratified splits "
+            f"({split['train']} training, {split['test']} test sources):"
+        )
+        for name, label in (
+            ("probe_error_percent", "linear-probe test error"),
+            ("knn_error_percent", f"kNN (k={KNN_K}) test error"),
+        ):
             figures = result[name]
-            print(f"  {label}: {figures['mean']:.1f} +- {figures['standard_error']:.1f} %  "
-                  f"(per seed: {', '.join(f'{v:.1f}' for v in figures['per_seed'])})")
+            print(
+                f"  {label}: {figures['mean']:.1f} +- {figures['standard_error']:.1f} %  "
+                f"(per seed: {', '.join(f'{v:.1f}' for v in figures['per_seed'])})"
+            )
     else:
         print(f"linear probe {result['probe']}")
     ordering = result["extent_ordering_spearman"]
     if isinstance(ordering, float):
-        print(f"map ordering by {result['extent_column']} (Spearman, {config.EXTENT_ORDERING_K} map "
-              f"neighbours): {ordering:.3f}")
+        print(
+            f"map ordering by {result['extent_column']} (Spearman, {config.EXTENT_ORDERING_K} map "
+            f"neighbours): {ordering:.3f}"
+        )
     else:
         print(f"map ordering {ordering}")
     return 0

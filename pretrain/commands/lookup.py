@@ -10,6 +10,7 @@ user's cache (a repeated look-up makes no network call) and copied to --out if g
 
 The service URL comes from --base-url, else EXPLORER_SKYVIEW_URL, else SkyView's own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dec", type=float, help="declination, degrees (J2000)")
     parser.add_argument("--position", help="coordinates as typed, e.g. '139.148 4.681' or '09 16 35.5 +04 40 52'")
     parser.add_argument("--name", help="object name, e.g. '3C 236'")
-    parser.add_argument("--pixels", type=int, default=config.CUTOUT_PIXELS,
-                        help=f"image side in pixels (default {config.CUTOUT_PIXELS})")
-    parser.add_argument("--pixel-scale", type=float, default=config.FIRST_PIXEL_SCALE_ARCSEC,
-                        help=f"arcsec per pixel (default FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC})")
+    parser.add_argument(
+        "--pixels",
+        type=int,
+        default=config.CUTOUT_PIXELS,
+        help=f"image side in pixels (default {config.CUTOUT_PIXELS})",
+    )
+    parser.add_argument(
+        "--pixel-scale",
+        type=float,
+        default=config.FIRST_PIXEL_SCALE_ARCSEC,
+        help=f"arcsec per pixel (default FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC})",
+    )
     parser.add_argument("--out", type=Path, help="write the FITS cutout here (default: only the cache)")
     parser.add_argument("--base-url", help="SkyView query-form URL (default: EXPLORER_SKYVIEW_URL or SkyView)")
-    parser.add_argument("--timeout", type=float, default=config.CUTOUT_TIMEOUT_S,
-                        help=f"seconds per request (default {config.CUTOUT_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=config.CUTOUT_TIMEOUT_S,
+        help=f"seconds per request (default {config.CUTOUT_TIMEOUT_S:g})",
+    )
 
 
 def _target(args: argparse.Namespace):
@@ -63,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     cutout = client.fetch(position, name=name, pixels=args.pixels, pixel_scale_arcsec=args.pixel_scale)
     path = Path(cutout.source)
     print(f"  centre:      {format_position(cutout.centre)}")
-    print(f"  shape:       {cutout.shape[1]} x {cutout.shape[0]} pixels at {cutout.pixel_scale_arcsec:.2f} arcsec/pixel")
+    print(
+        f"  shape:       {cutout.shape[1]} x {cutout.shape[0]} pixels at {cutout.pixel_scale_arcsec:.2f} arcsec/pixel"
+    )
     if args.out is not None:
         try:
             _copy_atomically(path, args.out)

@@ -9,6 +9,7 @@ Continue an interrupted run with --resume --out RUN (parameters come from RUN/co
 example:
   python -m pretrain train --bundle runs/mirabest_bundle --out runs/byol --epochs 2 --batch-size 64
 """
+
 from __future__ import annotations
 
 import json
@@ -20,38 +21,71 @@ from pretrain.errors import ExplorerError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--bundle", action="append", metavar="B",
-                        help="dataset bundle folder (from `python -m pretrain bundle`); repeat to pool bundles")
+    parser.add_argument(
+        "--bundle",
+        action="append",
+        metavar="B",
+        help="dataset bundle folder (from `python -m pretrain bundle`); repeat to pool bundles",
+    )
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or to resume)")
     parser.add_argument("--epochs", type=int, help=f"training epochs (default {config.PRETRAIN_EPOCHS})")
-    parser.add_argument("--batch-size", type=int,
-                        help=f"images per step (default {config.PRETRAIN_BATCH_SIZE} on a GPU, "
-                             f"{config.PRETRAIN_BATCH_SIZE_CPU} on a CPU)")
-    parser.add_argument("--lr", type=float, help=f"base learning rate, scaled by batch/256 "
-                                                 f"(default {config.PRETRAIN_BASE_LR})")
-    parser.add_argument("--warmup-epochs", type=float,
-                        help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS}, "
-                             f"at most {config.PRETRAIN_WARMUP_MAX_FRACTION:.0%} of the run)")
-    parser.add_argument("--min-extent", type=float, metavar="ARCSEC",
-                        help="drop sources whose angular extent is below this "
-                             f"(default {config.PRETRAIN_MIN_EXTENT_ARCSEC:g} arcsec, as the reference study)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"images per step (default {config.PRETRAIN_BATCH_SIZE} on a GPU, "
+        f"{config.PRETRAIN_BATCH_SIZE_CPU} on a CPU)",
+    )
+    parser.add_argument(
+        "--lr", type=float, help=f"base learning rate, scaled by batch/256 (default {config.PRETRAIN_BASE_LR})"
+    )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS}, "
+        f"at most {config.PRETRAIN_WARMUP_MAX_FRACTION:.0%} of the run)",
+    )
+    parser.add_argument(
+        "--min-extent",
+        type=float,
+        metavar="ARCSEC",
+        help="drop sources whose angular extent is below this "
+        f"(default {config.PRETRAIN_MIN_EXTENT_ARCSEC:g} arcsec, as the reference study)",
+    )
     parser.add_argument("--seed", type=int, help=f"random seed (default {config.PRETRAIN_SEED})")
-    parser.add_argument("--monitor-every", type=int, metavar="EPOCHS",
-                        help="kNN FRI/FRII monitor every this many epochs, when the bundles have labels "
-                             f"(default {config.MONITOR_EVERY_EPOCHS})")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto = cuda when a GPU is visible, else cpu (default auto)")
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"),
-                        help="auto = bf16 autocast + channels_last on CUDA and on CPUs with native bf16, "
-                             f"else fp32 (default {config.TRAIN_PRECISION})")
+    parser.add_argument(
+        "--monitor-every",
+        type=int,
+        metavar="EPOCHS",
+        help="kNN FRI/FRII monitor every this many epochs, when the bundles have labels "
+        f"(default {config.MONITOR_EVERY_EPOCHS})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto = cuda when a GPU is visible, else cpu (default auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto = bf16 autocast + channels_last on CUDA and on CPUs with native bf16, "
+        f"else fp32 (default {config.TRAIN_PRECISION})",
+    )
     parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
-_OVERRIDES = {"epochs": "epochs", "batch_size": "batch_size", "lr": "base_lr", "warmup_epochs": "warmup_epochs",
-              "min_extent": "min_extent_arcsec", "seed": "seed", "monitor_every": "monitor_every_epochs",
-              "precision": "precision"}
+_OVERRIDES = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "base_lr",
+    "warmup_epochs": "warmup_epochs",
+    "min_extent": "min_extent_arcsec",
+    "seed": "seed",
+    "monitor_every": "monitor_every_epochs",
+    "precision": "precision",
+}
 
 _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_epochs": "--monitor-every"}
 
@@ -59,6 +93,7 @@ _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_e
 def _interrupt_on_sigterm():
     """``kill PID`` saves a checkpoint as Ctrl-C does (the run stays resumable); returns
     the previous handler."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 
@@ -74,11 +109,16 @@ def run(args) -> int:
         if not config_path.is_file():
             raise ExplorerError(f"--resume: {config_path} not found; is {out} a training run folder?")
         cfg = TrainConfig.from_dict(json.loads(config_path.read_text())["parameters"])
-        changed = [flag for flag, name in _OVERRIDES.items()
-                   if getattr(args, flag) is not None and flag not in ("epochs", "precision")]
+        changed = [
+            flag
+            for flag, name in _OVERRIDES.items()
+            if getattr(args, flag) is not None and flag not in ("epochs", "precision")
+        ]
         if changed or args.bundle:
-            raise ExplorerError(f"--resume keeps the run's parameters; drop {', '.join(changed or ['--bundle'])} "
-                                "(only --epochs, --precision, --device and --num-threads may change).")
+            raise ExplorerError(
+                f"--resume keeps the run's parameters; drop {', '.join(changed or ['--bundle'])} "
+                "(only --epochs, --precision, --device and --num-threads may change)."
+            )
         if args.epochs is not None:
             cfg.epochs = args.epochs
         if args.precision is not None:
@@ -104,6 +144,8 @@ def run(args) -> int:
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"trained {summary['epochs_completed']} epochs in {summary['wall_time_s'] / 60:.1f} min on "
-          f"{summary['device']}; final loss {summary['final_loss']:.4f}. Backbone: {out / 'backbone.safetensors'}")
+    print(
+        f"trained {summary['epochs_completed']} epochs in {summary['wall_time_s'] / 60:.1f} min on "
+        f"{summary['device']}; final loss {summary['final_loss']:.4f}. Backbone: {out / 'backbone.safetensors'}"
+    )
     return 0

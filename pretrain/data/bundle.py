@@ -22,6 +22,7 @@ Inputs are pooled in the order given. The same source seen twice (positions clos
 ``duplicate_radius_arcsec``) is kept once: the **first** input wins, so put the labelled,
 most informative input first (e.g. MiraBest before Griese et al.).
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -31,9 +32,9 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,15 @@ FITS_SUFFIXES = (".fits", ".fits.fz", ".fit", ".fit.fz", ".fts")
 IMAGE_SUFFIXES = (".png",)
 INPUT_KINDS = ("fits", "images", "catalogue")
 REQUIRED_COLUMNS = (
-    "source_id", "ra", "dec", "angular_extent_arcsec", "angular_extent_estimated_arcsec",
-    "label", "confident", "survey", "file",
+    "source_id",
+    "ra",
+    "dec",
+    "angular_extent_arcsec",
+    "angular_extent_estimated_arcsec",
+    "label",
+    "confident",
+    "survey",
+    "file",
 )
 REPORT_COLUMNS = ("status", "file", "input", "reason", "duplicate_of", "separation_arcsec", "ra", "dec")
 
@@ -66,6 +74,7 @@ ProgressCallback = Callable[[int, int, str], None]
 
 
 # --- The bundle on disk -----------------------------------------------------------------
+
 
 @dataclass
 class Bundle:
@@ -99,7 +108,9 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
     """
     path = Path(path)
     if not path.is_dir():
-        raise BundleError(f"{path}: no such bundle folder. Build one with `python -m pretrain bundle ... --out {path}`.")
+        raise BundleError(
+            f"{path}: no such bundle folder. Build one with `python -m pretrain bundle ... --out {path}`."
+        )
     missing = [name for name in (IMAGES_FILE, CATALOGUE_FILE, MANIFEST_FILE) if not (path / name).is_file()]
     if missing:
         raise BundleError(
@@ -151,6 +162,7 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
 
 
 # --- Building ---------------------------------------------------------------------------
+
 
 def build_bundle(
     fits_dirs: Iterable[str | Path] = (),
@@ -207,10 +219,15 @@ def build_bundle(
         catalogue = _catalogue_frame([records[i] for i in keep])
         kept_ids = dict(zip(keep, catalogue["source_id"]))
         for dup_index, kept_index, sep in duplicates:
-            failures.append(_report_row(
-                "duplicate", records[dup_index], reason=f"within {duplicate_radius_arcsec:g} arcsec of a kept source",
-                duplicate_of=kept_ids[kept_index], separation_arcsec=sep,
-            ))
+            failures.append(
+                _report_row(
+                    "duplicate",
+                    records[dup_index],
+                    reason=f"within {duplicate_radius_arcsec:g} arcsec of a kept source",
+                    duplicate_of=kept_ids[kept_index],
+                    separation_arcsec=sep,
+                )
+            )
         bundle_id = _write_images(staging, [records[i]["_slot"] for i in keep], partial / IMAGES_FILE, catalogue)
         catalogue.to_parquet(partial / CATALOGUE_FILE, index=False)
         _write_report(partial / REPORT_FILE, failures)
@@ -228,19 +245,24 @@ def summary(bundle: Bundle) -> str:
     m = bundle.manifest
     lines = [f"bundle {bundle.bundle_id}: {len(bundle)} images -> {bundle.path}"]
     for record in m["inputs"]:
-        lines.append(f"  --{record['type']} {record['path']}: {record['n_items']} in, {record['n_images']} kept, "
-                     f"{record['n_failed']} failed, {record['n_duplicates']} duplicates")
+        lines.append(
+            f"  --{record['type']} {record['path']}: {record['n_items']} in, {record['n_images']} kept, "
+            f"{record['n_failed']} failed, {record['n_duplicates']} duplicates"
+        )
     lines.append("  by label:")
     for label, count in m["counts_by_label"].items():
         confident = m.get("confident_by_label", {}).get(label)
         extra = f" (confident {confident})" if confident is not None else ""
         lines.append(f"    {label or '(no label)'}: {count}{extra}")
-    lines.append(f"  failed: {m['n_failed']}, duplicates dropped: {m['n_duplicates']}"
-                 + (f" (see {bundle.path / REPORT_FILE})" if m["n_failed"] or m["n_duplicates"] else ""))
+    lines.append(
+        f"  failed: {m['n_failed']}, duplicates dropped: {m['n_duplicates']}"
+        + (f" (see {bundle.path / REPORT_FILE})" if m["n_failed"] or m["n_duplicates"] else "")
+    )
     return "\n".join(lines)
 
 
 # --- Inputs -> tasks --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Task:
@@ -274,20 +296,28 @@ def _collect_tasks(specs, skyview_url):
         else:
             rows, bad = read_position_catalogue(path)
             for number, row in rows:
-                tasks.append(_Task("catalogue", name, f"{raw_path}#row{number}", row=tuple(row.items()),
-                                   skyview_url=skyview_url))
-            failures += [dict(_report_row("failed", {"file": f"{raw_path}#row{n}", "input": name}, reason=r))
-                         for n, r in bad]
-        input_records.append({"type": kind, "path": str(raw_path), "n_items": len(tasks) - before_tasks
-                              + len(failures) - before_failures})
+                tasks.append(
+                    _Task("catalogue", name, f"{raw_path}#row{number}", row=tuple(row.items()), skyview_url=skyview_url)
+                )
+            failures += [
+                dict(_report_row("failed", {"file": f"{raw_path}#row{n}", "input": name}, reason=r)) for n, r in bad
+            ]
+        input_records.append(
+            {
+                "type": kind,
+                "path": str(raw_path),
+                "n_items": len(tasks) - before_tasks + len(failures) - before_failures,
+            }
+        )
     return tasks, failures, input_records
 
 
 def _find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such folder.")
-    files = sorted(p for p in folder.rglob("*")
-                   if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffixes))
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffixes)
+    )
     if not files:
         raise BundleError(f"{folder}: no {what} found (searched sub-folders too).")
     return files
@@ -323,7 +353,8 @@ def read_position_catalogue(path: str | Path) -> tuple[list[tuple[int, dict]], l
         else:
             table = pd.read_csv(path, skipinitialspace=True)
     except Exception as exc:
-        raise BundleError(f"{path}: cannot read the catalogue as {'Parquet' if path.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({exc}).") from exc
+        kind = "Parquet" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
+        raise BundleError(f"{path}: cannot read the catalogue as {kind} ({exc}).") from exc
     normalised = {"".join(ch for ch in str(c).lower() if ch.isalnum()): c for c in table.columns}
     found = {}
     for key, aliases in _COLUMN_ALIASES.items():
@@ -332,7 +363,9 @@ def read_position_catalogue(path: str | Path) -> tuple[list[tuple[int, dict]], l
                 found[key] = normalised[alias]
                 break
     if "ra" not in found or "dec" not in found:
-        raise BundleError(f"{path}: needs RA and Dec columns (e.g. 'ra', 'dec' in degrees); found {list(table.columns)}.")
+        raise BundleError(
+            f"{path}: needs RA and Dec columns (e.g. 'ra', 'dec' in degrees); found {list(table.columns)}."
+        )
     ra, dec, bad_position = _parse_positions(table[found["ra"]], table[found["dec"]])
     standard = set(_STANDARD_COLUMNS)
     rows, bad = [], []
@@ -340,8 +373,13 @@ def read_position_catalogue(path: str | Path) -> tuple[list[tuple[int, dict]], l
     for i in range(len(table)):
         number = i + 1
         if bad_position[i]:
-            bad.append((number, f"cannot read the position (ra={table[found['ra']].iloc[i]!r}, "
-                                f"dec={table[found['dec']].iloc[i]!r}): give degrees or sexagesimal 'HH MM SS', '+DD MM SS'."))
+            bad.append(
+                (
+                    number,
+                    f"cannot read the position (ra={table[found['ra']].iloc[i]!r}, "
+                    f"dec={table[found['dec']].iloc[i]!r}): give degrees or sexagesimal 'HH MM SS', '+DD MM SS'.",
+                )
+            )
             continue
         row = {"ra": float(ra[i]), "dec": float(dec[i])}
         for key in ("label", "name", "redshift", "confident", "las_arcsec"):
@@ -389,6 +427,7 @@ def _plain(value):
 
 # --- Processing one input ---------------------------------------------------------------
 
+
 @dataclass
 class _Outcome:
     record: dict | None
@@ -422,10 +461,19 @@ def _from_cutout(task: _Task, cutout: Cutout, info, overrides: dict | None = Non
     # are centred up to 90" away from it. Otherwise the image centre is the position.
     position = (info.ra, info.dec) if info.ra is not None else centre
     record.update(
-        ra=position[0], dec=position[1], image_ra=centre[0], image_dec=centre[1],
-        angular_extent_estimated_arcsec=estimated, angular_extent_catalogued_arcsec=info.las_arcsec,
-        label=info.label, confident=info.confident, subtype=info.subtype, redshift=info.redshift,
-        survey=survey_of(cutout), pixel_scale_arcsec=cutout.pixel_scale_arcsec, name=info.name,
+        ra=position[0],
+        dec=position[1],
+        image_ra=centre[0],
+        image_dec=centre[1],
+        angular_extent_estimated_arcsec=estimated,
+        angular_extent_catalogued_arcsec=info.las_arcsec,
+        label=info.label,
+        confident=info.confident,
+        subtype=info.subtype,
+        redshift=info.redshift,
+        survey=survey_of(cutout),
+        pixel_scale_arcsec=cutout.pixel_scale_arcsec,
+        name=info.name,
     )
     record.update(overrides or {})
     return _Outcome(record, image)
@@ -449,10 +497,15 @@ def _from_png(task: _Task) -> _Outcome:
     image = preprocess_processed_image(pixels, scale)
     record = _base_record(task)
     record.update(
-        ra=position[0], dec=position[1], image_ra=position[0], image_dec=position[1],
+        ra=position[0],
+        dec=position[1],
+        image_ra=position[0],
+        image_dec=position[1],
         angular_extent_estimated_arcsec=angular_extent_arcsec(pixels, scale, already_clipped=True),
-        label=task.label, survey="FIRST" if abs(scale - config.FIRST_PIXEL_SCALE_ARCSEC) < 1e-6 else "",
-        pixel_scale_arcsec=scale, name=Path(task.file).stem,
+        label=task.label,
+        survey="FIRST" if abs(scale - config.FIRST_PIXEL_SCALE_ARCSEC) < 1e-6 else "",
+        pixel_scale_arcsec=scale,
+        name=Path(task.file).stem,
     )
     return _Outcome(record, image)
 
@@ -475,7 +528,8 @@ def _from_catalogue_row(task: _Task, client=None) -> _Outcome:
     confident = row.pop("confident", None)
     overrides = dict(row)  # the catalogue's position, label, name and extra columns win
     overrides.update(
-        redshift=_float_or_none(redshift), angular_extent_catalogued_arcsec=_float_or_none(las),
+        redshift=_float_or_none(redshift),
+        angular_extent_catalogued_arcsec=_float_or_none(las),
         confident=None if confident is None else bool(confident),
     )
     overrides.setdefault("label", "")
@@ -491,8 +545,16 @@ def _float_or_none(value) -> float | None:
 
 
 def _base_record(task: _Task) -> dict:
-    return {"file": task.file, "input": task.input, "label": "", "confident": None, "subtype": "",
-            "redshift": None, "angular_extent_catalogued_arcsec": None, "name": ""}
+    return {
+        "file": task.file,
+        "input": task.input,
+        "label": "",
+        "confident": None,
+        "subtype": "",
+        "redshift": None,
+        "angular_extent_catalogued_arcsec": None,
+        "name": "",
+    }
 
 
 def survey_of(cutout: Cutout) -> str:
@@ -510,20 +572,26 @@ def survey_of(cutout: Cutout) -> str:
 
 # --- Running all tasks ------------------------------------------------------------------
 
+
 def _process_all(tasks, failures, folder: Path, progress, workers, client=None):
     """Process every task in order; images go to a staging memmap, records to a list."""
     size = config.IMAGE_SIZE_PX
-    staging = np.lib.format.open_memmap(folder / "staging.npy", mode="w+", dtype=np.uint8,
-                                        shape=(max(len(tasks), 1), size, size))
+    staging = np.lib.format.open_memmap(
+        folder / "staging.npy", mode="w+", dtype=np.uint8, shape=(max(len(tasks), 1), size, size)
+    )
     records: list[dict] = []
     report = _progress_reporter(progress, len(tasks))
     use_pool = workers > 1 and len(tasks) >= config.BUNDLE_POOL_MIN_FILES and client is None
     # spawn, not fork: the caller may be a threaded program (Streamlit) or hold torch state.
-    executor = (cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-                if use_pool else None)
+    executor = (
+        cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        if use_pool
+        else None
+    )
     try:
-        outcomes = (executor.map(_process, tasks, chunksize=8) if executor
-                    else (_process(task, client) for task in tasks))
+        outcomes = (
+            executor.map(_process, tasks, chunksize=8) if executor else (_process(task, client) for task in tasks)
+        )
         for done, (task, outcome) in enumerate(zip(tasks, outcomes), start=1):
             if outcome.fatal:
                 raise NoNetworkError(
@@ -548,9 +616,11 @@ def _process_all(tasks, failures, folder: Path, progress, workers, client=None):
 def _progress_reporter(progress, total):
     """A function ``(done, message)``; ``done=None`` closes it."""
     if callable(progress):
+
         def report(done, message):
             if done is not None:
                 progress(done, total, message)
+
         return report
     if progress:
         from tqdm import tqdm
@@ -563,11 +633,13 @@ def _progress_reporter(progress, total):
                 return
             bar.update(done - bar.n)
             bar.set_postfix_str(message, refresh=False)
+
         return report
     return lambda done, message: None
 
 
 # --- Duplicates, catalogue, files -------------------------------------------------------
+
 
 def _find_duplicates(records: list[dict], radius_arcsec: float):
     """Indices kept (in order) and ``(dropped, kept it duplicates, separation")`` triples.
@@ -596,22 +668,50 @@ def _find_duplicates(records: list[dict], radius_arcsec: float):
 
 
 _STANDARD_COLUMNS = (
-    "source_id", "ra", "dec", "image_ra", "image_dec", "angular_extent_arcsec", "angular_extent_estimated_arcsec",
-    "angular_extent_catalogued_arcsec", "label", "confident", "subtype", "redshift", "survey",
-    "pixel_scale_arcsec", "name", "file", "input",
+    "source_id",
+    "ra",
+    "dec",
+    "image_ra",
+    "image_dec",
+    "angular_extent_arcsec",
+    "angular_extent_estimated_arcsec",
+    "angular_extent_catalogued_arcsec",
+    "label",
+    "confident",
+    "subtype",
+    "redshift",
+    "survey",
+    "pixel_scale_arcsec",
+    "name",
+    "file",
+    "input",
 )
 
 
 def _catalogue_frame(records: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records([{k: v for k, v in r.items() if k != "_slot"} for r in records])
     frame["source_id"] = unique_source_ids([source_id(ra, dec) for ra, dec in zip(frame["ra"], frame["dec"])])
-    for column in ("angular_extent_estimated_arcsec", "angular_extent_catalogued_arcsec", "redshift",
-                   "pixel_scale_arcsec", "ra", "dec", "image_ra", "image_dec"):
+    for column in (
+        "angular_extent_estimated_arcsec",
+        "angular_extent_catalogued_arcsec",
+        "redshift",
+        "pixel_scale_arcsec",
+        "ra",
+        "dec",
+        "image_ra",
+        "image_dec",
+    ):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["angular_extent_arcsec"] = frame["angular_extent_catalogued_arcsec"].fillna(
-        frame["angular_extent_estimated_arcsec"])
-    frame["confident"] = pd.array([None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                                   else bool(v) for v in frame["confident"]], dtype="boolean")
+        frame["angular_extent_estimated_arcsec"]
+    )
+    frame["confident"] = pd.array(
+        [
+            None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bool(v)
+            for v in frame["confident"]
+        ],
+        dtype="boolean",
+    )
     for column in ("label", "subtype", "survey", "name", "file", "input"):
         frame[column] = frame[column].fillna("").astype(str)
     extras = [c for c in frame.columns if c not in _STANDARD_COLUMNS]
@@ -629,7 +729,7 @@ def _write_images(staging: np.ndarray, slots: list[int], path: Path, catalogue: 
     images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(slots), size, size))
     chunk = 1024
     for start in range(0, len(slots), chunk):
-        images[start:start + chunk] = staging[slots[start:start + chunk]]
+        images[start : start + chunk] = staging[slots[start : start + chunk]]
     images.flush()
     bundle_id = _content_hash(images, catalogue)
     del images
@@ -641,16 +741,24 @@ def _content_hash(images: np.ndarray, catalogue: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update(repr(images.shape).encode())
     for start in range(0, images.shape[0], 1024):
-        digest.update(np.ascontiguousarray(images[start:start + 1024]).tobytes())
+        digest.update(np.ascontiguousarray(images[start : start + 1024]).tobytes())
     digest.update(catalogue.to_csv(index=False).encode())
     return digest.hexdigest()[:16]
 
 
-def _report_row(status: str, record: dict, reason: str = "", duplicate_of: str = "",
-                separation_arcsec: float | None = None) -> dict:
-    return {"status": status, "file": record.get("file", ""), "input": record.get("input", ""), "reason": reason,
-            "duplicate_of": duplicate_of, "separation_arcsec": separation_arcsec,
-            "ra": record.get("ra"), "dec": record.get("dec")}
+def _report_row(
+    status: str, record: dict, reason: str = "", duplicate_of: str = "", separation_arcsec: float | None = None
+) -> dict:
+    return {
+        "status": status,
+        "file": record.get("file", ""),
+        "input": record.get("input", ""),
+        "reason": reason,
+        "duplicate_of": duplicate_of,
+        "separation_arcsec": separation_arcsec,
+        "ra": record.get("ra"),
+        "dec": record.get("dec"),
+    }
 
 
 def _write_report(path: Path, rows: list[dict]) -> None:
@@ -671,13 +779,16 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tool": "python -m pretrain bundle",
         "tool_version": _tool_version(),
-        "n_images": int(len(catalogue)),
+        "n_images": len(catalogue),
         "n_failed": sum(1 for r in report_rows if r["status"] == "failed"),
         "n_duplicates": sum(1 for r in report_rows if r["status"] == "duplicate"),
         "duplicate_radius_arcsec": float(radius),
         "counts_by_label": {str(k): int(v) for k, v in labels.items()},
-        "confident_by_label": {str(k): int(confident.get(k, 0)) for k in labels.index
-                               if catalogue.loc[catalogue["label"] == k, "confident"].notna().any()},
+        "confident_by_label": {
+            str(k): int(confident.get(k, 0))
+            for k in labels.index
+            if catalogue.loc[catalogue["label"] == k, "confident"].notna().any()
+        },
         "counts_by_survey": {str(k): int(v) for k, v in catalogue["survey"].value_counts().sort_index().items()},
         "inputs": input_records,
         "preprocessing": {

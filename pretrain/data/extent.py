@@ -36,15 +36,15 @@ is not treated as having FIRST's resolution. An already-clipped image (``already
 has no noise left to smooth: step 1 then uses the full-resolution islands only.
 
 The defaults (pretrain/config.py) were chosen on the even-indexed half of the sorted MiraBest
-files, the odd half kept for checking. On the 1155 MiraBest cutouts the Spearman rank correlation with the catalogued LAS is in
+files, the odd half kept for checking; the rank correlation with the catalogued LAS is in
 BENCHMARKS.md (bench/bench_extent.py). The largest remaining misses are giant sources whose
 catalogued size comes from diffuse emission that FIRST does not detect even smoothed (only
 the core is seen), and compact sources with an unrelated neighbour within the seed radius.
 """
+
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,9 +112,9 @@ def angular_extent_arcsec(
         return float("nan")
     beam_px = max(beam_fwhm_arcsec / pixel_scale_arcsec, MIN_PIXELS_PER_BEAM)
     first_beam_px = max(config.FIRST_BEAM_ARCSEC / config.FIRST_PIXEL_SCALE_ARCSEC, MIN_PIXELS_PER_BEAM)
-    min_px = max(1, int(round(min_island_px * (beam_px / first_beam_px) ** 2)))
+    min_px = max(1, round(min_island_px * (beam_px / first_beam_px) ** 2))
     smoothed = signal
-    kernel_px = np.sqrt(max((smoothed_resolution_arcsec / pixel_scale_arcsec) ** 2 - beam_px ** 2, 0.0))
+    kernel_px = np.sqrt(max((smoothed_resolution_arcsec / pixel_scale_arcsec) ** 2 - beam_px**2, 0.0))
     if not already_clipped and kernel_px >= 1.0:  # a map already at that resolution is not smoothed
         smoothed = _smoothed_signal_to_noise(signal, kernel_px)
     islands = _islands(signal, smoothed, detection_sigma, island_peak_sigma, min_px)
@@ -124,8 +124,17 @@ def angular_extent_arcsec(
     members, candidates = _central_islands(islands, seed_radius_arcsec / pixel_scale_arcsec, relative_peak)
     _link(members, candidates, link_arcsec / pixel_scale_arcsec)
     centre = (np.array(signal.shape, dtype=np.float32) - 1) / 2.0
-    _add_opposite_lobes(members, candidates, centre, beam_px, max_arm_arcsec / pixel_scale_arcsec,
-                        pair_tolerance_deg, pair_arm_ratio, island_peak_sigma, link_arcsec / pixel_scale_arcsec)
+    _add_opposite_lobes(
+        members,
+        candidates,
+        centre,
+        beam_px,
+        max_arm_arcsec / pixel_scale_arcsec,
+        pair_tolerance_deg,
+        pair_arm_ratio,
+        island_peak_sigma,
+        link_arcsec / pixel_scale_arcsec,
+    )
 
     extent = _largest_distance_px(np.concatenate([_outline(m.sharp) for m in members])) * pixel_scale_arcsec
     typical_peak = float(np.median([m.peak for m in members]))
@@ -185,14 +194,18 @@ def _islands(signal, smoothed, detection_sigma, island_peak_sigma, min_px) -> li
         pixels = np.argwhere(inside).astype(np.float32) + offset
         is_sharp = solid[box][inside]
         weights = np.clip(signal[box][inside], 0.0, None) + 1e-6
-        islands.append(_Island(
-            pixels=pixels,
-            # A faint lobe found only in the smoothed map keeps its smoothed outline.
-            sharp=pixels[is_sharp] if is_sharp.any() else pixels,
-            peak=float(peaks[i]), smoothed_peak=float(smoothed_peaks[i]), detected=bool(detected),
-            centroid=(pixels * weights[:, None]).sum(axis=0) / weights.sum(),
-            distance_px=float(np.sqrt(np.min(np.sum((pixels - centre) ** 2, axis=1)))),
-        ))
+        islands.append(
+            _Island(
+                pixels=pixels,
+                # A faint lobe found only in the smoothed map keeps its smoothed outline.
+                sharp=pixels[is_sharp] if is_sharp.any() else pixels,
+                peak=float(peaks[i]),
+                smoothed_peak=float(smoothed_peaks[i]),
+                detected=bool(detected),
+                centroid=(pixels * weights[:, None]).sum(axis=0) / weights.sum(),
+                distance_px=float(np.sqrt(np.min(np.sum((pixels - centre) ** 2, axis=1)))),
+            )
+        )
     return islands
 
 
@@ -219,9 +232,11 @@ def _link(members, candidates, link_px, start=None) -> None:
                 candidates.remove(other)
 
 
-def _add_opposite_lobes(members, candidates, centre, beam_px, max_arm_px, tolerance_deg, arm_ratio,
-                        island_peak_sigma, link_px) -> None:
+def _add_opposite_lobes(
+    members, candidates, centre, beam_px, max_arm_px, tolerance_deg, arm_ratio, island_peak_sigma, link_px
+) -> None:
     """Add candidates that have a counterpart on the opposite side of the centre (two lobes)."""
+
     def arm(isl):
         return isl.centroid - centre
 

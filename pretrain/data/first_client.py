@@ -18,6 +18,7 @@ query form, submit it, find the ``FITS`` link in the result page, download the f
 Names are sent to SkyView as they are and resolved there (SIMBAD, then NED), as on
 SkyView's own web form — astroquery would otherwise resolve them itself through CDS.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -224,8 +225,7 @@ class FirstCutoutClient:
         pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
     ) -> Cutout:
         """The validated cutout (``source`` is its file in the cache)."""
-        return self._fetch(self.request(position, name=name, pixels=pixels,
-                                        pixel_scale_arcsec=pixel_scale_arcsec))[1]
+        return self._fetch(self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec))[1]
 
     def fetch_path(
         self,
@@ -236,8 +236,7 @@ class FirstCutoutClient:
         pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
     ) -> Path:
         """The validated cutout's FITS file in the cache (SkyView's bytes, unchanged)."""
-        return self._fetch(self.request(position, name=name, pixels=pixels,
-                                        pixel_scale_arcsec=pixel_scale_arcsec))[0]
+        return self._fetch(self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec))[0]
 
     def cache_path(self, request: CutoutRequest) -> Path:
         return self.cache_dir / request.cache_file_name()
@@ -264,8 +263,12 @@ class FirstCutoutClient:
             raise PositionError(f"pixel scale must be a positive number of arcsec, not {pixel_scale_arcsec!r}.")
         if position is not None:
             position = position.icrs
-        return CutoutRequest(position=position, name=None if name is None else " ".join(str(name).split()),
-                             pixels=int(pixels), pixel_scale_arcsec=float(pixel_scale_arcsec))
+        return CutoutRequest(
+            position=position,
+            name=None if name is None else " ".join(str(name).split()),
+            pixels=int(pixels),
+            pixel_scale_arcsec=float(pixel_scale_arcsec),
+        )
 
     # --- the look-up --------------------------------------------------------------------
     def _fetch(self, request: CutoutRequest) -> tuple[Path, Cutout]:
@@ -273,7 +276,8 @@ class FirstCutoutClient:
             where = request.describe()
             raise OutsideFootprintError(
                 f"{where[0].upper()}{where[1:]} lies outside the FIRST survey footprint: FIRST observed "
-                f"nothing south of Dec {config.FIRST_DEC_MIN_DEG:+.0f} deg. {FOOTPRINT_HINT}.")
+                f"nothing south of Dec {config.FIRST_DEC_MIN_DEG:+.0f} deg. {FOOTPRINT_HINT}."
+            )
         path = self.cache_path(request)
         if path.is_file():
             try:
@@ -374,12 +378,13 @@ class FirstCutoutClient:
                 "or give the position as RA and Dec."
             )
         return CutoutServiceError(
-            f"SkyView returned no image for {request.describe()} (its page said: \"{said}\"). "
+            f'SkyView returned no image for {request.describe()} (its page said: "{said}"). '
             "Try again later, or upload a local FITS file instead."
         )
 
-    def _give_up(self, request: CutoutRequest, last: _Transient | None, attempts: int,
-                 elapsed: float) -> CutoutServiceError:
+    def _give_up(
+        self, request: CutoutRequest, last: _Transient | None, attempts: int, elapsed: float
+    ) -> CutoutServiceError:
         tried = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
         if last is None or last.kind == "timeout":
             return NoNetworkError(
@@ -388,8 +393,7 @@ class FirstCutoutClient:
                 "very slow: try again later, or upload a local FITS file instead."
             )
         if last.kind in ("dns", "connection"):
-            why = ("its host name could not be resolved (DNS failure)" if last.kind == "dns"
-                   else "the connection failed")
+            why = "its host name could not be resolved (DNS failure)" if last.kind == "dns" else "the connection failed"
             return NoNetworkError(
                 f"Could not reach the FIRST cutout service ({self.host}): {why} ({tried}). "
                 "There seems to be no network connection: check it and try again, or upload "
@@ -433,8 +437,7 @@ class _translated_http_errors:
             raise _Transient("timeout", str(exc)) from exc
         if isinstance(exc, requests.ConnectionError):
             raise _Transient("dns" if _is_dns_failure(exc) else "connection", str(exc)) from exc
-        if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
-                            requests.exceptions.ContentDecodingError)):
+        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
             raise _Transient("interrupted", str(exc)) from exc
         if isinstance(exc, requests.RequestException):
             raise CutoutServiceError(
@@ -473,7 +476,7 @@ def _page_message(content: bytes, limit: int = 300) -> str:
         text = " ".join(soup.get_text(" ").split())
     except Exception:  # not HTML at all
         text = " ".join(content[:limit].decode("latin-1").split())
-    match = re.search(r"(error|unable|could not|cannot|not found).{0,%d}" % limit, text, re.I)
+    match = re.search(rf"(error|unable|could not|cannot|not found).{{0,{limit}}}", text, re.I)
     text = match.group(0) if match else text
     return text[:limit] + ("..." if len(text) > limit else "") if text else "(an empty page)"
 

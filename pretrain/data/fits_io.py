@@ -5,6 +5,7 @@ first image extension, tile-compressed HDUs (``.fits.fz``), big-endian floats, d
 frequency/Stokes axes (NAXIS 3 or 4 with length-1 axes), NaN padding, and header cards
 that astropy's verifier complains about (SkyView writes TAB characters into COMMENT cards).
 """
+
 from __future__ import annotations
 
 import io
@@ -18,7 +19,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
-from astropy.wcs import FITSFixedWarning, WCS
+from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from pretrain.errors import FitsReadError
@@ -107,9 +108,7 @@ def _check_looks_like_fits(raw: bytes, name: str) -> None:
         raise FitsReadError(f"{name}: the file is empty (0 bytes).")
     head = raw[:1024].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")) or b"<html" in head:
-        raise FitsReadError(
-            f"{name}: this is an HTML/XML page, not a FITS image (a service returned an error page?)."
-        )
+        raise FitsReadError(f"{name}: this is an HTML/XML page, not a FITS image (a service returned an error page?).")
     if not raw.startswith(FITS_MAGIC):
         raise FitsReadError(f"{name}: not a FITS file (it does not begin with 'SIMPLE  =').")
     if len(raw) < 2880:
@@ -129,8 +128,7 @@ def _squeeze_to_2d(data: np.ndarray, name: str) -> np.ndarray:
     image = np.squeeze(data)  # drops length-1 frequency / Stokes axes
     if image.ndim != 2:
         raise FitsReadError(
-            f"{name}: the image has shape {data.shape}; expected two sky axes "
-            "(extra axes must have length 1)."
+            f"{name}: the image has shape {data.shape}; expected two sky axes (extra axes must have length 1)."
         )
     return image.astype(np.float32, copy=False)  # native byte order, float32
 

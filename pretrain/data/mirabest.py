@@ -15,6 +15,7 @@ before it takes its final name (``name.part`` -> ``name``). A re-run skips the f
 already verified and resumes a partial ``.part`` with an HTTP Range request. A manifest,
 written last, marks the folder as complete.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,11 +24,11 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 import requests
@@ -39,8 +40,10 @@ ProgressCallback = Callable[[int, int], None]  # (files done, files in total)
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz")
 _CHUNK_BYTES = 1 << 14  # small: bytes already received survive a dropped connection
-_HINT = (f"set {config.MIRABEST_DIR_ENV} to a local folder of MiraBest FITS files, "
-         "or run `python -m pretrain download-mirabest` where the network is available")
+_HINT = (
+    f"set {config.MIRABEST_DIR_ENV} to a local folder of MiraBest FITS files, "
+    "or run `python -m pretrain download-mirabest` where the network is available"
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,14 @@ class RemoteFile:
 
 # --- Finding the files ------------------------------------------------------------------
 
-def find_mirabest(download: bool = True, progress: ProgressCallback | None = None, *,
-                  base_url: str | None = None, api_url: str | None = None) -> Path:
+
+def find_mirabest(
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+    *,
+    base_url: str | None = None,
+    api_url: str | None = None,
+) -> Path:
     """Return a folder of MiraBest FITS files, downloading them into the cache if needed.
 
     ``progress(done, total)`` is called as files arrive (the app feeds ``st.progress``).
@@ -67,12 +76,16 @@ def find_mirabest(download: bool = True, progress: ProgressCallback | None = Non
         return local[0]
     cache = mirabest_cache_dir()
     if not download:
-        state = ("a partial download is there; run `python -m pretrain download-mirabest` "
-                 "to finish it" if cache.exists() else "no download there yet")
+        state = (
+            "a partial download is there; run `python -m pretrain download-mirabest` to finish it"
+            if cache.exists()
+            else "no download there yet"
+        )
         raise DatasetNotFoundError(
             f"MiraBest FITS files not found: {config.MIRABEST_DIR_ENV} is not set, "
             f"{config.SHARED_DATA_DIR / 'mirabest'} does not exist and the cache "
-            f"{cache} is not complete ({state}). To fix it, {_HINT}.")
+            f"{cache} is not complete ({state}). To fix it, {_HINT}."
+        )
     return download_mirabest(cache, progress=progress, base_url=base_url, api_url=api_url)
 
 
@@ -88,11 +101,13 @@ def find_local_mirabest() -> tuple[Path, str] | None:
         if not folder.is_dir():
             raise DatasetNotFoundError(
                 f"{config.MIRABEST_DIR_ENV}={named} is not a folder. Point it at a folder "
-                f"of MiraBest FITS files, or unset it to use the download.")
+                f"of MiraBest FITS files, or unset it to use the download."
+            )
         if not _has_fits(folder):
             raise DatasetNotFoundError(
                 f"{config.MIRABEST_DIR_ENV}={named} holds no FITS files "
-                f"({', '.join(FITS_SUFFIXES)}). Point it at the MiraBest FITS folder.")
+                f"({', '.join(FITS_SUFFIXES)}). Point it at the MiraBest FITS folder."
+            )
         return folder, f"the folder named by {config.MIRABEST_DIR_ENV}"
     shared = config.SHARED_DATA_DIR / "mirabest"
     if shared.is_dir() and _has_fits(shared):
@@ -130,12 +145,20 @@ def _has_fits(folder: Path) -> bool:
 
 # --- Downloading ------------------------------------------------------------------------
 
-def download_mirabest(dest: Path | str | None = None, *, base_url: str | None = None,
-                      api_url: str | None = None, commit: str | None = None,
-                      expected_count: int | None = None,
-                      progress: ProgressCallback | None = None,
-                      timeout: float | None = None, retries: int | None = None,
-                      backoff: float | None = None, workers: int | None = None) -> Path:
+
+def download_mirabest(
+    dest: Path | str | None = None,
+    *,
+    base_url: str | None = None,
+    api_url: str | None = None,
+    commit: str | None = None,
+    expected_count: int | None = None,
+    progress: ProgressCallback | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    backoff: float | None = None,
+    workers: int | None = None,
+) -> Path:
     """Download the pinned MiraBest FITS folder into ``dest`` (default: the cache); return it.
 
     Files already there and verified are kept; the rest are fetched, verified and renamed
@@ -148,9 +171,11 @@ def download_mirabest(dest: Path | str | None = None, *, base_url: str | None = 
     base_url = (base_url or config.MIRABEST_REPO_URL).rstrip("/")
     api_url = (api_url or config.MIRABEST_API_URL).rstrip("/")
     expected_count = config.MIRABEST_FILE_COUNT if expected_count is None else expected_count
-    policy = _Policy(timeout=config.MIRABEST_TIMEOUT_S if timeout is None else timeout,
-                     retries=config.MIRABEST_RETRIES if retries is None else retries,
-                     backoff=config.MIRABEST_BACKOFF_S if backoff is None else backoff)
+    policy = _Policy(
+        timeout=config.MIRABEST_TIMEOUT_S if timeout is None else timeout,
+        retries=config.MIRABEST_RETRIES if retries is None else retries,
+        backoff=config.MIRABEST_BACKOFF_S if backoff is None else backoff,
+    )
     workers = workers or config.MIRABEST_WORKERS
 
     files = list_remote_files(api_url, commit, policy=policy)
@@ -158,7 +183,9 @@ def download_mirabest(dest: Path | str | None = None, *, base_url: str | None = 
         warnings.warn(
             f"The MiraBest listing at commit {commit[:7]} has {len(files)} FITS files, "
             f"not the {expected_count} expected: the data set differs from the one this "
-            f"project was built for.", stacklevel=2)
+            f"project was built for.",
+            stacklevel=2,
+        )
     dest.mkdir(parents=True, exist_ok=True)
 
     todo = [f for f in files if not _verified_copy(dest / f.name, f)]
@@ -168,8 +195,7 @@ def download_mirabest(dest: Path | str | None = None, *, base_url: str | None = 
     failures: dict[str, str] = {}
     # Threads, because each small file costs mostly round-trip latency.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_fetch_file, f, dest, _raw_url(base_url, commit, f.name),
-                               policy): f for f in todo}
+        futures = {pool.submit(_fetch_file, f, dest, _raw_url(base_url, commit, f.name), policy): f for f in todo}
         try:
             for future in as_completed(futures):
                 try:
@@ -184,13 +210,13 @@ def download_mirabest(dest: Path | str | None = None, *, base_url: str | None = 
             raise
 
     if failures:
-        listed = "; ".join(f"{config.MIRABEST_FITS_FOLDER}/{name}: {why}"
-                           for name, why in sorted(failures.items()))
+        listed = "; ".join(f"{config.MIRABEST_FITS_FOLDER}/{name}: {why}" for name, why in sorted(failures.items()))
         raise DownloadError(
             f"{len(failures)} of {total} MiraBest files could not be downloaded and verified "
             f"after {policy.retries + 1} attempts each: {listed}. The {total - len(failures)} "
             f"verified files are kept in {dest}; run the same command again to fetch only "
-            f"the missing ones, or {_HINT}.")
+            f"the missing ones, or {_HINT}."
+        )
     _write_manifest(dest, files, commit, base_url)
     return dest
 
@@ -209,16 +235,19 @@ class _Policy:
 
 def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = None) -> list[RemoteFile]:
     """The FITS files of the repository's FITS folder at ``commit`` (git trees API), by name."""
-    policy = policy or _Policy(config.MIRABEST_TIMEOUT_S, config.MIRABEST_RETRIES,
-                               config.MIRABEST_BACKOFF_S)
+    policy = policy or _Policy(config.MIRABEST_TIMEOUT_S, config.MIRABEST_RETRIES, config.MIRABEST_BACKOFF_S)
     url = f"{api_url}/git/trees/{commit}"
     reply = None
     last_error = ""
     for attempt in range(policy.retries + 1):
         policy.wait(attempt)
         try:
-            reply = requests.get(url, params={"recursive": "1"}, timeout=policy.timeout,
-                                 headers={"Accept": "application/vnd.github+json"})
+            reply = requests.get(
+                url,
+                params={"recursive": "1"},
+                timeout=policy.timeout,
+                headers={"Accept": "application/vnd.github+json"},
+            )
         except requests.RequestException as exc:
             last_error = f"no answer: {type(exc).__name__}; no network, or the server is down"
             continue
@@ -227,11 +256,13 @@ def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = Non
         if _rate_limited(reply):
             raise DownloadError(
                 f"GitHub refused to list the MiraBest files: API rate limit reached (resets "
-                f"at {_reset_time(reply)}). Try again later, or {_HINT}.")
+                f"at {_reset_time(reply)}). Try again later, or {_HINT}."
+            )
         if reply.status_code in (404, 422):
             raise DownloadError(
                 f"GitHub has no commit {commit} in the MiraBest repository ({url} answered "
-                f"{reply.status_code}). Check MIRABEST_COMMIT in pretrain/config.py, or {_HINT}.")
+                f"{reply.status_code}). Check MIRABEST_COMMIT in pretrain/config.py, or {_HINT}."
+            )
         last_error = f"HTTP {reply.status_code}"
         if not _retryable(reply.status_code):
             break
@@ -239,16 +270,20 @@ def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = Non
     if reply is None or reply.status_code != 200:
         raise DownloadError(
             f"Could not list the MiraBest files at {url} ({last_error}) after "
-            f"{attempt + 1} attempt(s). To fix it, {_HINT}.")
+            f"{attempt + 1} attempt(s). To fix it, {_HINT}."
+        )
     try:
         tree = reply.json()
         entries = tree["tree"]
     except (ValueError, KeyError, TypeError):
-        raise DownloadError(f"{url} did not answer with a git tree listing (not JSON of the "
-                            f"expected shape). To fix it, {_HINT}.") from None
+        raise DownloadError(
+            f"{url} did not answer with a git tree listing (not JSON of the expected shape). To fix it, {_HINT}."
+        ) from None
     if tree.get("truncated"):
-        raise DownloadError(f"GitHub truncated the listing of {url}; the files cannot all be "
-                            f"found this way. {_HINT[0].upper()}{_HINT[1:]}.")
+        raise DownloadError(
+            f"GitHub truncated the listing of {url}; the files cannot all be "
+            f"found this way. {_HINT[0].upper()}{_HINT[1:]}."
+        )
     return _fits_entries(entries)
 
 
@@ -257,11 +292,17 @@ def _fits_entries(entries: list[dict]) -> list[RemoteFile]:
     files = []
     for entry in entries:
         path = entry.get("path", "")
-        name = path[len(prefix):]
+        name = path[len(prefix) :]
         # Only plain files directly in FITS/: a name with a slash could escape the folder.
-        if (entry.get("type") == "blob" and path.startswith(prefix) and name
-                and "/" not in name and "\\" not in name and not name.startswith(".")
-                and name.lower().endswith(FITS_SUFFIXES)):
+        if (
+            entry.get("type") == "blob"
+            and path.startswith(prefix)
+            and name
+            and "/" not in name
+            and "\\" not in name
+            and not name.startswith(".")
+            and name.lower().endswith(FITS_SUFFIXES)
+        ):
             files.append(RemoteFile(name=name, size=int(entry["size"]), git_sha=entry["sha"]))
     return sorted(files, key=lambda f: f.name)
 

@@ -14,6 +14,7 @@ Data sets of radio galaxies encode their labels in file names:
 
 :func:`source_id` gives the IAU-style name ``JHHMMSS.ss+DDMMSS.s`` of a position.
 """
+
 from __future__ import annotations
 
 import math
@@ -102,14 +103,16 @@ def source_id(ra_deg: float, dec_deg: float) -> str:
     ra_hours = (float(ra_deg) % 360.0) / 15.0
     # Work in integer hundredths of a second / tenths of an arcsecond so that truncation
     # never produces "60.00" seconds; the tiny epsilon absorbs binary rounding of exact values.
-    ra_cs = int(math.floor(ra_hours * 3600.0 * 100.0 + 1e-6)) % (24 * 3600 * 100)
+    ra_cs = math.floor(ra_hours * 3600.0 * 100.0 + 1e-6) % (24 * 3600 * 100)
     hh, rest = divmod(ra_cs, 3600 * 100)
     mm, ss_cs = divmod(rest, 60 * 100)
     sign = "-" if dec_deg < 0 else "+"
-    dec_ds = int(math.floor(abs(float(dec_deg)) * 3600.0 * 10.0 + 1e-6))
+    dec_ds = math.floor(abs(float(dec_deg)) * 3600.0 * 10.0 + 1e-6)
     dd, rest = divmod(dec_ds, 3600 * 10)
     dm, ds_ds = divmod(rest, 60 * 10)
-    return f"J{hh:02d}{mm:02d}{ss_cs // 100:02d}.{ss_cs % 100:02d}{sign}{dd:02d}{dm:02d}{ds_ds // 10:02d}.{ds_ds % 10:d}"
+    return (
+        f"J{hh:02d}{mm:02d}{ss_cs // 100:02d}.{ss_cs % 100:02d}{sign}{dd:02d}{dm:02d}{ds_ds // 10:02d}.{ds_ds % 10:d}"
+    )
 
 
 def unique_source_ids(ids: list[str]) -> list[str]:

@@ -6,6 +6,7 @@ decimal degrees (``139.148 4.681``, ``139.148, +4.681``) or sexagesimal hours/de
 and returns ``None`` for anything else, which callers then treat as an object name
 (``3C 236``, ``M 87``). Positions are ICRS (J2000) throughout.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,7 +21,7 @@ _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)"
 _DECIMAL = re.compile(rf"^\s*({_NUMBER})\s*(?:d|deg|°)?\s*[,\s]\s*({_NUMBER})\s*(?:d|deg|°)?\s*$", re.I)
 # Sexagesimal: 3 + 3 numbers separated by blanks or colons, or with h/m/s and d/m/s markers.
 _SEXAGESIMAL_PLAIN = re.compile(
-    rf"^\s*(\d{{1,2}})[\s:]+(\d{{1,2}})[\s:]+(\d+\.?\d*)\s*,?\s*([+-]?\d{{1,2}})[\s:]+(\d{{1,2}})[\s:]+(\d+\.?\d*)\s*$"
+    r"^\s*(\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+\.?\d*)\s*,?\s*([+-]?\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+\.?\d*)\s*$"
 )
 _SEXAGESIMAL_MARKED = re.compile(
     rf"^\s*\d{{1,2}}h\s*\d{{1,2}}m\s*{_NUMBER}s?\s*,?\s*[+-]?\d{{1,2}}[d°]\s*\d{{1,2}}[m']\s*{_NUMBER}(?:s|\")?\s*$",
@@ -47,8 +48,11 @@ def parse_position(text: str) -> SkyCoord | None:
     elif not _SEXAGESIMAL_MARKED.match(text):
         return None
     try:
-        coord = SkyCoord(text.replace("°", "d").replace("'", "m").replace('"', "s").replace(",", " "),
-                         unit=(u.hourangle, u.deg), frame="icrs")
+        coord = SkyCoord(
+            text.replace("°", "d").replace("'", "m").replace('"', "s").replace(",", " "),
+            unit=(u.hourangle, u.deg),
+            frame="icrs",
+        )
     except ValueError as exc:  # e.g. minutes >= 60, Dec beyond 90 deg
         raise PositionError(f"'{text.strip()}' looks like coordinates but cannot be read: {exc}") from exc
     return sky_position(coord.ra.deg, coord.dec.deg)

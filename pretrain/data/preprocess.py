@@ -12,6 +12,7 @@ cutout reaches the model exactly as the training images did:
 
 A blank result (nothing above ``k`` sigma in the field) raises :class:`BlankImageError`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -115,7 +116,8 @@ def preprocess_image(
     return scale_to_uint8(crop_to_field(clipped, pixel_scale_arcsec, size_px))
 
 
-def preprocess_processed_image(image: np.ndarray, pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
-                               size_px: int = config.IMAGE_SIZE_PX) -> np.ndarray:
+def preprocess_processed_image(
+    image: np.ndarray, pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC, size_px: int = config.IMAGE_SIZE_PX
+) -> np.ndarray:
     """An image that was already sigma-clipped and scaled (e.g. an 8-bit PNG): crop and rescale only."""
     return scale_to_uint8(crop_to_field(np.asarray(image, dtype=np.float32), pixel_scale_arcsec, size_px))

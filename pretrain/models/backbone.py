@@ -3,6 +3,7 @@
 Weights are stored as safetensors (loading them cannot run code), with provenance in the
 file's string metadata.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from pretrain import config
 from pretrain.errors import ExplorerError
 from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
 
 
-def to_model_input(images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu",
-                   crop_px: int | None = config.MODEL_INPUT_PX) -> torch.Tensor:
+def to_model_input(
+    images: np.ndarray | torch.Tensor, device: str | torch.device = "cpu", crop_px: int | None = config.MODEL_INPUT_PX
+) -> torch.Tensor:
     """uint8 images (N, H, W) -> float tensor (N, 1, crop, crop) in 0..1, centre-cropped.
 
     The one conversion used by training, embedding and fine-tuning. ``crop_px=None`` keeps
@@ -32,12 +34,13 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: str | torch.device
     if crop_px is not None:
         h, w = batch.shape[-2:]
         top, left = (h - crop_px) // 2, (w - crop_px) // 2
-        batch = batch[..., top:top + crop_px, left:left + crop_px]
+        batch = batch[..., top : top + crop_px, left : left + crop_px]
     return batch.float().div_(255.0)
 
 
-def save_encoder(encoder: ResNet18Encoder, path: str | Path, metadata: dict[str, str] | None = None,
-                 half: bool = False) -> Path:
+def save_encoder(
+    encoder: ResNet18Encoder, path: str | Path, metadata: dict[str, str] | None = None, half: bool = False
+) -> Path:
     """Write the encoder's weights to a safetensors file (optionally fp16, to halve its size)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +58,9 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
     """Read an encoder from safetensors (default: the backbone shipped in ``assets/``)."""
     path = Path(path) if path is not None else default_backbone_path()
     if not path.is_file():
-        raise ExplorerError(f"backbone weights not found at {path}. Train one with "
-                            "`python -m pretrain train` or pass --weights.")
+        raise ExplorerError(
+            f"backbone weights not found at {path}. Train one with `python -m pretrain train` or pass --weights."
+        )
     try:
         state = load_file(str(path))
     except Exception as exc:
@@ -65,8 +69,9 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ExplorerError(f"{path} does not hold a ResNet-18 encoder (missing {missing[:3]}, "
-                            f"unexpected {unexpected[:3]}).")
+        raise ExplorerError(
+            f"{path} does not hold a ResNet-18 encoder (missing {missing[:3]}, unexpected {unexpected[:3]})."
+        )
     return encoder.to(device).eval()
 
 

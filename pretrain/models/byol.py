@@ -4,6 +4,7 @@
 In the spirit of lucidrains/byol-pytorch, with the loss in ``pretrain.losses`` and the
 heads in ``pretrain.models.heads``.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """BYOL projection and prediction heads: Linear -> BatchNorm -> ReLU -> Linear."""
+
 from __future__ import annotations
 
 from torch import nn

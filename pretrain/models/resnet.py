@@ -3,6 +3,7 @@
 The standard ResNet-18 (He et al. 2016) with a one-channel stem; the classification layer
 is dropped, so the encoder maps a (B, 1, H, W) batch to (B, 512) representations.
 """
+
 from __future__ import annotations
 
 import torch

@@ -15,6 +15,7 @@ Fault modes for tests: ``drop_first`` (names whose first request is cut off half
 ``range_support`` (False: Range headers are ignored, the whole file comes back with 200).
 Every request is logged in ``requests`` as a ``Request(kind, name, range, status)``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,7 +58,7 @@ class GitHubStandin:
         self._server: ThreadingHTTPServer | None = None
 
     # --- life cycle ---
-    def __enter__(self) -> "GitHubStandin":
+    def __enter__(self) -> GitHubStandin:
         handler = type("Handler", (_Handler,), {"standin": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -95,19 +96,37 @@ class GitHubStandin:
     # --- answers ---
     def tree(self) -> dict:
         entries = [
-            {"path": "README.md", "mode": "100644", "type": "blob", "size": 12,
-             "sha": git_blob_sha1(b"# MiraBest\n\n"), "url": f"{self.api_url}/git/blobs/readme"},
-            {"path": FOLDER, "mode": "040000", "type": "tree",
-             "sha": hashlib.sha1(b"tree").hexdigest(), "url": f"{self.api_url}/git/trees/fits"},
+            {
+                "path": "README.md",
+                "mode": "100644",
+                "type": "blob",
+                "size": 12,
+                "sha": git_blob_sha1(b"# MiraBest\n\n"),
+                "url": f"{self.api_url}/git/blobs/readme",
+            },
+            {
+                "path": FOLDER,
+                "mode": "040000",
+                "type": "tree",
+                "sha": hashlib.sha1(b"tree").hexdigest(),
+                "url": f"{self.api_url}/git/trees/fits",
+            },
         ]
         for name, path in sorted(self.files.items()):
             data = path.read_bytes()
             sha = git_blob_sha1(data)
-            entries.append({"path": f"{FOLDER}/{name}", "mode": "100644", "type": "blob",
-                            "sha": sha, "size": len(data), "url": f"{self.api_url}/git/blobs/{sha}"})
+            entries.append(
+                {
+                    "path": f"{FOLDER}/{name}",
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": sha,
+                    "size": len(data),
+                    "url": f"{self.api_url}/git/blobs/{sha}",
+                }
+            )
         tree_sha = hashlib.sha1(f"tree of {self.commit}".encode()).hexdigest()  # not the commit's
-        return {"sha": tree_sha, "url": f"{self.api_url}/git/trees/{tree_sha}",
-                "tree": entries, "truncated": False}
+        return {"sha": tree_sha, "url": f"{self.api_url}/git/trees/{tree_sha}", "tree": entries, "truncated": False}
 
     def _log(self, request: Request) -> None:
         with self._lock:
@@ -133,14 +152,16 @@ class _Handler(BaseHTTPRequestHandler):
         api_prefix = f"/api/repos/{OWNER_REPO}/git/trees/"
         raw_prefix = f"/raw/{OWNER_REPO}/{gh.commit}/{FOLDER}/"
         if path.startswith(api_prefix):
-            tree_id = path[len(api_prefix):]
+            tree_id = path[len(api_prefix) :]
             if tree_id != gh.commit:
-                body = {"message": "Not Found",
-                        "documentation_url": "https://docs.github.com/rest/git/trees#get-a-tree"}
+                body = {
+                    "message": "Not Found",
+                    "documentation_url": "https://docs.github.com/rest/git/trees#get-a-tree",
+                }
                 return self._send_json(404, body, "api", tree_id)
             return self._send_json(200, gh.tree(), "api", tree_id)
-        if path.startswith(raw_prefix) and path[len(raw_prefix):] in gh.files:
-            return self._send_file(path[len(raw_prefix):])
+        if path.startswith(raw_prefix) and path[len(raw_prefix) :] in gh.files:
+            return self._send_file(path[len(raw_prefix) :])
         self._send(404, b"404: Not Found", "text/plain; charset=utf-8", "raw", path)
 
     def _send_json(self, status: int, body: dict, kind: str, name: str) -> None:
@@ -159,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = gh.files[name].read_bytes()
         if name in gh.corrupt:
             middle = len(data) // 2
-            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
         drop = gh._first_time(name) and name in gh.drop_first
         wanted = self.headers.get("Range")
         start = 0

@@ -35,6 +35,7 @@ Standalone, for the app's browser tests::
     python -m tests.standins.skyview --port 8765
     EXPLORER_SKYVIEW_URL=http://127.0.0.1:8765/current/cgi/basicform.pl streamlit run app.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,7 +89,7 @@ def _raw_cards(path: Path, image_hdu: bool = True) -> list[bytes]:
                 block = f.read(2880)
                 if len(block) < 2880:
                     return cards
-                chunk = [block[i:i + 80] for i in range(0, 2880, 80)]
+                chunk = [block[i : i + 80] for i in range(0, 2880, 80)]
                 ends = [i for i, c in enumerate(chunk) if c[:8] == b"END     "]
                 cards += chunk[: ends[0]] if ends else chunk
                 if ends:
@@ -128,8 +129,11 @@ def _index_file(path: Path, kind: str) -> RealFile | None:
 @functools.lru_cache(maxsize=4)
 def real_files(data_dir: Path) -> tuple[list[RealFile], SkyCoord | None]:
     """Every FIRST cutout under ``data_dir`` with its centre (read from the header)."""
-    globs = {"skyview_raw": "skyview_raw/*.fits", "mirabest": "mirabest/*.fits.fz",
-             "frdeep2": "frdeep2/FIRST/*.fits.fz"}
+    globs = {
+        "skyview_raw": "skyview_raw/*.fits",
+        "mirabest": "mirabest/*.fits.fz",
+        "frdeep2": "frdeep2/FIRST/*.fits.fz",
+    }
     files = []
     for kind, pattern in globs.items():
         for path in sorted(data_dir.glob(pattern)):
@@ -184,8 +188,9 @@ def _card(key: str, value, comment: str = "") -> bytes:
     return card[:80].ljust(80).encode("ascii")
 
 
-def render_fits(ra: float, dec: float, pixels: int, scale_arcsec: float,
-                source: Path | None, blank_value: float = 0.0) -> bytes:
+def render_fits(
+    ra: float, dec: float, pixels: int, scale_arcsec: float, source: Path | None, blank_value: float = 0.0
+) -> bytes:
     """A SkyView-style FITS file: ``pixels`` square, TAN, centred on (ra, dec).
 
     Without a ``source`` file the image is ``blank_value`` everywhere (outside the footprint).
@@ -247,7 +252,8 @@ SURVEYS = {  # a few of SkyView's lists; only FIRST has data here
 def form_page() -> bytes:
     selects = "\n".join(
         f"<td><select class='selectbox' multiple size=7 NAME='survey' id='{sid}'>"
-        + "".join(f"<option>{html.escape(s)}</option>" for s in names) + "</select></td>"
+        + "".join(f"<option>{html.escape(s)}</option>" for s in names)
+        + "</select></td>"
         for sid, names in SURVEYS.items()
     )
     return f"""<html><head><title>SkyView Query Form</title></head><body>
@@ -295,8 +301,7 @@ request due to maintenance downtime or capacity problems. Please try again later
 class SkyViewStandIn:
     """``with SkyViewStandIn() as sv: FirstCutoutClient(base_url=sv.url)...``"""
 
-    def __init__(self, data_dir: Path | str | None = None, port: int = 0,
-                 match_radius_arcsec: float = 5.0):
+    def __init__(self, data_dir: Path | str | None = None, port: int = 0, match_radius_arcsec: float = 5.0):
         self.data_dir = Path(data_dir) if data_dir is not None else config.SHARED_DATA_DIR
         self.port = port
         self.match_radius_arcsec = match_radius_arcsec
@@ -313,7 +318,7 @@ class SkyViewStandIn:
         self._server: ThreadingHTTPServer | None = None
 
     # --- life cycle ---
-    def start(self) -> "SkyViewStandIn":
+    def start(self) -> SkyViewStandIn:
         real_files(self.data_dir)  # index once, before the first request
         name_catalogue(self.data_dir)
         handler = type("Handler", (_Handler,), {"standin": self})
@@ -329,7 +334,7 @@ class SkyViewStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "SkyViewStandIn":
+    def __enter__(self) -> SkyViewStandIn:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -458,7 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "query":
             return self._send(200, self.standin.query(parse_qs(parts.query)), "text/html")
         if kind == "fits":
-            name = parts.path[len(FITS_PREFIX):]
+            name = parts.path[len(FITS_PREFIX) :]
             data = self.standin.fits_file(name[:-5]) if name.endswith(".fits") else None
             if data is None:
                 return self._send(404, error_page(f"{parts.path} not found (expired?)."), "text/html")
@@ -489,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         standin.start()
     except OSError as exc:
-        raise SystemExit(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror} (try another --port)")
+        raise SystemExit(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror} (try another --port)") from None
     try:
         files, _ = real_files(standin.data_dir)
         print(f"SkyView stand-in serving {len(files)} real FIRST files from {standin.data_dir}")
