@@ -15,6 +15,17 @@ from pretrain import config
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Test tiers: ``pytest -m "not slow"`` is the inner loop (unit tests and small real-data
+# tests, under 2 minutes on 2 cores); CI runs everything. A test is slow when it is marked
+# so, drives the browser, or asks for one of these fixtures (each costs a minute or more).
+SLOW_FIXTURES = frozenset({"mirabest_bundle", "small_space"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def _require(path: Path) -> Path:
     if not path.exists():
