@@ -8,6 +8,8 @@
 - :func:`mirabest_confident_split`: the MiraBest Confident FRI vs FRII task and its split.
 - :func:`extent_ordering_spearman`: how strongly a map is ordered by angular extent.
 - :func:`probe_over_splits`: the linear probe and kNN on the MiraBest task, one split per seed.
+- :func:`neighbour_purity`: what a click in the app shows: the same-label share among a
+  query's k most similar sources, per class (FRI, FRII, hybrid), leave-one-out.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pretrain.errors import ExplorerError
 FR_CLASSES = ("FRI", "FRII")  # label 0, 1
 PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by the probe's CV
 KNN_K = 20  # neighbours voting in the kNN error reported beside the probe
+PURITY_K = 8  # neighbours judged by neighbour purity: the first gallery row the app shows
+PURITY_CLASSES = ("FRI", "FRII", "hybrid")
 
 
 def linear_probe_error(
@@ -46,7 +50,7 @@ def linear_probe_error(
     train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=5000))
-    folds = int(min(5, np.min(np.unique(train_y, return_counts=True)[1])))
+    folds = min(5, int(np.min(np.unique(train_y, return_counts=True)[1])))
     if C is None and folds >= 2:
         probe = GridSearchCV(
             probe, {"logisticregression__C": PROBE_CS}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
@@ -147,7 +151,7 @@ def probe_over_splits(
     fitted on each split's training rows (for raw pixels). Columns: seed, probe_error,
     knn_error, n_train, n_test."""
     missing = [column for column in ("label", "confident") if column not in catalogue]
-    rows = fr_task(catalogue)[0] if not missing else []
+    rows = fr_task(catalogue)[0] if not missing else np.array([], np.int64)
     if len(rows) == 0:
         raise ExplorerError(
             "no MiraBest Confident FRI/FRII sources in this catalogue: the probe needs "
@@ -174,3 +178,47 @@ def probe_over_splits(
             }
         )
     return pd.DataFrame(records)
+
+
+def neighbour_purity(
+    features: np.ndarray,
+    labels,
+    query_rows=None,
+    k: int = PURITY_K,
+    classes=PURITY_CLASSES,
+) -> pd.DataFrame:
+    """Same-label share among each query's ``k`` most cosine-similar other sources.
+
+    Every source is searched (the whole space, as the app searches it) except the query
+    itself; ``query_rows`` (positional; default: every row) picks the queries, for example
+    the held-out ones (:mod:`pretrain.holdout`). A neighbour with an empty label counts as
+    a different label. One row per class in ``classes`` that has queries: ``label``,
+    ``queries``, ``purity`` (mean share, 0..1), ``chance`` (that class's share of the other
+    labelled sources: what random neighbours would score), ``none_found`` (queries with no
+    same-label neighbour among their ``k``).
+    """
+    labels = np.asarray(pd.Series(labels).fillna("").astype(str))
+    unit = _unit(features)
+    n = len(labels)
+    if n <= k:
+        raise ExplorerError(f"need more than k={k} sources for neighbour purity; got {n}.")
+    queries = np.arange(n) if query_rows is None else np.asarray(query_rows, np.int64)
+    records = []
+    for label in classes:
+        rows = queries[labels[queries] == label]
+        if len(rows) == 0:
+            continue
+        similarity = unit[rows] @ unit.T
+        similarity[np.arange(len(rows)), rows] = -np.inf  # never the query itself
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        share = (labels[nearest] == label).mean(axis=1)
+        records.append(
+            {
+                "label": label,
+                "queries": len(rows),
+                "purity": float(share.mean()),
+                "chance": float((np.sum(labels == label) - 1) / max(np.sum(labels != "") - 1, 1)),
+                "none_found": int(np.sum(share == 0)),
+            }
+        )
+    return pd.DataFrame(records, columns=["label", "queries", "purity", "chance", "none_found"])

@@ -14,6 +14,7 @@ from pretrain.evaluate import (
     knn_accuracy,
     linear_probe_error,
     mirabest_confident_split,
+    neighbour_purity,
 )
 
 
@@ -156,7 +157,8 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     import json
 
     from pretrain.__main__ import main
-    from pretrain.evaluate import probe_over_splits
+    from pretrain.evaluate import neighbour_purity, probe_over_splits
+    from pretrain.holdout import is_held_out
     from pretrain.mapping import MapProjector
     from pretrain.models.backbone import save_encoder, weights_sha256
     from pretrain.models.resnet import resnet18_encoder
@@ -192,6 +194,19 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     assert result["split"] == {"train": 665, "test": 104, "seeds": 3}
     assert result["extent_ordering_spearman"] > 0.95
     assert result["symmetry"] == "d4" and result["sources"] == len(catalogue)
+    # Neighbour purity: the features carry FRI/FRII along one axis only, among 15 noise
+    # dimensions, so FRII neighbours are better than chance and hybrids are not found.
+    purity = result["neighbour_purity"]
+    assert purity["weights_pretrained_on_held_out"] == "unknown"
+    expected_purity = neighbour_purity(features, catalogue["label"]).set_index("label")
+    for label in ("FRI", "FRII", "hybrid"):
+        assert purity["all"][label]["purity"] == round(expected_purity.loc[label, "purity"], 3)
+        assert purity["all"][label]["queries"] == int((catalogue["label"] == label).sum())
+    assert purity["all"]["FRII"]["purity"] > purity["all"]["FRII"]["chance"] + 0.1
+    held_out = is_held_out(catalogue["ra"], catalogue["dec"])
+    assert sum(f["queries"] for f in purity["held_out"].values()) == int(
+        np.isin(catalogue["label"], ["FRI", "FRII", "hybrid"])[held_out].sum()
+    )
 
 
 def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
@@ -227,3 +242,50 @@ def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
     assert "missing: label, confident" in result["probe"]
     assert result["extent_ordering_spearman"].startswith("not computed: need more than k=15")
     assert result["symmetry"] == "none"  # a manifest that records no symmetry: one pass
+
+
+def test_neighbour_purity_on_clusters_noise_and_self():
+    rng = np.random.default_rng(3)
+    x, y = _two_clusters(rng, n_per_class=60, separation=20.0)
+    labels = np.where(y == 1, "FRII", "FRI")
+    table = neighbour_purity(x, labels, k=8).set_index("label")
+    assert table.loc["FRI", "purity"] == 1.0 and table.loc["FRII", "purity"] == 1.0
+    assert table.loc["FRI", "chance"] == pytest.approx(59 / 119)
+    # Random labels on the same points: near chance, and the query itself never counts
+    # (a copy of every point would otherwise make each its own neighbour).
+    shuffled = rng.permutation(labels)
+    doubled = np.vstack([x, x + 1e-6])
+    both = np.concatenate([shuffled, shuffled])
+    table = neighbour_purity(doubled, both, query_rows=np.arange(len(x)), k=1).set_index("label")
+    assert table["purity"].min() == 1.0  # the copy is the nearest other source
+    table = neighbour_purity(x, shuffled, k=8).set_index("label")
+    assert abs(table.loc["FRI", "purity"] - 0.5) < 0.12
+    # A class with one member finds none of its kind; an absent class has no row.
+    labels = labels.astype(object)
+    labels[0] = "hybrid"
+    table = neighbour_purity(x, labels, k=8).set_index("label")
+    assert table.loc["hybrid", "queries"] == 1 and table.loc["hybrid", "none_found"] == 1
+    assert "FRI" in table.index and len(neighbour_purity(x, labels, classes=("WAT",))) == 0
+    with pytest.raises(ExplorerError, match="more than k"):
+        neighbour_purity(x[:5], labels[:5], k=8)
+
+
+def test_the_hold_out_is_fixed_covers_a_fifth_of_the_sky_and_follows_the_object(mirabest_dir):
+    from pretrain.holdout import FRACTION, is_held_out
+
+    rng = np.random.default_rng(0)
+    n = 200_000  # uniform on the sphere
+    ra, dec = rng.uniform(0, 360, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    held_out = is_held_out(ra, dec)
+    assert abs(held_out.mean() - FRACTION) < 0.02
+    assert np.array_equal(held_out, is_held_out(ra, dec))  # no state, no randomness
+    # Two images of one object a few arcsec apart: the same verdict (all but edge cases).
+    nudged = is_held_out(ra + 3.0 / 3600 / np.cos(np.radians(dec)), dec - 3.0 / 3600)
+    assert np.mean(nudged != held_out) < 0.003
+    assert not is_held_out([np.nan, 10.0], [5.0, 95.0]).any()
+    # On the real MiraBest positions: about a fifth held out, both classes represented.
+    infos = [parse_fits_name(path.name) for path in sorted(mirabest_dir.glob("*.fits*"))]
+    held_out = is_held_out([i.ra for i in infos], [i.dec for i in infos])
+    labels = np.array([i.label for i in infos])
+    assert 0.12 < held_out.mean() < 0.28
+    assert (labels[held_out] == "FRI").sum() > 50 and (labels[held_out] == "FRII").sum() > 50

@@ -5,6 +5,10 @@ Reads ``SPACE/embeddings.parquet`` and ``SPACE/map.parquet`` and prints:
 - the linear-probe and kNN test errors on MiraBest Confident FRI vs FRII, one stratified
   split (104 test sources) per seed, as mean +- standard error and per seed; needs the
   catalogue columns ``label`` and ``confident`` (a space of the MiraBest bundle has them);
+- neighbour purity, what a click in the app shows: the same-label share among each FRI,
+  FRII and hybrid source's 8 most similar sources, leave-one-out over every labelled
+  source, and for the held-out queries alone (:mod:`pretrain.holdout`: the part of the sky
+  that pretraining leaves out, so the honest figure for a backbone trained without it);
 - how strongly the map is ordered by angular extent: the Spearman correlation of each
   source's extent with the mean extent of its 15 nearest map neighbours (the catalogued
   ``angular_extent_arcsec``; ``--extent-column`` for another).
@@ -37,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pretrain.errors import ExplorerError
-    from pretrain.evaluate import KNN_K, extent_ordering_spearman, probe_over_splits
+    from pretrain.evaluate import KNN_K, PURITY_K, extent_ordering_spearman, neighbour_purity, probe_over_splits
+    from pretrain.holdout import is_held_out
     from pretrain.space import load_space
 
     if args.seeds < 2:
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "test": int(splits["n_test"].iloc[0]),
             "seeds": args.seeds,
         }
+    result["neighbour_purity"] = _purity(space, catalogue, neighbour_purity, is_held_out)
     result["extent_column"] = args.extent_column
     if args.extent_column in catalogue:
         extent = pd.to_numeric(catalogue[args.extent_column], errors="coerce").to_numpy(dtype=float)
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         print(f"linear probe {result['probe']}")
+    _print_purity(result["neighbour_purity"], PURITY_K)
     ordering = result["extent_ordering_spearman"]
     if isinstance(ordering, float):
         print(
@@ -111,3 +118,55 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"map ordering {ordering}")
     return 0
+
+
+def _purity(space, catalogue: pd.DataFrame, neighbour_purity, is_held_out) -> dict:
+    """Neighbour purity, leave-one-out over all sources and for the held-out queries."""
+    from pretrain.errors import ExplorerError
+
+    if "label" not in catalogue:
+        return {"not computed": "the catalogue has no label column"}
+    held_out = is_held_out(catalogue["ra"], catalogue["dec"]) if {"ra", "dec"} <= set(catalogue) else None
+    pretrained_on = space.manifest["weights"].get("held_out", "unknown")
+    figures: dict = {"weights_pretrained_on_held_out": pretrained_on}
+    for name, rows in (("all", None), ("held_out", None if held_out is None else np.flatnonzero(held_out))):
+        if name == "held_out" and rows is None:
+            figures[name] = "not computed: the catalogue has no ra/dec"
+            continue
+        try:
+            table = neighbour_purity(space.embeddings, catalogue["label"], query_rows=rows)
+        except ExplorerError as exc:
+            figures[name] = f"not computed: {exc}"
+            continue
+        figures[name] = {
+            row.label: {
+                "queries": int(row.queries),
+                "purity": round(float(row.purity), 3),
+                "chance": round(float(row.chance), 3),
+                "none_found": int(row.none_found),
+            }
+            for row in table.itertuples()
+        }
+    return figures
+
+
+def _print_purity(figures: dict, k: int) -> None:
+    if "not computed" in figures:
+        print(f"neighbour purity not computed: {figures['not computed']}")
+        return
+    print(f"neighbour purity (same label among the {k} most similar sources; chance in brackets):")
+    for name, title in (("all", "every source, leave-one-out"), ("held_out", "held-out queries")):
+        block = figures[name]
+        if isinstance(block, str):
+            print(f"  {title}: {block}")
+            continue
+        parts = [
+            f"{label} {f['purity']:.2f} ({f['chance']:.2f}, {f['queries']} queries, {f['none_found']} with none)"
+            for label, f in block.items()
+        ]
+        print(f"  {title}: " + "; ".join(parts))
+    if figures["weights_pretrained_on_held_out"] != "excluded":
+        print(
+            "  (these weights were not recorded as pretrained without the held-out sky: "
+            "the held-out figure may flatter them)"
+        )
