@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from pretrain import config
 from pretrain.errors import ExplorerError
-from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
+from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder, stem_of_architecture
 
 
 def to_model_input(
@@ -47,7 +47,7 @@ def save_encoder(
     state = {k: v.detach().to("cpu").contiguous() for k, v in encoder.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    meta = {"architecture": "resnet18-1ch", **{k: str(v) for k, v in (metadata or {}).items()}}
+    meta = {"architecture": encoder.architecture, **{k: str(v) for k, v in (metadata or {}).items()}}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)  # atomic: a killed job never leaves half a weights file
@@ -65,7 +65,11 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
         state = load_file(str(path))
     except Exception as exc:
         raise ExplorerError(f"{path} is not a readable safetensors file ({exc}).") from exc
-    encoder = resnet18_encoder()
+    try:
+        stem = stem_of_architecture(weights_metadata(path).get("architecture", "resnet18-1ch"))
+    except ValueError as exc:
+        raise ExplorerError(f"{path}: {exc}.") from exc
+    encoder = resnet18_encoder(stem=stem)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:

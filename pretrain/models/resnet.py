@@ -2,6 +2,11 @@
 
 The standard ResNet-18 (He et al. 2016) with a one-channel stem; the classification layer
 is dropped, so the encoder maps a (B, 1, H, W) batch to (B, 512) representations.
+
+Two stems (:data:`STEMS`): ``"imagenet"``, the standard 7x7 stride-2 convolution and
+max-pool (70 px in, 18 x 18 after the stem, 3 x 3 at the last stage), and ``"reference"``,
+the reference study's 3x3 stride-1 convolution and 3x3 stride-2 max-pool (35 x 35 after
+the stem, 5 x 5 at the last stage: finer detail kept, about 4x the compute per image).
 """
 
 from __future__ import annotations
@@ -10,6 +15,18 @@ import torch
 from torch import nn
 
 REPRESENTATION_DIM = 512
+STEMS = ("imagenet", "reference")
+ARCHITECTURES = {"imagenet": "resnet18-1ch", "reference": "resnet18-1ch-stem3x3"}  # weights-file metadata
+
+
+def _stem(in_channels: int, stem: str) -> nn.Sequential:
+    if stem == "imagenet":
+        conv = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    elif stem == "reference":
+        conv = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+    else:
+        raise ValueError(f"stem must be one of {STEMS}, not {stem!r}")
+    return nn.Sequential(conv, nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
 
 
 class BasicBlock(nn.Module):
@@ -41,14 +58,11 @@ class ResNet18Encoder(nn.Module):
     # Parameter-name prefixes from the input to the output; fine-tuning unfreezes the last D.
     BLOCKS = ("stem", "layer1", "layer2", "layer3", "layer4")
 
-    def __init__(self, in_channels: int = 1):
+    def __init__(self, in_channels: int = 1, stem: str = "imagenet"):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
-            nn.BatchNorm2d(64),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2, 1),
-        )
+        self.stem_kind = stem
+        self.architecture = ARCHITECTURES[stem] if stem in ARCHITECTURES else ""
+        self.stem = _stem(in_channels, stem)
         self.layer1 = self._stage(64, 64, stride=1)
         self.layer2 = self._stage(64, 128, stride=2)
         self.layer3 = self._stage(128, 256, stride=2)
@@ -71,5 +85,13 @@ class ResNet18Encoder(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-def resnet18_encoder(in_channels: int = 1) -> ResNet18Encoder:
-    return ResNet18Encoder(in_channels)
+def resnet18_encoder(in_channels: int = 1, stem: str = "imagenet") -> ResNet18Encoder:
+    return ResNet18Encoder(in_channels, stem)
+
+
+def stem_of_architecture(architecture: str) -> str:
+    """The stem named by a weights file's ``architecture`` metadata (old files: the ImageNet stem)."""
+    for stem, name in ARCHITECTURES.items():
+        if architecture == name:
+            return stem
+    raise ValueError(f"unknown encoder architecture {architecture!r} (known: {', '.join(ARCHITECTURES.values())})")
