@@ -61,7 +61,7 @@ class ResNet18Encoder(nn.Module):
     def __init__(self, in_channels: int = 1, stem: str = "imagenet"):
         super().__init__()
         self.stem_kind = stem
-        self.architecture = ARCHITECTURES[stem] if stem in ARCHITECTURES else ""
+        self.architecture = ARCHITECTURES.get(stem, "")
         self.stem = _stem(in_channels, stem)
         self.layer1 = self._stage(64, 64, stride=1)
         self.layer2 = self._stage(64, 128, stride=2)
