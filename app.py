@@ -19,10 +19,8 @@ def main() -> None:
     pages = [
         st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
         st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
+        st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"),
     ]
-    if (PAGES / "3_Training.py").is_file():  # the fine-tuning page, when installed
-        pages.append(st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"))
-
     navigation = st.navigation(pages)
     ui.mark_app_run()
     ui.sidebar()
