@@ -11,13 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import default_space, jobs, ui
+from explorer import default_space, jobs
+from explorer.widgets import frame
 from pretrain import config
 from pretrain.errors import ExplorerError
 from pretrain.models.resnet import ResNet18Encoder
 from pretrain.tasks import TASKS
 
-ui.require_app()
+frame.require_app()
 
 BLOCKS = ResNet18Encoder.BLOCKS
 DEPTHS = {
