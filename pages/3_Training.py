@@ -221,11 +221,13 @@ def past_section() -> None:
             "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
         },
     )
-    ids = runs["run_id"].tolist()
+    ids: list[str] = runs["run_id"].tolist()
     if st.session_state.get(SELECTED) not in ids:
         st.session_state[SELECTED] = ids[0]
-    selected = st.selectbox("Show run", ids, key=SELECTED, format_func=descriptions(runs).get)
-    run_details(selected)
+    titles = descriptions(runs)
+    selected = st.selectbox("Show run", ids, key=SELECTED, format_func=lambda run_id: titles.get(run_id, run_id))
+    if selected is not None:  # never None: the options are not empty and the key holds one of them
+        run_details(selected)
 
 
 start_form()
