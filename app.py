@@ -1,8 +1,9 @@
 """Radio galaxy latent-space explorer: ``streamlit run app.py``.
 
 Opens on the MiraBest map (prepared on first start, then reused from the user cache).
-The sidebar chooses the space and the neighbour settings for every page; the pages are
-thin: the work is done in ``explorer/`` and ``pretrain/``.
+The sidebar chooses the space and the neighbour settings for every page; each file in
+``pages/`` holds its page's layout and widgets (shared ones in ``explorer/widgets/``), and
+the work is done in ``explorer/`` and ``pretrain/``.
 """
 
 from pathlib import Path
@@ -13,19 +14,17 @@ PAGES = Path(__file__).parent / "pages"
 def main() -> None:
     import streamlit as st  # imported here: a spawned worker (see below) needs neither
 
-    from explorer import ui
+    from explorer.widgets import frame, sidebar
 
-    ui.page_config()
+    frame.page_config()
     pages = [
         st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
         st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
+        st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"),
     ]
-    if (PAGES / "3_Training.py").is_file():  # the fine-tuning page, when installed
-        pages.append(st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"))
-
     navigation = st.navigation(pages)
-    ui.mark_app_run()
-    ui.sidebar()
+    frame.mark_app_run()
+    sidebar.sidebar()
     navigation.run()
 
 

@@ -104,7 +104,7 @@ def server_side_ms(space_title: str | None, k: int = 12, repeats: int = 10) -> f
 
 def summarise(clicks: list[dict]) -> dict:
     ok = [c for c in clicks if "failed" not in c]
-    out = {"n": len(ok), "failed": len(clicks) - len(ok)}
+    out: dict[str, object] = {"n": len(ok), "failed": len(clicks) - len(ok)}
     for key in ("gallery_s", "map_s"):
         values = np.array([c[key] for c in ok])
         out[key] = (
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env, weights_note = bench_env(args.cache, args.weights)
     n_mirabest = prepare(env)
-    spaces = [("MiraBest (default space)", None, n_mirabest)]
+    spaces: list[tuple[str, str | None, int]] = [("MiraBest (default space)", None, n_mirabest)]
     if not args.no_rgz:
         spaces.append(("RGZ DR1 published map", RGZ_TITLE, 50_790))
     with streamlit_server(env, log_path=Path("/tmp") / "bench_click_latency_streamlit.log") as url:

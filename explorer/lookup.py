@@ -40,6 +40,14 @@ class LookupResult:
         return float(self.cutout.centre.dec.deg)
 
 
+class LookupFailure(Exception):
+    """Why a look-up failed (the page keeps it in the session to show it); ``title``: what was asked for."""
+
+    def __init__(self, title: str, message: str):
+        super().__init__(message)
+        self.title = title
+
+
 def fetch_cutout(text: str, client) -> Cutout:
     """Typed text -> FIRST cutout: coordinates if they parse as such, else an object name."""
     from pretrain.data.positions import parse_position

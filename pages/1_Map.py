@@ -1,6 +1,169 @@
-"""The map: coloured by angular extent or any column; click a source for its nearest neighbours."""
+"""The map: coloured by angular extent or any column; click a source for its nearest neighbours.
 
-from explorer import ui
+A click on the map reruns only the map fragment (``st.fragment``): the source panel, the
+neighbour gallery, the selection table and the map itself. Session state: ``map_state``
+(:mod:`explorer.widgets.map_state`), ``colour:<space>`` and ``log:<space>:<column>`` (the
+colour controls); the query parameter ``?source=<source_id>`` follows the source shown.
+"""
 
-ui.require_app()
-ui.map_page(ui.current_space())
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+import streamlit as st
+
+from explorer.colour_columns import aligned, extra_colour_columns
+from explorer.facts import colour_fact
+from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
+from explorer.space_registry import ExplorerSpace, Neighbours
+from explorer.widgets import frame
+from explorer.widgets.map_state import space_state
+from explorer.widgets.neighbours import neighbours_section
+from explorer.widgets.selection import selection_section
+from explorer.widgets.sidebar import neighbour_settings
+from explorer.widgets.source_panel import source_panel
+from explorer.widgets.spaces import current_space
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _extra_columns(space_key: str, _space: ExplorerSpace) -> dict[str, pd.Series]:
+    return extra_colour_columns(_space)
+
+
+def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
+    """Colour-by selector and log toggle; returns (name, values aligned with rows, log)."""
+    extra = _extra_columns(space.key, space)
+    options = colour_columns(space.catalogue, extra)
+    key = f"colour:{space.key}"
+    if st.session_state.get(key) is not None and st.session_state[key] not in options:
+        del st.session_state[key]  # e.g. a run's prediction column that is gone
+    left, right, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
+    with left:
+        name = st.selectbox("Colour by", options, key=key, format_func=pretty_name)
+    if name is None:
+        return "", None, False
+    values = space.catalogue[name] if name in space.catalogue else aligned(extra[name], space.catalogue["source_id"])
+    continuous = not is_categorical(values)
+    positive = continuous and bool((pd.to_numeric(values, errors="coerce") > 0).any())
+    with right:
+        log = st.toggle(
+            "log scale",
+            value=continuous and name.startswith("angular_extent"),
+            key=f"log:{space.key}:{name}",
+            disabled=not positive,
+            help="Colour by log10 of the value (only for positive numbers).",
+        )
+    return name, values, bool(log and positive)
+
+
+def map_state(space: ExplorerSpace) -> dict:
+    """The map's state for the space, with the source of a shared link (``?source=``) applied once."""
+    state = space_state(space.key)
+    wanted = st.query_params.get("source")
+    if wanted and state.get("from_url") != wanted:  # a shared link: ?source=<source_id>
+        state["from_url"] = wanted
+        try:
+            state["query"] = space.row_of(wanted)
+        except KeyError:
+            st.toast(f"{wanted} is not in this space.")
+    return state
+
+
+def on_map_select(space_key: str, chart_key: str) -> None:
+    """Store what the user clicked or boxed (called before the fragment reruns)."""
+    event = st.session_state.get(chart_key) or {}
+    selection = event.get("selection", {}) if hasattr(event, "get") else {}
+    rows = rows_from_selection(selection.get("points", []))
+    state = space_state(space_key)
+    if selection.get("box") or selection.get("lasso") or len(rows) > 1:
+        state["selected"] = rows
+    elif len(rows) == 1:
+        state["query"] = rows[0]
+        state["from_url"] = st.query_params.get("source")
+
+
+@st.fragment
+def map_fragment(
+    space: ExplorerSpace, colour_name: str, colour: pd.Series | None, log_colour: bool, k: int, radius: float
+) -> None:
+    state = map_state(space)
+    query = state.get("query")
+    if query is not None and not (0 <= query < len(space)):
+        query = state["query"] = None
+    neighbours = space.neighbours_of_row(query, k, radius) if query is not None else None
+    left, right = st.columns([3, 2], gap="medium")
+    below = st.container()
+    # The panel and the gallery are sent before the map: the browser shows them while it
+    # redraws the (much heavier) WebGL map with the new highlights.
+    with right:
+        panel(space, state, query, colour_name, colour)
+    with below:
+        if state.get("selected"):
+            selection_section(space, state)
+        if neighbours is not None:
+            neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
+    with left:
+        map_chart(space, state, query, neighbours, (colour_name, colour, log_colour))
+
+
+def panel(space: ExplorerSpace, state: dict, query: int | None, colour_name: str, colour: pd.Series | None) -> None:
+    """The clicked source's panel (a hint before any click); the link follows the source shown."""
+    if query is None:
+        st.info(
+            "**Click a source on the map** to see its image, its catalogue entry and the sources most similar to it.",
+            icon=":material/touch_app:",
+        )
+        return
+    source_panel(space, query, coloured_by=colour_fact(colour_name, colour, query))
+    source_id = str(space.catalogue["source_id"].iloc[query])
+    # The link follows the source shown; remembered as seen, so that only a link
+    # changed from outside (a shared one) picks the source on a later run. (A click
+    # on the map used to leave the old link here, and the next "continue from a
+    # neighbour" was then undone by it.)
+    state["from_url"] = source_id
+    if st.query_params.get("source") != source_id:
+        st.query_params["source"] = source_id
+
+
+def map_chart(
+    space: ExplorerSpace,
+    state: dict,
+    query: int | None,
+    neighbours: Neighbours | None,
+    colouring: tuple[str, pd.Series | None, bool],
+) -> None:
+    """The map with the query, its neighbours and the selection highlighted; clicks go to ``on_map_select``."""
+    colour_name, colour, log_colour = colouring
+    chart_key = f"map:{space.key}"
+    figure = map_figure(
+        space.catalogue,
+        colour,
+        colour_name,
+        log_colour,
+        neighbours=None if neighbours is None else neighbours.rows,
+        query=query,
+        selected=state.get("selected") or None,
+        revision=space.key,
+        height=620,
+    )
+    st.plotly_chart(
+        figure,
+        key=chart_key,
+        on_select=functools.partial(on_map_select, space.key, chart_key),
+        selection_mode=("points", "box", "lasso"),
+        width="stretch",
+        config={"scrollZoom": True, "displaylogo": False},
+    )
+    st.caption(
+        "Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
+        "group · scroll to zoom, double-click to reset. The axes have no physical meaning."
+    )
+
+
+frame.require_app()
+space = current_space()
+frame.space_header(space, "Map")
+name, values, log = colour_controls(space)
+k, radius = neighbour_settings()
+map_fragment(space, name, values, log, k, radius)

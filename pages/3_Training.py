@@ -11,13 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import default_space, jobs, ui
+from explorer import default_space, jobs
+from explorer.widgets import frame
 from pretrain import config
 from pretrain.errors import ExplorerError
 from pretrain.models.resnet import ResNet18Encoder
 from pretrain.tasks import TASKS
 
-ui.require_app()
+frame.require_app()
 
 BLOCKS = ResNet18Encoder.BLOCKS
 DEPTHS = {
@@ -220,11 +221,13 @@ def past_section() -> None:
             "wall_time_s": st.column_config.NumberColumn("wall time (s)", format="%.0f"),
         },
     )
-    ids = runs["run_id"].tolist()
+    ids: list[str] = runs["run_id"].tolist()
     if st.session_state.get(SELECTED) not in ids:
         st.session_state[SELECTED] = ids[0]
-    selected = st.selectbox("Show run", ids, key=SELECTED, format_func=descriptions(runs).get)
-    run_details(selected)
+    titles = descriptions(runs)
+    selected = st.selectbox("Show run", ids, key=SELECTED, format_func=lambda run_id: titles.get(run_id, run_id))
+    if selected is not None:  # never None: the options are not empty and the key holds one of them
+        run_details(selected)
 
 
 start_form()

@@ -84,7 +84,7 @@ def streamlit_server(env: dict[str, str], timeout_s: float = 120.0, log_path: Pa
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if log_path:
+        if not isinstance(log, int):  # a log file (not subprocess.DEVNULL)
             log.close()
 
 

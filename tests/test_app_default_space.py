@@ -90,14 +90,14 @@ def test_a_spawned_worker_importing_app_py_does_not_run_the_app(monkeypatch):
     preparing the default space), which it did before: seconds of wasted start-up per worker."""
     import runpy
 
-    from explorer import ui
+    from explorer.widgets import frame, sidebar
     from tests.app_space import APP
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("app.py ran the app in a worker process")
 
-    for name in ("page_config", "mark_app_run", "sidebar"):
-        monkeypatch.setattr(ui, name, must_not_run)
+    for module, name in ((frame, "page_config"), (frame, "mark_app_run"), (sidebar, "sidebar")):
+        monkeypatch.setattr(module, name, must_not_run)
     runpy.run_path(str(APP), run_name="__mp_main__")
 
 

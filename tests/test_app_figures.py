@@ -197,16 +197,16 @@ def test_a_runs_misclassified_sources_stand_out_from_its_correct_ones(catalogue)
 
 
 def test_source_facts_give_the_position_in_sexagesimal_too():
-    from explorer import ui
+    from explorer.facts import facts_html
 
     entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681, "angular_extent_arcsec": 43.0})
-    html = ui._facts_html(entry)
+    html = facts_html(entry)
     assert "139.14800" in html and "4.68100" in html
     assert "09:16:35.5 +04:40:51.6" in html  # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s
 
 
 def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():
-    from explorer import ui
+    from explorer.selection_table import selection_display
 
     frame = pd.DataFrame(
         {
@@ -219,19 +219,19 @@ def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():
             "label": ["FRI", "FRII"],
         }
     )
-    shown = ui.selection_display(frame)
+    shown = selection_display(frame)
     assert list(shown.columns) == ["source id", "RA (°)", "Dec (°)", "angular extent (″)", "label"]
     assert shown["angular extent (″)"].tolist() == [20.0, 30.0]
 
 
 def test_source_facts_show_the_value_the_map_is_coloured_by():
-    from explorer import ui
+    from explorer.facts import colour_fact, facts_html
 
     entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681})
     colour = pd.Series([0.25, 0.875])
-    fact = ui._colour_fact("run 20261201-1: P(FRII)", colour, 1)
+    fact = colour_fact("run 20261201-1: P(FRII)", colour, 1)
     assert fact == ("run 20261201-1: P(FRII)", 0.875)
-    assert "P(FRII)" in ui._facts_html(entry, extra=[fact]) and "0.875" in ui._facts_html(entry, extra=[fact])
-    assert ui._colour_fact("label", pd.Series(["FRI", "FRII"]), 1) is None  # already a fact
-    assert ui._colour_fact("angular_extent_arcsec", colour, 0) is None
-    assert ui._colour_fact("redshift", None, 0) is None
+    assert "P(FRII)" in facts_html(entry, extra=[fact]) and "0.875" in facts_html(entry, extra=[fact])
+    assert colour_fact("label", pd.Series(["FRI", "FRII"]), 1) is None  # already a fact
+    assert colour_fact("angular_extent_arcsec", colour, 0) is None
+    assert colour_fact("redshift", None, 0) is None

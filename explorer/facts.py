@@ -1,0 +1,71 @@
+"""A source's main catalogue facts as a compact HTML table (the source panel shows it).
+
+No Streamlit here: the panel in :mod:`explorer.widgets.source_panel` hands the HTML to
+``st.html``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from explorer.figures import pretty_name
+from explorer.sky import sexagesimal
+
+FACT_COLUMNS = (  # shown first in a source's panel, when the space has them
+    ("label", "label"),
+    ("confident", "confident"),
+    ("subtype", "subtype"),
+    ("angular_extent_arcsec", "angular extent (″)"),
+    ("angular_extent_estimated_arcsec", "estimated extent (″)"),
+    ("redshift", "redshift"),
+    ("ra", "RA (°)"),
+    ("dec", "Dec (°)"),
+    ("survey", "survey"),
+)
+
+FACTS_CSS = """<style>
+.facts{border-collapse:collapse;font-size:14px;margin:2px 0 6px 0}
+.facts td{padding:3px 14px 3px 0;border-bottom:1px solid rgba(127,127,127,.2)}
+.facts td:first-child{opacity:.7}
+.facts td:last-child{font-variant-numeric:tabular-nums}
+</style>"""
+
+
+def is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and not np.isfinite(value))
+
+
+def colour_fact(colour_name: str, colour: pd.Series | None, row: int) -> tuple[str, object] | None:
+    """(title, value) of the map's colour for one source, when it is not a catalogue fact
+    already shown (a fine-tuned run's P(FRII) or its misclassified mark, say)."""
+    if colour is None or row >= len(colour) or colour_name in dict(FACT_COLUMNS):
+        return None
+    return pretty_name(colour_name), colour.iloc[row]
+
+
+def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = ()) -> str:
+    """The main catalogue facts of a source as a compact two-column table; ``extra``:
+    more (title, value) rows first (the map's colour, when it is not a catalogue column)."""
+    rows = [_extra_row(title, value) for title, value in extra if not is_missing(value)]
+    for column, title in FACT_COLUMNS:
+        if column not in entry.index or is_missing(entry[column]):
+            continue
+        value = entry[column]
+        if isinstance(value, (float, np.floating)):
+            value = f"{value:.5f}" if column in ("ra", "dec") else f"{value:.4g}"
+        if str(value) == "":
+            continue
+        rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(value))}</td></tr>")
+        if column == "dec" and "ra" in entry.index:
+            position = sexagesimal(entry["ra"], entry["dec"])
+            rows.append(f"<tr><td>J2000 (h:m:s, d:m:s)</td><td>{html.escape(position)}</td></tr>")
+    return FACTS_CSS + '<table class="facts">' + "".join(rows) + "</table>" if rows else ""
+
+
+def _extra_row(title: str, value: object) -> str:
+    shown = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
+    return f"<tr><td>{html.escape(str(title))}</td><td><b>{html.escape(shown)}</b></td></tr>"

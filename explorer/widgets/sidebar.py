@@ -1,0 +1,93 @@
+"""The app-wide sidebar: the space selector and the neighbour settings (every page reads them).
+
+Session state: ``space_key`` (the chosen space), ``n_neighbours``, ``sky_radius_arcsec``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from explorer.space_registry import SpaceEntry, discover_spaces
+from pretrain import config
+
+SPACE_KEY = "space_key"
+K_KEY = "n_neighbours"
+RADIUS_KEY = "sky_radius_arcsec"
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _entries(cache_root: str, spaces_env: str) -> list[SpaceEntry]:
+    return discover_spaces()
+
+
+def space_entries() -> list[SpaceEntry]:
+    """Every space the selector offers (re-discovered every 15 s, or when the cache or EXPLORER_SPACES change)."""
+    return _entries(str(config.cache_dir()), os.environ.get("EXPLORER_SPACES", ""))
+
+
+def forget_entries() -> None:
+    """Discover the spaces again on the next run (a space was just prepared)."""
+    _entries.clear()
+
+
+def entry_for(key: str) -> SpaceEntry:
+    """The selector's entry for ``key``; the first one (MiraBest) when there is none."""
+    for entry in space_entries():
+        if entry.key == key:
+            return entry
+    return space_entries()[0]
+
+
+def sidebar() -> None:
+    """The app-wide sidebar: space selector and neighbour settings (both pages use them)."""
+    entries = space_entries()
+    titles = {e.key: e.title for e in entries}
+    if st.session_state.get(SPACE_KEY) not in titles:
+        st.session_state[SPACE_KEY] = entries[0].key
+    st.session_state.setdefault(K_KEY, config.APP_NEIGHBOURS_K)
+    st.session_state.setdefault(RADIUS_KEY, int(config.APP_SKY_DUPLICATE_RADIUS_ARCSEC))
+    with st.sidebar:
+        st.markdown("### :material/satellite_alt: Radio galaxy explorer")
+        keys: list[str] = list(titles)
+        st.selectbox(
+            "Space",
+            keys,
+            format_func=lambda key: titles.get(key, key),
+            key=SPACE_KEY,
+            on_change=_space_changed,
+            help="A space is a data set's map and representations. Prepared spaces in the "
+            "cache, folders in EXPLORER_SPACES, and the published RGZ DR1 map.",
+        )
+        if entry_for(st.session_state[SPACE_KEY]).kind == "catalogue":
+            st.caption(
+                "Catalogue only: the published map's coordinates, no representations. "
+                "Neighbours are the nearest points **on the map**; images come from FIRST."
+            )
+        _neighbour_sliders()
+
+
+def _neighbour_sliders() -> None:
+    st.markdown("**Neighbours**")
+    st.slider("How many", 4, 48, key=K_KEY, step=1)
+    st.slider(
+        "Drop sky duplicates within (″)",
+        0,
+        120,
+        key=RADIUS_KEY,
+        step=5,
+        help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
+        "is the same object catalogued twice: it is dropped. 0 keeps everything.",
+    )
+
+
+def _space_changed() -> None:
+    st.query_params.pop("source", None)  # a source id of the previous space means nothing here
+
+
+def neighbour_settings() -> tuple[int, float]:
+    """(how many neighbours, sky-duplicate radius in arcsec) as set in the sidebar."""
+    return int(st.session_state.get(K_KEY, config.APP_NEIGHBOURS_K)), float(
+        st.session_state.get(RADIUS_KEY, config.APP_SKY_DUPLICATE_RADIUS_ARCSEC)
+    )
