@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from pretrain.errors import ExplorerError
 from pretrain.models.backbone import load_encoder, save_encoder, weights_metadata
-from pretrain.models.resnet import resnet18_encoder
+from pretrain.models.resnet import parse_architecture, resnet18_encoder
 
 
 @pytest.mark.parametrize(("stem", "after_stem", "last_stage"), [("imagenet", 18, 3), ("reference", 35, 5)])
@@ -39,3 +39,18 @@ def test_a_weights_file_rebuilds_its_own_stem_and_an_unknown_one_is_refused(tmp_
         load_encoder(tmp_path / "odd.safetensors")
     with pytest.raises(ValueError, match="stem must be one of"):
         resnet18_encoder(stem="patchify")
+
+
+def test_a_narrower_network_is_saved_and_rebuilt_at_its_width(tmp_path):
+    encoder = resnet18_encoder(stem="reference", width=32).eval()
+    assert encoder.representation_dim == 256
+    path = save_encoder(encoder, tmp_path / "narrow.safetensors")
+    assert weights_metadata(path)["architecture"] == "resnet18-1ch-stem3x3-w32"
+    again = load_encoder(path)
+    x = torch.rand(2, 1, 70, 70)
+    with torch.no_grad():
+        assert again(x).shape == (2, 256) and torch.equal(encoder(x), again(x))
+    assert parse_architecture("resnet18-1ch") == ("imagenet", 64)
+    assert parse_architecture("resnet18-1ch-w48") == ("imagenet", 48)
+    with pytest.raises(ValueError, match="unknown"):
+        parse_architecture("resnet18-1ch-wide")

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from pretrain import config
 from pretrain.errors import ExplorerError
-from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder, stem_of_architecture
+from pretrain.models.resnet import ResNet18Encoder, parse_architecture, resnet18_encoder
 
 
 def to_model_input(
@@ -66,10 +66,10 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
     except Exception as exc:
         raise ExplorerError(f"{path} is not a readable safetensors file ({exc}).") from exc
     try:
-        stem = stem_of_architecture(weights_metadata(path).get("architecture", "resnet18-1ch"))
+        stem, width = parse_architecture(weights_metadata(path).get("architecture", "resnet18-1ch"))
     except ValueError as exc:
         raise ExplorerError(f"{path}: {exc}.") from exc
-    encoder = resnet18_encoder(stem=stem)
+    encoder = resnet18_encoder(stem=stem, width=width)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:

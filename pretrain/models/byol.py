@@ -16,7 +16,7 @@ from torch import nn
 from pretrain import config
 from pretrain.losses import symmetric_byol_loss
 from pretrain.models.heads import prediction_head, projection_head
-from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder, resnet18_encoder
+from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
 
 
 def cosine_tau(step: int, total_steps: int, base: float = config.BYOL_TAU_BASE) -> float:
@@ -29,10 +29,10 @@ class BYOL(nn.Module):
     """``forward(view_1, view_2)`` returns the symmetrised loss; call ``update_target(tau)``
     after each optimiser step. ``encoder`` is the backbone to keep afterwards."""
 
-    def __init__(self, encoder: ResNet18Encoder | None = None, representation_dim: int = REPRESENTATION_DIM):
+    def __init__(self, encoder: ResNet18Encoder | None = None):
         super().__init__()
         self.encoder = encoder if encoder is not None else resnet18_encoder()
-        self.projector = projection_head(representation_dim)
+        self.projector = projection_head(self.encoder.representation_dim)
         self.predictor = prediction_head()
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_projector = copy.deepcopy(self.projector)

@@ -14,19 +14,37 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-REPRESENTATION_DIM = 512
+REPRESENTATION_DIM = 512  # at the standard width (64 channels after the stem)
 STEMS = ("imagenet", "reference")
-ARCHITECTURES = {"imagenet": "resnet18-1ch", "reference": "resnet18-1ch-stem3x3"}  # weights-file metadata
+WIDTH = 64  # channels after the stem; the stages have 1, 2, 4, 8 x this
+_STEM_NAMES = {"imagenet": "", "reference": "-stem3x3"}  # in the weights file's architecture name
 
 
-def _stem(in_channels: int, stem: str) -> nn.Sequential:
+def architecture_name(stem: str = "imagenet", width: int = WIDTH) -> str:
+    """The ``architecture`` metadata of a weights file: 'resnet18-1ch', 'resnet18-1ch-stem3x3-w32', ..."""
+    return "resnet18-1ch" + _STEM_NAMES[stem] + ("" if width == WIDTH else f"-w{width}")
+
+
+def parse_architecture(architecture: str) -> tuple[str, int]:
+    """(stem, width) named by a weights file's ``architecture`` metadata (old files: 'resnet18-1ch')."""
+    for stem in STEMS:
+        base = "resnet18-1ch" + _STEM_NAMES[stem]
+        if architecture == base:
+            return stem, WIDTH
+        if architecture.startswith(base + "-w") and architecture[len(base) + 2 :].isdigit():
+            return stem, int(architecture[len(base) + 2 :])
+    known = ", ".join(architecture_name(stem) + "[-wN]" for stem in STEMS)
+    raise ValueError(f"unknown encoder architecture {architecture!r} (known: {known})")
+
+
+def _stem(in_channels: int, stem: str, width: int) -> nn.Sequential:
     if stem == "imagenet":
-        conv = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        conv = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
     elif stem == "reference":
-        conv = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        conv = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
     else:
         raise ValueError(f"stem must be one of {STEMS}, not {stem!r}")
-    return nn.Sequential(conv, nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+    return nn.Sequential(conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
 
 
 class BasicBlock(nn.Module):
@@ -53,20 +71,21 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Encoder(nn.Module):
-    """ResNet-18 trunk: (B, in_channels, H, W) -> (B, 512)."""
+    """ResNet-18 trunk: (B, in_channels, H, W) -> (B, 8 x width); 512 at the standard width."""
 
     # Parameter-name prefixes from the input to the output; fine-tuning unfreezes the last D.
     BLOCKS = ("stem", "layer1", "layer2", "layer3", "layer4")
 
-    def __init__(self, in_channels: int = 1, stem: str = "imagenet"):
+    def __init__(self, in_channels: int = 1, stem: str = "imagenet", width: int = WIDTH):
         super().__init__()
-        self.stem_kind = stem
-        self.architecture = ARCHITECTURES.get(stem, "")
-        self.stem = _stem(in_channels, stem)
-        self.layer1 = self._stage(64, 64, stride=1)
-        self.layer2 = self._stage(64, 128, stride=2)
-        self.layer3 = self._stage(128, 256, stride=2)
-        self.layer4 = self._stage(256, 512, stride=2)
+        self.stem = _stem(in_channels, stem, width)
+        self.stem_kind, self.width = stem, width
+        self.architecture = architecture_name(stem, width)
+        self.representation_dim = 8 * width
+        self.layer1 = self._stage(width, width, stride=1)
+        self.layer2 = self._stage(width, 2 * width, stride=2)
+        self.layer3 = self._stage(2 * width, 4 * width, stride=2)
+        self.layer4 = self._stage(4 * width, 8 * width, stride=2)
         self.pool = nn.AdaptiveAvgPool2d(1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -85,13 +104,5 @@ class ResNet18Encoder(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-def resnet18_encoder(in_channels: int = 1, stem: str = "imagenet") -> ResNet18Encoder:
-    return ResNet18Encoder(in_channels, stem)
-
-
-def stem_of_architecture(architecture: str) -> str:
-    """The stem named by a weights file's ``architecture`` metadata (old files: the ImageNet stem)."""
-    for stem, name in ARCHITECTURES.items():
-        if architecture == name:
-            return stem
-    raise ValueError(f"unknown encoder architecture {architecture!r} (known: {', '.join(ARCHITECTURES.values())})")
+def resnet18_encoder(in_channels: int = 1, stem: str = "imagenet", width: int = WIDTH) -> ResNet18Encoder:
+    return ResNet18Encoder(in_channels, stem, width)
