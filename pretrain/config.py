@@ -172,5 +172,5 @@ APP_LINK_SEARCH_RADIUS_ARCSEC = 30.0  # NED / SIMBAD / FIRST searches around a s
 APP_LINK_CUTOUT_ARCMIN = 4.5  # NVSS / VLASS cutouts: the stored image's 270″ field
 APP_SAMP_TIMEOUT_S = 3.0  # "send to TOPCAT / Aladin" gives up after this (a hung hub must not block the app)
 APP_OUTLIER_K = 10  # outlier score: cosine distance to the k-th most similar source (k > twins)
-APP_OUTLIER_MAX_SOURCES = 30_000  # spaces larger than this get no outlier ranking (O(n²) once per space)
+APP_OUTLIER_MAX_SOURCES = 20_000  # larger spaces get no outlier ranking (O(n²·512) once per process: ~5 s here)
 APP_OUTLIER_SHOWN = 12  # the "most unusual sources" gallery

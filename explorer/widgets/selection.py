@@ -7,6 +7,7 @@ import streamlit as st
 from explorer.selection_table import label_counts, selection_display, selection_frame
 from explorer.space_registry import ExplorerSpace
 from explorer.widgets.export import vo_buttons
+from explorer.widgets.tags import selection_tags
 
 
 def selection_section(space: ExplorerSpace, state: dict) -> None:
@@ -33,3 +34,4 @@ def selection_section(space: ExplorerSpace, state: dict) -> None:
         if st.button("Clear the selection", key=f"sel:{space.key}:clear"):
             state["selected"] = []
             st.rerun(scope="fragment")
+    selection_tags(space, rows)
