@@ -21,6 +21,7 @@ def main() -> None:
         st.Page(PAGES / "1_Map.py", title="Map", icon=":material/scatter_plot:", default=True),
         st.Page(PAGES / "2_Lookup.py", title="Look-up", icon=":material/travel_explore:"),
         st.Page(PAGES / "3_Training.py", title="Training", icon=":material/model_training:"),
+        st.Page(PAGES / "4_Help.py", title="Help", icon=":material/help:"),
     ]
     navigation = st.navigation(pages)
     frame.mark_app_run()

@@ -6,7 +6,8 @@ for the current space, after the catalogue's own columns. Sources a provider say
 about are shown as "no value".
 
 Built in: fine-tuned models' predictions, read by ``explorer.jobs.prediction_colour_columns``
-when that module (the Training page's) provides it.
+when that module (the Training page's) provides it; the user's tags ("tag: NAME",
+:mod:`explorer.tags`) and the outlier score (:mod:`explorer.neighbourhood`).
 """
 
 from __future__ import annotations
@@ -50,10 +51,22 @@ def _training_predictions(space) -> dict[str, pd.Series]:
     return prediction_colour_columns(space)
 
 
+def _outlier_score(space) -> dict[str, pd.Series]:
+    from explorer.neighbourhood import outlier_colour_columns
+
+    return outlier_colour_columns(space)
+
+
+def _tags(space) -> dict[str, pd.Series]:
+    from explorer.tags import tag_colour_columns
+
+    return tag_colour_columns(space)
+
+
 def extra_colour_columns(space) -> dict[str, pd.Series]:
     """Every provider's columns for ``space``; a failing provider is logged and skipped."""
     columns: dict[str, pd.Series] = {}
-    for provider in [*_PROVIDERS, _training_predictions]:
+    for provider in [*_PROVIDERS, _training_predictions, _outlier_score, _tags]:
         try:
             found = provider(space) or {}
         except Exception as exc:  # one broken provider must not break the map

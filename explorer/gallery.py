@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from explorer.links import links_html
 from pretrain import config
 
 # Perceptually uniform "inferno" (the common choice for radio images), 9 stops.
@@ -70,7 +71,7 @@ def rgb_image(
     scale = 1.0
     if size_px and size_px != image.width:
         scale = size_px / image.width
-        image = image.resize((size_px, round(image.height * scale)), Image.NEAREST)
+        image = image.resize((size_px, round(image.height * scale)), Image.Resampling.NEAREST)
     if crop_box_px:
         w, h = image.size
         half_w = crop_box_px * scale / 2.0
@@ -120,6 +121,7 @@ GALLERY_CSS = """
 .nb-id{font-family:monospace;font-size:11px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .nb-meta{opacity:.8;font-variant-numeric:tabular-nums}
 .nb-label{display:inline-block;border-radius:3px;padding:0 4px;background:rgba(230,159,0,.25)}
+.nb-links{font-size:10.5px;opacity:.85;line-height:1.5}.nb-links a{text-decoration:none}
 </style>
 """
 
@@ -148,7 +150,8 @@ def gallery_html(
             f'<span class="nb-score" title="{html.escape(score_name)}">'
             f"{score_short} {score_fmt.format(card.score)}</span></div>"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
-            f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div></div>'
+            f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
+            f'<div class="nb-links">{links_html(card.ra, card.dec, short=True)}</div></div>'
         )
     return (
         GALLERY_CSS + f'<div class="nb-gallery" data-query="{html.escape(query_id)}" '

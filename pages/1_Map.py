@@ -17,23 +17,26 @@ from explorer.colour_columns import aligned, extra_colour_columns
 from explorer.facts import colour_fact
 from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
 from explorer.space_registry import ExplorerSpace, Neighbours
+from explorer.tags import TagStore
 from explorer.widgets import frame
 from explorer.widgets.map_state import space_state
+from explorer.widgets.neighbourhood import unusual_sources
 from explorer.widgets.neighbours import neighbours_section
 from explorer.widgets.selection import selection_section
 from explorer.widgets.sidebar import neighbour_settings
 from explorer.widgets.source_panel import source_panel
 from explorer.widgets.spaces import current_space
+from explorer.widgets.tags import tag_sets
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _extra_columns(space_key: str, _space: ExplorerSpace) -> dict[str, pd.Series]:
+def _extra_columns(space_key: str, _space: ExplorerSpace, tags_version: tuple = ()) -> dict[str, pd.Series]:
     return extra_colour_columns(_space)
 
 
 def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
     """Colour-by selector and log toggle; returns (name, values aligned with rows, log)."""
-    extra = _extra_columns(space.key, space)
+    extra = _extra_columns(space.key, space, TagStore(space.key).version())  # a new tag: a new colour at once
     options = colour_columns(space.catalogue, extra)
     key = f"colour:{space.key}"
     if st.session_state.get(key) is not None and st.session_state[key] not in options:
@@ -167,3 +170,5 @@ frame.space_header(space, "Map")
 name, values, log = colour_controls(space)
 k, radius = neighbour_settings()
 map_fragment(space, name, values, log, k, radius)
+tag_sets(space)
+unusual_sources(space)

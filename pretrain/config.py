@@ -167,3 +167,10 @@ APP_NEIGHBOURS_K = 12  # neighbours shown for a click or a look-up
 APP_SKY_DUPLICATE_RADIUS_ARCSEC = 30.0  # drop a neighbour this close on the sky to an earlier result
 APP_CUTOUT_TIMEOUT_S = 15.0  # per request when the app fetches images for a catalogue-only space
 APP_CATALOGUE_MATCH_ARCSEC = 30.0  # a look-up this close to a catalogue source is that source
+# From browsing to science (explorer/links.py, votable.py, samp_send.py, tags.py, neighbourhood.py)
+APP_LINK_SEARCH_RADIUS_ARCSEC = 30.0  # NED / SIMBAD / FIRST searches around a source: a few FIRST beams
+APP_LINK_CUTOUT_ARCMIN = 4.5  # NVSS / VLASS cutouts: the stored image's 270″ field
+APP_SAMP_TIMEOUT_S = 3.0  # "send to TOPCAT / Aladin" gives up after this (a hung hub must not block the app)
+APP_OUTLIER_K = 10  # outlier score: cosine distance to the k-th most similar source (k > twins)
+APP_OUTLIER_MAX_SOURCES = 20_000  # larger spaces get no outlier ranking (O(n²·512) once per process: ~5 s here)
+APP_OUTLIER_SHOWN = 12  # the "most unusual sources" gallery

@@ -14,6 +14,10 @@ figures, gallery, facts, neighbour_list, selection_table, lookup, space_registry
 - :mod:`~explorer.widgets.neighbours`: the neighbour gallery with its CSV and "continue from".
 - :mod:`~explorer.widgets.selection`: the table of a box / lasso selection.
 - :mod:`~explorer.widgets.map_state`: the map's per-space session state.
+- :mod:`~explorer.widgets.links`: a source's links out (NED, SIMBAD, FIRST, NVSS, VLASS, optical viewers).
+- :mod:`~explorer.widgets.export`: VOTable downloads and "send to TOPCAT / Aladin" (SAMP).
+- :mod:`~explorer.widgets.tags`: tagging sources and selections, the space's tag sets.
+- :mod:`~explorer.widgets.neighbourhood`: label purity, map trust, outliers and the unusual-sources gallery.
 
 Heavy objects (spaces, the encoder) are cached with ``st.cache_resource``. The pages
 themselves (``pages/``) hold each page's layout and call into these.

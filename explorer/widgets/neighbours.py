@@ -7,6 +7,7 @@ import streamlit as st
 from explorer.gallery import gallery_html
 from explorer.neighbour_list import dropped_note, neighbour_cards, neighbour_frame, unfetched
 from explorer.space_registry import CatalogueSpace, ExplorerSpace, Neighbours
+from explorer.widgets.export import vo_buttons
 from explorer.widgets.first_images import fetch_gallery_images
 from explorer.widgets.map_state import space_state
 from explorer.widgets.sidebar import neighbour_settings
@@ -63,6 +64,14 @@ def neighbours_section(
     if query_row is not None:
         with cols[2]:
             _continue_menu(space, neighbours, f"{key}:continue:{query_row}")
+    with st.container(horizontal=True):  # the VO hand-off, beside the CSV's row
+        vo_buttons(
+            space,
+            neighbour_frame(space, neighbours, query_id),
+            f"neighbours of {query_id or 'query'}",
+            key,
+            params={"n_neighbours": len(neighbours.rows), "sky_radius_arcsec": radius, "score": neighbours.score_name},
+        )
     for message in st.session_state.pop(f"{key}:fetch-notes", None) or []:  # full width, below the buttons
         st.warning(message)
 

@@ -6,6 +6,8 @@ import streamlit as st
 
 from explorer.selection_table import label_counts, selection_display, selection_frame
 from explorer.space_registry import ExplorerSpace
+from explorer.widgets.export import vo_buttons
+from explorer.widgets.tags import selection_tags
 
 
 def selection_section(space: ExplorerSpace, state: dict) -> None:
@@ -26,6 +28,10 @@ def selection_section(space: ExplorerSpace, state: dict) -> None:
             key=f"sel:{space.key}:csv",
             icon=":material/download:",
         )
+        vo_buttons(
+            space, frame, f"selection of {len(rows)} sources", f"sel:{space.key}", params={"n_sources": len(rows)}
+        )
         if st.button("Clear the selection", key=f"sel:{space.key}:clear"):
             state["selected"] = []
             st.rerun(scope="fragment")
+    selection_tags(space, rows)

@@ -66,6 +66,7 @@ def sidebar() -> None:
                 "Neighbours are the nearest points **on the map**; images come from FIRST."
             )
         _neighbour_sliders()
+        _help_link()
 
 
 def _neighbour_sliders() -> None:
@@ -80,6 +81,14 @@ def _neighbour_sliders() -> None:
         help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
         "is the same object catalogued twice: it is dropped. 0 keeps everything.",
     )
+
+
+def _help_link() -> None:
+    """The Help page (what the map and the similarity mean, caveats, credits)."""
+    try:
+        st.page_link("pages/4_Help.py", label="What am I looking at? (Help)", icon=":material/help:")
+    except Exception:  # a page run on its own (an AppTest of one file) has no navigation to link into
+        pass
 
 
 def _space_changed() -> None:

@@ -8,6 +8,9 @@ from explorer.facts import facts_html
 from explorer.gallery import rgb_image
 from explorer.space_registry import CatalogueSpace, ExplorerSpace
 from explorer.widgets.first_images import catalogue_image_controls
+from explorer.widgets.links import source_links
+from explorer.widgets.neighbourhood import neighbourhood_facts
+from explorer.widgets.tags import source_tags
 from pretrain import config
 
 MAIN_IMAGE_PX = 300  # the panel's (and the look-up page's) images, on screen
@@ -29,5 +32,8 @@ def source_panel(space: ExplorerSpace, row: int, coloured_by: tuple[str, object]
             width=MAIN_IMAGE_PX,
         )
     st.html(facts_html(entry, extra=[coloured_by] if coloured_by else ()))
+    source_links(entry)
+    neighbourhood_facts(space, row)
+    source_tags(space, row)
     with st.expander("All catalogue columns"):
         st.dataframe(entry.rename("value").astype(str).to_frame(), width="stretch")
