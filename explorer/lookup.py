@@ -1,5 +1,9 @@
 """A new image on a space's map: FIRST cutout (or uploaded FITS) -> model input -> embedding -> map.
 
+An uploaded file may be of another survey (VLASS, NVSS, ...): its header or pixel scale says
+which (``pretrain/surveys.py``), and that survey's profile sets the clipping threshold and the
+beam of the extent estimate; every image is resampled onto the model's (FIRST's) grid.
+
 Every step raises an :class:`~pretrain.errors.ExplorerError` with a message for the user
 (broken file, blank image, unknown name, outside the footprint, no network); the page
 shows it and carries on.
@@ -12,10 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pretrain import config
-from pretrain.data.extent import angular_extent_arcsec
+from pretrain.data.extent import cutout_extent_arcsec
 from pretrain.data.fits_io import Cutout, read_cutout
-from pretrain.data.preprocess import preprocess_image
+from pretrain.data.preprocess import preprocess_cutout
 from pretrain.errors import BlankImageError, ExplorerError, FitsReadError
+from pretrain.surveys import Survey, image_survey
 
 
 @dataclass
@@ -30,6 +35,7 @@ class LookupResult:
     map_xy: np.ndarray | None = None  # (2,) on the space's saved map
     space_key: str = ""  # the space the embedding / position belong to
     notes: list[str] = field(default_factory=list)
+    survey: str = "FIRST"  # the survey whose profile prepared the image (pretrain/surveys.py)
 
     @property
     def ra(self) -> float:
@@ -70,10 +76,15 @@ def read_uploaded_fits(data: bytes, file_name: str) -> Cutout:
     return read_cutout(bytes(data), source=file_name)
 
 
-def prepare(cutout: Cutout, title: str) -> LookupResult:
-    """Preprocess exactly as the training images were; estimate the angular extent."""
-    image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)  # BlankImageError if empty
-    extent = angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec)
+def prepare(cutout: Cutout, title: str, survey: Survey | str | None = None) -> LookupResult:
+    """Preprocess exactly as the training images were; estimate the angular extent.
+
+    ``survey``: the cutout's survey (a key or profile of ``pretrain.surveys``); ``None``: its
+    header or pixel scale says, else FIRST.
+    """
+    profile = image_survey(cutout.header, cutout.pixel_scale_arcsec, survey)
+    image = preprocess_cutout(cutout, profile)  # BlankImageError if empty
+    extent = cutout_extent_arcsec(cutout, profile)
     if not np.isfinite(extent):
         # Pixels above the 3-sigma clip exist in pure noise too; a source needs an island.
         raise BlankImageError(
@@ -81,11 +92,13 @@ def prepare(cutout: Cutout, title: str) -> LookupResult:
             f"{config.EXTENT_MIN_ISLAND_PX} pixels peaking above {config.EXTENT_ISLAND_PEAK_SIGMA:g} sigma "
             "of the noise): it looks blank. Check the position or the file."
         )
-    result = LookupResult(title=title, cutout=cutout, model_image=image, extent_arcsec=float(extent))
-    if abs(cutout.pixel_scale_arcsec - config.FIRST_PIXEL_SCALE_ARCSEC) > 0.05:
+    result = LookupResult(
+        title=title, cutout=cutout, model_image=image, extent_arcsec=float(extent), survey=profile.name
+    )
+    if abs(cutout.pixel_scale_arcsec - config.MODEL_PIXEL_SCALE_ARCSEC) > 0.05:
         result.notes.append(
             f"The image has {cutout.pixel_scale_arcsec:.2f}″ pixels; it was resampled to "
-            f"FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC}″ before the model saw it."
+            f"FIRST's {config.MODEL_PIXEL_SCALE_ARCSEC}″ before the model saw it."
         )
     field_arcsec = min(cutout.shape) * cutout.pixel_scale_arcsec
     if field_arcsec < config.IMAGE_FIELD_ARCSEC * 0.99:

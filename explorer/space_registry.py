@@ -309,9 +309,9 @@ class CatalogueSpace(ExplorerSpace):
 
 def _default_client():
     """A FIRST cutout client at ``EXPLORER_SKYVIEW_URL`` (read now, not at import)."""
-    from pretrain.data.first_client import FirstCutoutClient
+    from pretrain.data.first_client import cutout_client
 
-    return FirstCutoutClient(base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None)
+    return cutout_client("first")
 
 
 def _model_image_from_file(path: Path) -> np.ndarray | None:

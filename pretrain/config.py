@@ -10,13 +10,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pretrain import surveys
+
 # --- Images -----------------------------------------------------------------------------
-FIRST_PIXEL_SCALE_ARCSEC = 1.8  # FIRST's native pixel (arcsec/px)
-FIRST_BEAM_ARCSEC = 5.0  # FIRST restoring beam FWHM
-IMAGE_SIZE_PX = 150  # side of the stored (preprocessed) image, at FIRST's pixel scale
-IMAGE_FIELD_ARCSEC = IMAGE_SIZE_PX * FIRST_PIXEL_SCALE_ARCSEC  # 270 arcsec
+# What differs between surveys (pixel, beam, cutout service, footprint) is in
+# pretrain/surveys.py, one profile per survey; FIRST's figures are repeated here by name.
+FIRST_PIXEL_SCALE_ARCSEC = surveys.survey("first").pixel_scale_arcsec  # FIRST's native pixel (1.8 arcsec/px)
+FIRST_BEAM_ARCSEC = surveys.survey("first").beam_fwhm_arcsec  # FIRST restoring beam FWHM (5 arcsec)
+# The model's grid is FIRST's (it was trained on FIRST): every image is resampled onto it.
+MODEL_PIXEL_SCALE_ARCSEC = FIRST_PIXEL_SCALE_ARCSEC
+IMAGE_SIZE_PX = 150  # side of the stored (preprocessed) image, at the model's pixel scale
+IMAGE_FIELD_ARCSEC = IMAGE_SIZE_PX * MODEL_PIXEL_SCALE_ARCSEC  # 270 arcsec
 MODEL_INPUT_PX = 70  # the model sees the central 70 x 70 pixels
-CLIP_SIGMA = 3.0  # emission below CLIP_SIGMA x robust noise is set to zero
+CLIP_SIGMA = 3.0  # emission below CLIP_SIGMA x robust noise is set to zero (a survey's profile may differ)
 
 # --- Angular extent ---------------------------------------------------------------------
 EXTENT_DETECTION_SIGMA = 3.0  # pixels above this x noise count as emission
@@ -35,16 +41,17 @@ EXTENT_MAX_ARM_ARCSEC = 150.0  # ... each lobe within this of the centre (chance
 DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this
 BUNDLE_WORKERS = 2  # processes reading + preprocessing files while a bundle builds
 BUNDLE_POOL_MIN_FILES = 200  # fewer files than this: one process (starting workers costs seconds)
-PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = FIRST_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)
+PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = MODEL_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)
 
-# --- FIRST cutouts through NASA SkyView -------------------------------------------------
+# --- Cutouts through NASA SkyView (the survey's name there and its footprint: pretrain/surveys.py)
 SKYVIEW_URL = os.environ.get("EXPLORER_SKYVIEW_URL", "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl")
-FIRST_SURVEY = "VLA FIRST (1.4 GHz)"
+FIRST_SURVEY = surveys.survey("first").skyview_survey  # "VLA FIRST (1.4 GHz)"
 # No FIRST field lies south of this (its southern strip reaches about -11 deg): positions
 # there are refused at once, without a network call. Other positions are asked of SkyView,
-# whose blank image is what says "outside the footprint".
-FIRST_DEC_MIN_DEG = -40.0
+# whose blank image is what says "outside the footprint". Each survey has its own limits.
+FIRST_DEC_MIN_DEG = surveys.survey("first").dec_min_deg  # -40 deg
 CUTOUT_PIXELS = 300  # a FIRST cutout as the MiraBest files are: 300 px = 9 arcmin
+CUTOUT_FIELD_ARCSEC = CUTOUT_PIXELS * FIRST_PIXEL_SCALE_ARCSEC  # another survey's cutout covers the same 9 arcmin
 CUTOUT_TIMEOUT_S = 30.0  # per network request
 CUTOUT_RETRIES = 3
 CUTOUT_BACKOFF_S = 1.0  # first wait between retries; doubles each time

@@ -62,6 +62,12 @@ def frdeep_dir(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vlass_dir(shared_data) -> Path:
+    """207 VLASS Quick-Look cutouts (1" pixels, SIN, NAXIS = 4, BMAJ/BMIN in the header)."""
+    return _require(shared_data / "vlass")
+
+
+@pytest.fixture(scope="session")
 def rgz_map_path(shared_data) -> Path:
     return _require(shared_data / "rgz_dr1_published_map.parquet")
 

@@ -576,3 +576,49 @@ def test_catalogue_columns_and_positions_are_understood(tmp_path):
     (tmp_path / "nopos.csv").write_text("name,flux\na,1\n")
     with pytest.raises(BundleError, match="needs RA and Dec columns"):
         read_position_catalogue(tmp_path / "nopos.csv")
+
+
+# --- Another survey: VLASS Quick-Look cutouts through the VLASS profile -------------------
+def test_vlass_fits_bundle_through_the_vlass_profile(tmp_path, vlass_dir, capsys):
+    from pretrain.data.extent import cutout_extent_arcsec
+    from pretrain.data.fits_io import read_cutout
+    from pretrain.data.names import parse_vlass_name
+    from pretrain.data.preprocess import preprocess_cutout
+
+    files = sorted(vlass_dir.glob("*.fits.fz"))[::40]  # 6 files, epochs 1.1 to 3.1
+    folder = _link_files(files, tmp_path / "vlass")
+    out = tmp_path / "b"
+    assert cli(["bundle", "--fits", str(folder), "--survey", "vlass", "--out", str(out), "--quiet"]) == 0
+    assert f"{len(files)} images" in capsys.readouterr().out
+    bundle = load_bundle(out, verify=True)
+    assert bundle.images.shape == (len(files), SIZE, SIZE) and bundle.images.dtype == np.uint8
+    assert (bundle.images.reshape(len(files), -1).max(axis=1) == 255).all()
+    catalogue = bundle.catalogue
+    assert (catalogue["survey"] == "VLASS").all()
+    assert np.allclose(catalogue["pixel_scale_arcsec"], 1.0, rtol=1e-3)
+    assert bundle.manifest["surveys"]["option"] == "vlass" and set(bundle.manifest["surveys"]["profiles"]) == {"vlass"}
+    for row, path in zip(catalogue.itertuples(), files):
+        info = parse_vlass_name(path.name)
+        assert Path(row.file).name == path.name and row.epoch == info.epoch
+        cutout = read_cutout(path)
+        # the position is the image centre from the WCS (the name rounds it to 0.001 deg)
+        assert (row.ra, row.dec) == (row.image_ra, row.image_dec)
+        assert SkyCoord(row.ra * u.deg, row.dec * u.deg).separation(cutout.centre).arcsec < 1e-6
+        assert abs(row.dec - info.dec) <= 0.0005 + 1e-9
+        assert np.array_equal(bundle.images[row.Index], preprocess_cutout(cutout, "vlass"))
+        extent = cutout_extent_arcsec(cutout, "vlass")  # the header's beam
+        assert row.angular_extent_estimated_arcsec == pytest.approx(extent, nan_ok=True)
+    assert np.isfinite(catalogue["angular_extent_arcsec"]).sum() >= len(files) - 1
+    # without --survey the headers say VLASS: the same images and catalogue
+    inferred = build_bundle(fits_dirs=[folder], out=tmp_path / "inferred", progress=False)
+    assert inferred.bundle_id == bundle.bundle_id and inferred.manifest["surveys"]["option"] is None
+
+
+def test_a_survey_without_cutouts_refuses_catalogue_inputs_at_once(tmp_path, capsys):
+    table = tmp_path / "positions.csv"
+    table.write_text("ra,dec\n139.148,4.681\n")
+    with pytest.raises(BundleError, match="VLASS has no cutout service"):
+        build_bundle(catalogues=[table], out=tmp_path / "b", progress=False, survey="vlass")
+    assert not (tmp_path / "b").exists()
+    assert cli(["bundle", "--catalogue", str(table), "--survey", "lotss", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown survey 'lotss'; known surveys: first, nvss, vlass, emu" in capsys.readouterr().err

@@ -97,3 +97,67 @@ def test_extent_follows_catalogued_las_on_real_mirabest(mirabest_bundle):
     held_out[np.argsort(names.to_numpy(dtype=str), kind="stable")[1::2]] = True  # odd-indexed files
     for part in (np.ones(len(cat), dtype=bool), held_out):
         assert spearmanr(catalogued[part], estimated[part], nan_policy="omit").statistic > 0.75
+
+
+# --- Another survey's beam: VLASS Quick-Look (1" pixels, ~2.5" beam in the header) ----------
+def _synthetic_cutout(data, scale_arcsec, header_cards):
+    from astropy.coordinates import SkyCoord
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from pretrain.data.fits_io import Cutout
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [(data.shape[1] + 1) / 2, (data.shape[0] + 1) / 2]
+    wcs.wcs.cdelt = [-scale_arcsec / 3600, scale_arcsec / 3600]
+    header = wcs.to_header()
+    header.update(fits.Header(header_cards))
+    return Cutout(
+        data=data, wcs=wcs, centre=SkyCoord(150.0, 2.0, unit="deg"), pixel_scale_arcsec=scale_arcsec, header=header
+    )
+
+
+def test_a_vlass_double_is_measured_with_the_vlass_beam():
+    """Two unresolved components 12" apart at VLASS resolution: the beam correction is VLASS's 2.5", not FIRST's 5"."""
+    from pretrain.data.extent import cutout_extent_arcsec
+    from pretrain.surveys import survey
+
+    vlass = survey("vlass")
+    image = _sky(np.random.default_rng(7), 360)
+    for side in (+1, -1):
+        _add_blob(image, 0, side * 6, 100, fwhm_arcsec=vlass.beam_fwhm_arcsec, scale=1.0)
+    cards = {"TELESCOP": "EVLA", "FILNAM01": "VLASS2"}  # as the Quick-Look headers say; no BMAJ here
+    with_profile = cutout_extent_arcsec(_synthetic_cutout(image, 1.0, cards))
+    assert with_profile == angular_extent_arcsec(image, 1.0, beam_fwhm_arcsec=vlass.beam_fwhm_arcsec)
+    assert 12 <= with_profile < 12 + vlass.beam_fwhm_arcsec
+    # FIRST's 5" beam would over-correct the broadening: the double would come out several arcsec too small
+    assert angular_extent_arcsec(image, 1.0) < 12 - 3
+    # a point source stays unresolved
+    point = _add_blob(_sky(np.random.default_rng(8), 360), 0, 0, 200, fwhm_arcsec=vlass.beam_fwhm_arcsec, scale=1.0)
+    assert cutout_extent_arcsec(_synthetic_cutout(point, 1.0, cards)) < vlass.beam_fwhm_arcsec
+    # the header's beam wins over the profile's
+    beam_cards = {**cards, "BMAJ": 3.0 / 3600, "BMIN": 2.0 / 3600}
+    from_header = cutout_extent_arcsec(_synthetic_cutout(image, 1.0, beam_cards))
+    assert from_header == angular_extent_arcsec(image, 1.0, beam_fwhm_arcsec=np.sqrt(6.0))
+
+
+def test_real_vlass_extents_use_each_files_beam(vlass_dir):
+    from pretrain.data.extent import cutout_extent_arcsec
+    from pretrain.data.fits_io import read_cutout
+    from pretrain.surveys import header_beam_arcsec
+
+    differs = measured = 0
+    for path in sorted(vlass_dir.glob("*.fits.fz"))[::15]:
+        cutout = read_cutout(path)
+        beam = header_beam_arcsec(cutout.header)
+        assert beam is not None and 2.0 < beam < 6.0
+        extent = cutout_extent_arcsec(cutout, "vlass")
+        assert extent == cutout_extent_arcsec(cutout) or (np.isnan(extent) and np.isnan(cutout_extent_arcsec(cutout)))
+        expected = angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec, beam_fwhm_arcsec=beam)
+        assert extent == expected or (np.isnan(extent) and np.isnan(expected))
+        if np.isfinite(extent):
+            measured += 1
+            differs += extent != angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec)  # FIRST's beam
+    assert measured >= 10 and differs >= measured // 2

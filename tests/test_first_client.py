@@ -344,3 +344,55 @@ def test_lookup_command_errors_are_one_clear_line(skyview, tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:") and "could not resolve" in result.stderr
+
+
+# --- the survey profile and the one factory ---------------------------------------------
+def test_the_factory_gives_the_same_first_requests_as_before(skyview, tmp_path, monkeypatch, skyview_raw_dir):
+    from pretrain.data.first_client import cutout_client
+
+    monkeypatch.setenv("EXPLORER_SKYVIEW_URL", skyview.url)  # read when the client is made
+    client = cutout_client(cache_dir=tmp_path / "cutouts", **FAST)
+    assert client.base_url == skyview.url and client.survey.key == "first"
+    request = client.request(FAR_SOUTH)
+    assert (request.survey, request.pixels, request.pixel_scale_arcsec) == ("VLA FIRST (1.4 GHz)", 300, 1.8)
+    assert request.cache_file_name().startswith("first_")
+    # the same cache entry as a client made directly, so caches made before still count
+    direct = FirstCutoutClient(base_url=skyview.url, cache_dir=tmp_path / "cutouts")
+    assert direct.cache_path(direct.request(FAR_SOUTH)) == client.cache_path(request)
+    real = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[5])
+    assert np.array_equal(client.fetch(real.centre).data, real.data, equal_nan=True)
+
+
+def test_another_surveys_requests_and_footprint(skyview, tmp_path):
+    from pretrain.data.first_client import cutout_client
+
+    nvss = cutout_client("nvss", base_url=skyview.url, cache_dir=tmp_path / "cutouts", **FAST)
+    position = SkyCoord(139.148 * u.deg, 4.681 * u.deg)
+    request = nvss.request(position)
+    assert (request.survey, request.pixel_scale_arcsec, request.pixels) == ("NVSS", 15.0, 36)  # 9 arcmin
+    assert request.cache_file_name().startswith("nvss_")
+    assert request.cache_key() != FirstCutoutClient(base_url=skyview.url).request(position).cache_key()
+    count = skyview.request_count
+    with pytest.raises(OutsideFootprintError) as info:
+        nvss.fetch(FAR_SOUTH)
+    assert skyview.request_count == count  # refused without a request
+    message = str(info.value)
+    assert "outside the NVSS survey footprint" in message and "south of Dec -40 deg" in message
+
+
+def test_lookup_command_takes_a_survey(skyview, skyview_raw_dir, tmp_path, capsys, monkeypatch):
+    from pretrain.__main__ import main as cli
+
+    monkeypatch.setenv("EXPLORER_SKYVIEW_URL", skyview.url)
+    real = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[2])
+    ra, dec = real.centre.ra.deg, real.centre.dec.deg
+    out = tmp_path / "cutout.fits"
+    assert cli(["lookup", "--survey", "first", "--ra", str(ra), "--dec", str(dec), "--out", str(out)]) == 0
+    assert "in VLA FIRST (1.4 GHz)" in capsys.readouterr().out
+    assert np.array_equal(read_cutout(out).data, real.data, equal_nan=True)
+    count = skyview.request_count
+    assert cli(["lookup", "--survey", "nvss", "--ra", "10", "--dec", "-60"]) == 2
+    assert "outside the NVSS survey footprint" in capsys.readouterr().err
+    assert cli(["lookup", "--survey", "emu", "--ra", "10", "--dec", "-60"]) == 2
+    assert "EMU has no cutout service" in capsys.readouterr().err
+    assert skyview.request_count == count

@@ -150,3 +150,44 @@ def test_not_fits_and_missing_files(tmp_path):
         read_cutout(junk)
     with pytest.raises(FitsReadError, match="no such file"):
         read_cutout(tmp_path / "absent.fits")
+
+
+# --- VLASS Quick-Look cutouts: another survey's header ------------------------------------
+VLASS_NAME_ROUNDING_ARCSEC = 0.0005 * 3600 * np.sqrt(2)  # VLASS names give RA, Dec to 0.001 deg
+
+
+def test_vlass_image_centre_comes_from_the_wcs_not_crval(vlass_dir):
+    """The centre read from the WCS is the file name's position; CRVAL is the parent tile's centre."""
+    from pretrain.data.names import parse_vlass_name
+
+    files = sorted(vlass_dir.glob("*.fits.fz"))
+    assert len(files) == 207
+    far_crval = 0
+    for path in files:
+        cutout = read_cutout(path)
+        info = parse_vlass_name(path.name)
+        named = SkyCoord(info.ra * u.deg, info.dec * u.deg)
+        assert cutout.centre.separation(named).arcsec <= VLASS_NAME_ROUNDING_ARCSEC, path.name
+        assert cutout.data.ndim == 2 and cutout.wcs.naxis == 2  # celestial axes only
+        assert cutout.header["NAXIS"] == 4 and cutout.header["CTYPE1"] == "RA---SIN"
+        crval = SkyCoord(cutout.header["CRVAL1"] * u.deg, cutout.header["CRVAL2"] * u.deg)
+        far_crval += crval.separation(named).arcmin > 5
+    assert far_crval > len(files) // 2  # reading CRVAL as the centre would be wrong for most files
+
+
+def test_vlass_pixel_scale_and_beam_match_the_vlass_profile(vlass_dir):
+    from pretrain.surveys import header_beam_arcsec, infer_survey, survey
+
+    vlass = survey("vlass")
+    beams = []
+    for path in sorted(vlass_dir.glob("*.fits.fz"))[::10]:
+        cutout = read_cutout(path)
+        assert cutout.pixel_scale_arcsec == pytest.approx(vlass.pixel_scale_arcsec, rel=1e-3)
+        assert infer_survey(cutout.header, cutout.pixel_scale_arcsec) is vlass
+        beam = header_beam_arcsec(cutout.header)
+        assert beam is not None and vlass.beam_arcsec(cutout.header) == beam
+        assert cutout.header["BMIN"] * 3600 <= beam <= cutout.header["BMAJ"] * 3600
+        beams.append(beam)
+    # Quick-Look beams: ~2.5" at the design resolution, elongated at low declination
+    assert 2.0 < np.median(beams) < 3.5 and max(beams) < 4.0 * vlass.beam_fwhm_arcsec
+    assert abs(np.median(beams) / vlass.beam_fwhm_arcsec - 1) < 0.3

@@ -1,4 +1,4 @@
-"""What file names say: MiraBest, FRDEEP and Griese et al. names, on the real file names."""
+"""What file names say: MiraBest, FRDEEP, Griese et al. and VLASS names, on the real file names."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pretrain.data.names import (
     parse_frdeep_name,
     parse_mirabest_name,
     parse_position_prefix,
+    parse_vlass_name,
     source_id,
     unique_source_ids,
 )
@@ -119,3 +120,25 @@ def test_unique_source_ids_suffixes_repeats_in_order():
     rng = np.random.default_rng(0)
     many = [f"J{n}" for n in rng.integers(0, 20, 200)]
     assert len(set(unique_source_ids(many))) == 200
+
+
+def test_every_vlass_name_gives_its_epoch_and_image_centre(vlass_dir):
+    files = sorted(p.name for p in vlass_dir.glob("*.fits.fz"))
+    assert len(files) == 207
+    for name in files:
+        info = parse_fits_name(f"/some/folder/{name}")
+        assert info.scheme == "vlass" and info.survey == "vlass" and info == parse_vlass_name(name)
+        _, epoch, position = name.removesuffix(".fits.fz").split("_")
+        split = max(position.rfind("+"), position.rfind("-"))
+        assert (info.epoch, info.ra, info.dec) == (epoch, float(position[:split]), float(position[split:]))
+        assert info.label == "" and not info.position_is_catalogued  # the image centre, not a catalogue's
+    assert {parse_vlass_name(n).epoch for n in files} >= {"1.1", "2.2", "3.1"}
+
+
+def test_vlass_like_names_that_are_not_vlass_names():
+    assert parse_vlass_name("VLASS_2.2_133.067+06.316.fits").dec == pytest.approx(6.316)
+    assert parse_vlass_name("VLASS_2.2_133.067-06.316.fits.fz").dec == pytest.approx(-6.316)
+    for name in ("VLASS_2.2_133.067.fits.fz", "VLASS_2_133.067+06.316.fits", "FIRST_2.2_133.067+06.316.fits"):
+        assert parse_vlass_name(name) is None, name
+    assert parse_vlass_name("VLASS_2.2_400.000+06.316.fits") is None  # RA out of range
+    assert parse_mirabest_name("100_010.451-009.284_0.0529_0080.60.fits").position_is_catalogued

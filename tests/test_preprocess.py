@@ -151,3 +151,62 @@ def test_processed_png_is_cropped_and_rescaled_only(griese_dir):
         assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE)
         assert np.array_equal(image > 0, np.round(crop / crop.max() * 255) > 0)
         assert np.abs(image.astype(float) - crop / crop.max() * 255).max() <= 0.5 + 1e-6
+
+
+# --- VLASS Quick-Look: 1" pixels resampled onto the model's 1.8" grid ---------------------
+def test_real_vlass_cutouts_preprocess_through_the_vlass_profile(vlass_dir):
+    from pretrain.data.preprocess import preprocess_cutout
+    from pretrain.surveys import survey
+
+    for path in sorted(vlass_dir.glob("*.fits.fz"))[::20]:
+        cutout = read_cutout(path)
+        image = preprocess_cutout(cutout, "vlass")
+        _check_model_image(image)
+        assert np.array_equal(image, preprocess_cutout(cutout))  # the header says VLASS
+        expected = preprocess_image(cutout.data, cutout.pixel_scale_arcsec, k_sigma=survey("vlass").clip_sigma)
+        assert np.array_equal(image, expected)
+
+
+def test_a_source_at_a_sky_offset_lands_there_on_the_model_grid(vlass_dir):
+    """A compact source injected into a real VLASS cutout, 40" N and 30" E of the WCS image centre."""
+    from astropy import units as u
+
+    from pretrain.data.preprocess import preprocess_cutout
+
+    tested = 0
+    for path in sorted(vlass_dir.glob("*.fits.fz"))[:40:8]:
+        cutout = read_cutout(path)
+        target = cutout.centre.spherical_offsets_by(30 * u.arcsec, 40 * u.arcsec)
+        x, y = cutout.wcs.world_to_pixel(target)
+        rows, cols = np.indices(cutout.shape, dtype=np.float32)
+        sigma_px = 8.0 / 2.3548  # an 8" source on 1" pixels: well sampled on the 1.8" grid too
+        peak = 3 * float(np.nanmax(cutout.data))  # the brightest thing in the field, by far
+        if np.nanmax(np.where(np.hypot(rows - y, cols - x) < 20, cutout.data, 0)) > 0.05 * peak:
+            continue  # a bright real source there would move the centroid
+        tested += 1
+        cutout.data = cutout.data + peak * np.exp(-((rows - y) ** 2 + (cols - x) ** 2) / (2 * sigma_px**2))
+        image = preprocess_cutout(cutout, "vlass").astype(float)
+        ny, nx = cutout.shape
+        expected = (
+            (SIZE - 1) / 2 + (y - (ny - 1) / 2) * cutout.pixel_scale_arcsec / config.MODEL_PIXEL_SCALE_ARCSEC,
+            (SIZE - 1) / 2 + (x - (nx - 1) / 2) * cutout.pixel_scale_arcsec / config.MODEL_PIXEL_SCALE_ARCSEC,
+        )
+        near = np.hypot(*(np.indices(image.shape) - np.reshape(expected, (2, 1, 1)))) < 8  # 14": the source alone
+        found = ndimage.center_of_mass(np.where(near & (image >= 64), image, 0))
+        assert np.hypot(*np.subtract(found, expected)) < 0.1, path.name  # model pixels (0.18")
+        # East is to the left (RA falls with column), north up the rows: 40" N, 30" E of the centre.
+        assert expected[0] - (SIZE - 1) / 2 == pytest.approx(40 / 1.8, abs=0.5)
+        assert expected[1] - (SIZE - 1) / 2 == pytest.approx(-30 / 1.8, abs=0.5)
+    assert tested >= 3
+
+
+@pytest.mark.parametrize("shape", [(361, 361), (362, 361), (300, 361), (361, 326)])
+def test_resampling_keeps_the_image_centre_at_the_field_centre(shape):
+    """Odd, even and cut-off (non-square) VLASS cutouts: the centre pixel stays the centre."""
+    rows, cols = np.indices(shape, dtype=np.float32)
+    centre = (np.array(shape) - 1) / 2
+    point = np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * 1.1**2))
+    field = (point + np.random.default_rng(0).normal(0, 1e-3, shape)).astype(np.float32)
+    image = preprocess_image(field, 1.0)
+    found = ndimage.center_of_mass(np.where(image >= 64, image, 0))
+    assert np.allclose(found, (SIZE - 1) / 2, atol=0.05)

@@ -9,12 +9,18 @@ input that has it: put the labelled, most informative input first.
   --images DIR       processed 8-bit PNGs named RA_DEC_... (degrees) in one sub-folder per label.
   --catalogue FILE   CSV or Parquet with ra, dec (degrees or sexagesimal) and optional label,
                      name, redshift, ... columns: FIRST cutouts are fetched from SkyView.
+  --survey KEY       the survey of every --fits file and --catalogue cutout (a key of
+                     pretrain/surveys.py: first, nvss, vlass, emu). Default: each file's header
+                     (SURVEY, TELESCOP, FILNAM01), name or pixel scale says, else FIRST. The
+                     survey sets the beam of the extent estimate (a header's BMAJ/BMIN win) and
+                     is recorded per source in the catalogue's survey column.
 
 Files that cannot be used are listed with their reason in BUNDLE/report.csv, together with
 every duplicate dropped. Example:
 
   python -m pretrain bundle --fits ../shared/data/mirabest \\
       --images ../shared/data/griese2023/images --out bundles/pooled
+  python -m pretrain bundle --fits ../shared/data/vlass --survey vlass --out bundles/vlass
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 
 from pretrain import config
+from pretrain.surveys import SURVEYS
 
 
 class _AppendInput(argparse.Action):
@@ -57,7 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const="catalogue",
         metavar="FILE",
         dest="catalogue_input",
-        help="CSV/Parquet of positions; cutouts from FIRST (repeatable)",
+        help="CSV/Parquet of positions; cutouts from SkyView, FIRST unless --survey (repeatable)",
+    )
+    parser.add_argument(
+        "--survey",
+        default=None,
+        metavar="KEY",
+        help=f"survey of the inputs: {', '.join(SURVEYS)} (default: from each FITS header, else FIRST)",
     )
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write")
     parser.add_argument(
@@ -94,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         skyview_url=args.skyview_url,
         overwrite=args.overwrite,
+        survey=args.survey,
     )
     print(summary(bundle))
     return 0

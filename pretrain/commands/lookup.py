@@ -1,4 +1,4 @@
-"""Fetch a VLA FIRST cutout from NASA SkyView by position or object name.
+"""Fetch a survey cutout (VLA FIRST by default) from NASA SkyView by position or object name.
 
 Give --ra and --dec (degrees), --position (typed coordinates, decimal or sexagesimal)
 or --name (resolved by SkyView through SIMBAD/NED). The cutout is validated, kept in the
@@ -7,8 +7,11 @@ user's cache (a repeated look-up makes no network call) and copied to --out if g
   python -m pretrain lookup --ra 139.148 --dec 4.681 --out cutout.fits
   python -m pretrain lookup --name "3C 236" --pixels 150
   python -m pretrain lookup --position "09 16 35.5 +04 40 52"
+  python -m pretrain lookup --survey nvss --ra 139.148 --dec 4.681
 
-The service URL comes from --base-url, else EXPLORER_SKYVIEW_URL, else SkyView's own.
+--survey takes a key of pretrain/surveys.py; a survey SkyView does not serve (VLASS, EMU)
+and a position outside the survey's declination limits are refused at once. The service
+URL comes from --base-url, else EXPLORER_SKYVIEW_URL, else SkyView's own.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import tempfile
 from pathlib import Path
 
 from pretrain import config
-from pretrain.data.first_client import FirstCutoutClient
+from pretrain.data.first_client import cutout_client
 from pretrain.data.positions import format_position, parse_position, sky_position
 from pretrain.errors import ExplorerError, PositionError
+from pretrain.surveys import DEFAULT_SURVEY, SURVEYS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,16 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--position", help="coordinates as typed, e.g. '139.148 4.681' or '09 16 35.5 +04 40 52'")
     parser.add_argument("--name", help="object name, e.g. '3C 236'")
     parser.add_argument(
+        "--survey",
+        default=DEFAULT_SURVEY,
+        metavar="KEY",
+        help=f"survey to cut from: {', '.join(SURVEYS)} (default %(default)s; see pretrain/surveys.py)",
+    )
+    parser.add_argument(
         "--pixels",
         type=int,
-        default=config.CUTOUT_PIXELS,
-        help=f"image side in pixels (default {config.CUTOUT_PIXELS})",
+        default=None,
+        help=f"image side in pixels (default: 9 arcmin of the survey's pixels, FIRST {config.CUTOUT_PIXELS})",
     )
     parser.add_argument(
         "--pixel-scale",
         type=float,
-        default=config.FIRST_PIXEL_SCALE_ARCSEC,
-        help=f"arcsec per pixel (default FIRST's {config.FIRST_PIXEL_SCALE_ARCSEC})",
+        default=None,
+        help=f"arcsec per pixel (default: the survey's, FIRST {config.FIRST_PIXEL_SCALE_ARCSEC})",
     )
     parser.add_argument("--out", type=Path, help="write the FITS cutout here (default: only the cache)")
     parser.add_argument("--base-url", help="SkyView query-form URL (default: EXPLORER_SKYVIEW_URL or SkyView)")
@@ -70,9 +80,10 @@ def _target(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     position, name = _target(args)
-    client = FirstCutoutClient(base_url=args.base_url, timeout_s=args.timeout)
+    client = cutout_client(args.survey, base_url=args.base_url, timeout_s=args.timeout)  # refuses VLASS, EMU
     request = client.request(position, name=name, pixels=args.pixels, pixel_scale_arcsec=args.pixel_scale)
-    print(f"Looking up {request.describe()} in {config.FIRST_SURVEY} at {client.host} ...", flush=True)
+    client.check_footprint(request)  # outside the survey's declination limits: refused before any request
+    print(f"Looking up {request.describe()} in {client.skyview_survey} at {client.host} ...", flush=True)
     cutout = client.fetch(position, name=name, pixels=args.pixels, pixel_scale_arcsec=args.pixel_scale)
     path = Path(cutout.source)
     print(f"  centre:      {format_position(cutout.centre)}")

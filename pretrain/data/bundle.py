@@ -11,8 +11,10 @@ A bundle folder holds
   ``image_dec`` (the image centre: ``ra``/``dec`` are the catalogued position where the
   file name or catalogue gives one, which for a few MiraBest cutouts is off-centre),
   ``angular_extent_catalogued_arcsec``, ``label``, ``confident``, ``subtype``,
-  ``redshift``, ``survey``, ``pixel_scale_arcsec`` (of the input), ``name``, ``file``,
-  ``input``, and any other column of an input catalogue;
+  ``redshift``, ``survey`` (the survey's name, e.g. ``FIRST``, ``VLASS``: its profile in
+  ``pretrain/surveys.py`` set the beam and clipping), ``pixel_scale_arcsec`` (of the input),
+  ``name``, ``file``, ``input``, ``epoch`` where file names give one (VLASS), and any
+  other column of an input catalogue;
 - ``manifest.json``: provenance (``bundle_id`` = hash of images + catalogue, inputs,
   preprocessing parameters, counts);
 - ``report.csv``: every input that failed, with its reason, and every duplicate dropped,
@@ -42,11 +44,13 @@ from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord, search_around_sky
 
 from pretrain import config
-from pretrain.data.extent import angular_extent_arcsec
+from pretrain.data.extent import angular_extent_arcsec, cutout_extent_arcsec
 from pretrain.data.fits_io import Cutout, read_cutout
-from pretrain.data.names import parse_fits_name, parse_position_prefix, source_id, unique_source_ids
-from pretrain.data.preprocess import preprocess_image, preprocess_processed_image
+from pretrain.data.names import NameInfo, parse_fits_name, parse_position_prefix, source_id, unique_source_ids
+from pretrain.data.preprocess import preprocess_cutout, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
+from pretrain.surveys import DEFAULT_SURVEY, SURVEYS, Survey, infer_survey
+from pretrain.surveys import survey as survey_profile
 
 IMAGES_FILE = "images.npy"
 CATALOGUE_FILE = "catalogue.parquet"
@@ -177,6 +181,7 @@ def build_bundle(
     skyview_url: str | None = None,
     cutout_client=None,
     overwrite: bool = False,
+    survey: str | None = None,
 ) -> Bundle:
     """Build a bundle at ``out`` from FITS folders, processed-PNG folders and position catalogues.
 
@@ -188,9 +193,16 @@ def build_bundle(
     on; only a lost network connection (catalogue inputs) stops it, and cutouts fetched so
     far stay in the cutout cache, so running the same build again resumes.
 
-    Catalogue inputs fetch FIRST cutouts with ``cutout_client`` (a
-    :class:`~pretrain.data.first_client.FirstCutoutClient`; giving one runs the whole build
-    in this process) or else a client for ``skyview_url`` (default ``config.SKYVIEW_URL``).
+    ``survey`` (a key of ``pretrain.surveys``, e.g. ``"vlass"``) says which survey every FITS
+    file and catalogue cutout is from; ``None``: each FITS file's header (SURVEY, TELESCOP,
+    FILNAM01), name or pixel scale says, else it is processed as FIRST's, and catalogue rows
+    are FIRST cutouts. The survey's profile sets the beam of the extent estimate (a header's
+    BMAJ/BMIN win) and the clipping threshold.
+
+    Catalogue inputs fetch cutouts with ``cutout_client`` (a
+    :class:`~pretrain.data.first_client.FirstCutoutClient`, whose survey they are; giving one
+    runs the whole build in this process) or else a client for ``survey`` at ``skyview_url``
+    (default ``EXPLORER_SKYVIEW_URL``, else ``config.SKYVIEW_URL``).
     """
     if out is None:
         raise BundleError("no output folder given (--out BUNDLE).")
@@ -200,8 +212,12 @@ def build_bundle(
     if not specs:
         raise BundleError("no inputs: give at least one --fits DIR, --images DIR or --catalogue FILE.")
     _check_out(out, overwrite)
+    if survey is not None:
+        survey = survey_profile(survey).key  # UnknownSurveyError lists the known ones
+        if cutout_client is None and any(kind == "catalogue" for kind, _ in specs):
+            _check_cutout_service(survey_profile(survey))
 
-    tasks, failures, input_records = _collect_tasks(specs, skyview_url)
+    tasks, failures, input_records = _collect_tasks(specs, skyview_url, survey)
     if not tasks and not failures:
         raise BundleError("the inputs hold no files or catalogue rows to build from.")
 
@@ -232,6 +248,7 @@ def build_bundle(
         catalogue.to_parquet(partial / CATALOGUE_FILE, index=False)
         _write_report(partial / REPORT_FILE, failures)
         manifest = _manifest(bundle_id, catalogue, specs, input_records, failures, duplicate_radius_arcsec)
+        manifest["surveys"] = _survey_record(catalogue, survey)
         (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
         _move_into_place(partial, out)
     finally:
@@ -272,9 +289,18 @@ class _Task:
     label: str = ""  # images: the sub-folder
     row: tuple = ()  # catalogue: ((column, value), ...)
     skyview_url: str | None = None
+    survey: str | None = None  # key of pretrain.surveys; None: inferred (FITS), FIRST (catalogue)
 
 
-def _collect_tasks(specs, skyview_url):
+def _check_cutout_service(profile: Survey) -> None:
+    if not profile.has_cutout_service:
+        raise BundleError(
+            f"--catalogue inputs need cutouts, and {profile.name} has no cutout service this tool can use "
+            f"(SkyView does not serve it). Give folders of {profile.name} FITS cutouts with --fits instead."
+        )
+
+
+def _collect_tasks(specs, skyview_url, survey=None):
     tasks: list[_Task] = []
     failures: list[dict] = []
     input_records = []
@@ -286,7 +312,7 @@ def _collect_tasks(specs, skyview_url):
         before_tasks, before_failures = len(tasks), len(failures)
         if kind == "fits":
             files = _find_files(path, FITS_SUFFIXES, "FITS files (*.fits, *.fits.fz, *.fit)")
-            tasks += [_Task("fits", name, str(f)) for f in files]
+            tasks += [_Task("fits", name, str(f), survey=survey) for f in files]
         elif kind == "images":
             files = _find_files(path, IMAGE_SUFFIXES, "PNG images (*.png)")
             for f in files:
@@ -297,7 +323,14 @@ def _collect_tasks(specs, skyview_url):
             rows, bad = read_position_catalogue(path)
             for number, row in rows:
                 tasks.append(
-                    _Task("catalogue", name, f"{raw_path}#row{number}", row=tuple(row.items()), skyview_url=skyview_url)
+                    _Task(
+                        "catalogue",
+                        name,
+                        f"{raw_path}#row{number}",
+                        row=tuple(row.items()),
+                        skyview_url=skyview_url,
+                        survey=survey,
+                    )
                 )
             failures += [
                 dict(_report_row("failed", {"file": f"{raw_path}#row{n}", "input": name}, reason=r)) for n, r in bad
@@ -381,7 +414,7 @@ def read_position_catalogue(path: str | Path) -> tuple[list[tuple[int, dict]], l
                 )
             )
             continue
-        row = {"ra": float(ra[i]), "dec": float(dec[i])}
+        row: dict = {"ra": float(ra[i]), "dec": float(dec[i])}
         for key in ("label", "name", "redshift", "confident", "las_arcsec"):
             if key in found:
                 row[key] = _plain(table[found[key]].iloc[i])
@@ -452,14 +485,17 @@ def _process(task: _Task, client=None) -> _Outcome:
         return _Outcome(None, None, f"unexpected error while processing: {type(exc).__name__}: {exc}")
 
 
-def _from_cutout(task: _Task, cutout: Cutout, info, overrides: dict | None = None) -> _Outcome:
-    image = preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
-    estimated = angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec)
+def _from_cutout(
+    task: _Task, cutout: Cutout, info: NameInfo, overrides: dict | None = None, profile: Survey | None = None
+) -> _Outcome:
+    profile, survey_name = (profile, profile.name) if profile is not None else _survey_for(task, cutout, info)
+    image = preprocess_cutout(cutout, profile)
+    estimated = cutout_extent_arcsec(cutout, profile)  # the beam of the header, else of the profile
     record = _base_record(task)
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
-    # are centred up to 90" away from it. Otherwise the image centre is the position.
-    position = (info.ra, info.dec) if info.ra is not None else centre
+    # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.
+    position = (info.ra, info.dec) if info.position_is_catalogued else centre
     record.update(
         ra=position[0],
         dec=position[1],
@@ -471,10 +507,12 @@ def _from_cutout(task: _Task, cutout: Cutout, info, overrides: dict | None = Non
         confident=info.confident,
         subtype=info.subtype,
         redshift=info.redshift,
-        survey=survey_of(cutout),
+        survey=survey_name,
         pixel_scale_arcsec=cutout.pixel_scale_arcsec,
         name=info.name,
     )
+    if info.epoch:
+        record["epoch"] = info.epoch
     record.update(overrides or {})
     return _Outcome(record, image)
 
@@ -516,11 +554,12 @@ _CLIENTS: dict = {}
 def _from_catalogue_row(task: _Task, client=None) -> _Outcome:
     row = dict(task.row)
     if client is None:  # one client per process (workers cannot share the caller's)
-        if task.skyview_url not in _CLIENTS:
-            from pretrain.data.first_client import FirstCutoutClient  # network code only for this input
+        key = (task.survey or DEFAULT_SURVEY, task.skyview_url)
+        if key not in _CLIENTS:
+            from pretrain.data.first_client import cutout_client  # network code only for this input
 
-            _CLIENTS[task.skyview_url] = FirstCutoutClient(base_url=task.skyview_url)
-        client = _CLIENTS[task.skyview_url]
+            _CLIENTS[key] = cutout_client(key[0], base_url=task.skyview_url)
+        client = _CLIENTS[key]
     position = SkyCoord(row["ra"] * u.deg, row["dec"] * u.deg, frame="icrs")
     cutout = client.fetch(position)
     redshift = row.pop("redshift", None)
@@ -533,7 +572,7 @@ def _from_catalogue_row(task: _Task, client=None) -> _Outcome:
         confident=None if confident is None else bool(confident),
     )
     overrides.setdefault("label", "")
-    return _from_cutout(task, cutout, parse_fits_name(""), overrides)
+    return _from_cutout(task, cutout, parse_fits_name(""), overrides, profile=client.survey)
 
 
 def _float_or_none(value) -> float | None:
@@ -558,16 +597,46 @@ def _base_record(task: _Task) -> dict:
 
 
 def survey_of(cutout: Cutout) -> str:
-    """Survey name from the header (SURVEY, TELESCOP) or, failing that, the pixel scale."""
-    text = f"{cutout.header.get('SURVEY', '')} {cutout.header.get('TELESCOP', '')}".upper()
-    for survey in ("FIRST", "NVSS"):
-        if survey in text:
-            return survey
-    if abs(cutout.pixel_scale_arcsec - config.FIRST_PIXEL_SCALE_ARCSEC) < 0.05:
-        return "FIRST"
-    if abs(cutout.pixel_scale_arcsec - 15.0) < 0.5:
-        return "NVSS"
+    """Survey name from the header (SURVEY, TELESCOP, ...) or the pixel scale (pretrain.surveys), else the header's."""
+    profile = infer_survey(cutout.header, cutout.pixel_scale_arcsec)
+    if profile is not None:
+        return profile.name
     return str(cutout.header.get("SURVEY", "") or cutout.header.get("TELESCOP", "")).strip()
+
+
+def _survey_for(task: _Task, cutout: Cutout, info: NameInfo) -> tuple[Survey, str]:
+    """The profile an image is processed with, and the survey name its catalogue row records.
+
+    ``--survey`` wins, then the file name (VLASS), then the header or pixel scale. An image
+    of no known survey is processed as FIRST's (the model's survey; its header's beam still
+    wins) and its row keeps what its header says.
+    """
+    key = task.survey or info.survey
+    if key:
+        profile = survey_profile(key)
+        return profile, profile.name
+    inferred = infer_survey(cutout.header, cutout.pixel_scale_arcsec)
+    if inferred is not None:
+        return inferred, inferred.name
+    return survey_profile(DEFAULT_SURVEY), survey_of(cutout)
+
+
+def _survey_record(catalogue: pd.DataFrame, option: str | None) -> dict:
+    """The manifest's word on surveys: what --survey said, and the profiles of the surveys in the bundle."""
+    names = set(catalogue["survey"])
+    return {
+        "option": option,  # None: inferred per file
+        "profiles": {
+            p.key: {
+                "name": p.name,
+                "pixel_scale_arcsec": p.pixel_scale_arcsec,
+                "beam_fwhm_arcsec": p.beam_fwhm_arcsec,
+                "clip_sigma": p.clip_sigma,
+            }
+            for p in SURVEYS.values()
+            if p.name in names
+        },
+    }
 
 
 # --- Running all tasks ------------------------------------------------------------------
@@ -794,7 +863,7 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
         "preprocessing": {
             "function": "pretrain.data.preprocess.preprocess_image",
             "image_size_px": config.IMAGE_SIZE_PX,
-            "pixel_scale_arcsec": config.FIRST_PIXEL_SCALE_ARCSEC,
+            "pixel_scale_arcsec": config.MODEL_PIXEL_SCALE_ARCSEC,
             "field_arcsec": config.IMAGE_FIELD_ARCSEC,
             "clip_sigma": config.CLIP_SIGMA,
             "processed_image_pixel_scale_arcsec": config.PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC,

@@ -32,7 +32,9 @@ belongs to the source at its centre, so the method is mostly about that:
 
 The beam is ``beam_fwhm_arcsec`` (FIRST's by default) but at least 2.5 pixels, as survey
 images are sampled (NVSS: 45" beam on 15" pixels), so a coarser image without a stated beam
-is not treated as having FIRST's resolution. An already-clipped image (``already_clipped``)
+is not treated as having FIRST's resolution. :func:`cutout_extent_arcsec` measures a read
+cutout with its own beam: the header's ``BMAJ``/``BMIN``, else its survey's profile
+(``pretrain/surveys.py``). An already-clipped image (``already_clipped``)
 has no noise left to smooth: step 1 then uses the full-resolution islands only.
 
 The defaults (pretrain/config.py) were chosen on the even-indexed half of the sorted MiraBest
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -55,6 +58,10 @@ from scipy.spatial.distance import cdist, pdist
 from pretrain import config
 from pretrain.data.preprocess import estimate_noise
 from pretrain.errors import BlankImageError
+from pretrain.surveys import Survey, image_survey
+
+if TYPE_CHECKING:
+    from pretrain.data.fits_io import Cutout
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 MIN_PIXELS_PER_BEAM = 2.5  # survey images sample the beam FWHM with 2.5-4 pixels (FIRST 2.8, NVSS 3)
@@ -84,7 +91,7 @@ class _Island:
 
 def angular_extent_arcsec(
     image: np.ndarray,
-    pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+    pixel_scale_arcsec: float = config.MODEL_PIXEL_SCALE_ARCSEC,
     *,
     already_clipped: bool = False,
     beam_fwhm_arcsec: float = config.FIRST_BEAM_ARCSEC,
@@ -141,6 +148,18 @@ def angular_extent_arcsec(
     beam_arcsec = beam_px * pixel_scale_arcsec
     broadening = beam_arcsec * np.sqrt(np.log(max(typical_peak, detection_sigma) / detection_sigma) / np.log(2))
     return float(max(extent - broadening, pixel_scale_arcsec))
+
+
+def cutout_extent_arcsec(cutout: Cutout, survey: Survey | str | None = None) -> float:
+    """:func:`angular_extent_arcsec` of a read cutout, with the beam of its header or survey.
+
+    ``survey``: a profile or key of ``pretrain.surveys``; ``None``: the survey its header or
+    pixel scale names, else FIRST. The header's ``BMAJ``/``BMIN`` win over the profile's beam.
+    """
+    profile = image_survey(cutout.header, cutout.pixel_scale_arcsec, survey)
+    return angular_extent_arcsec(
+        cutout.data, cutout.pixel_scale_arcsec, beam_fwhm_arcsec=profile.beam_arcsec(cutout.header)
+    )
 
 
 def _signal_to_noise(image: np.ndarray, already_clipped: bool, detection_sigma: float) -> np.ndarray | None:

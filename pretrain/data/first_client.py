@@ -1,11 +1,15 @@
-"""FIRST cutouts from NASA SkyView, by position or object name, cached on disk.
+"""Survey cutouts (VLA FIRST by default) from NASA SkyView, by position or object name, cached on disk.
 
-The protocol is astroquery's :class:`~astroquery.skyview.SkyViewClass`: fetch SkyView's
-query form, submit it, find the ``FITS`` link in the result page, download the file.
+Make a client with :func:`cutout_client` (``survey``: a key of ``pretrain.surveys``; a
+survey that SkyView does not serve is refused there, at once). The protocol is
+astroquery's :class:`~astroquery.skyview.SkyViewClass`: fetch SkyView's query form,
+submit it, find the ``FITS`` link in the result page, download the file.
 :class:`FirstCutoutClient` adds what an interactive tool needs around it:
 
 - one base URL (``config.SKYVIEW_URL``, env ``EXPLORER_SKYVIEW_URL``) — the only thing
   that differs between production and the tests' stand-in server on 127.0.0.1;
+- the survey's profile (``pretrain/surveys.py``): its SkyView name, its pixel, and its
+  declination limits (a position outside them is refused without a network call);
 - a time-out per request and a total time budget per look-up, retries with exponential
   back-off for transient failures (no answer, refused connection, HTTP 5xx);
 - an on-disk cache keyed by (survey, rounded position or name, pixels, pixel scale):
@@ -54,6 +58,8 @@ from pretrain.errors import (
     OutsideFootprintError,
     PositionError,
 )
+from pretrain.surveys import DEFAULT_SURVEY, Survey
+from pretrain.surveys import survey as survey_profile
 
 MAX_PIXELS = 5000  # SkyView's own limit is of this order; larger is surely a typo
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -63,11 +69,8 @@ _UNRESOLVED = re.compile(
     r"not (be )?found|unknown (object|source|name)|no such object",
     re.I,
 )
-FOOTPRINT_HINT = (
-    "FIRST covers about 10,000 square degrees of the northern sky (mostly the north Galactic "
-    "cap at Dec > -10 deg, plus an equatorial strip in the south Galactic cap); check the "
-    "coverage map at https://sundog.stsci.edu or choose a position inside it"
-)
+FOOTPRINT_HINT = survey_profile("first").footprint  # each survey's is in its profile
+_FIRST_SKYVIEW_NAME: str = survey_profile("first").skyview_survey or ""
 
 
 @dataclass(frozen=True)
@@ -78,17 +81,23 @@ class CutoutRequest:
     name: str | None
     pixels: int
     pixel_scale_arcsec: float
-    survey: str = config.FIRST_SURVEY
+    survey: str = _FIRST_SKYVIEW_NAME  # the survey's name at SkyView
+    survey_key: str = DEFAULT_SURVEY  # its key in pretrain.surveys (the cache file's prefix)
 
     def describe(self) -> str:
         return f"'{self.name}'" if self.name is not None else f"position {format_position(self.position)}"
+
+    def _position(self) -> SkyCoord:
+        if self.position is None:
+            raise PositionError("this request is for a name, not a position.")
+        return self.position.icrs
 
     def cache_key(self) -> str:
         if self.name is not None:
             where = "name:" + " ".join(self.name.split()).casefold()
         else:
             d = config.CUTOUT_CACHE_POSITION_DECIMALS
-            c = self.position.icrs
+            c = self._position()
             where = f"pos:{c.ra.deg:.{d}f}{c.dec.deg:+.{d}f}"
         return f"{self.survey}|{where}|{self.pixels}|{self.pixel_scale_arcsec:.4f}"
 
@@ -98,9 +107,9 @@ class CutoutRequest:
         if self.name is not None:
             where = re.sub(r"[^A-Za-z0-9+.-]+", "_", self.name.strip())[:40]
         else:
-            c = self.position.icrs
+            c = self._position()
             where = f"{c.ra.deg:08.4f}{c.dec.deg:+08.4f}"
-        return f"first_{where}_{self.pixels}px_{self.pixel_scale_arcsec:.2f}as_{digest}.fits"
+        return f"{self.survey_key}_{where}_{self.pixels}px_{self.pixel_scale_arcsec:.2f}as_{digest}.fits"
 
     def query_position(self) -> str:
         """The text for SkyView's Position field (astroquery's format for coordinates)."""
@@ -122,10 +131,11 @@ class _Transient(Exception):
 class _SkyView(SkyViewClass):
     """astroquery's SkyView protocol with our base URL, time-outs and no astroquery cache."""
 
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float, survey_name: str = "FIRST"):
         super().__init__()
         self.URL = url
         self.timeout_s = timeout_s
+        self.survey_name = survey_name
         self.deadline: float | None = None  # time.monotonic() at which the look-up gives up
 
     def time_left(self) -> float:
@@ -170,7 +180,7 @@ class _SkyView(SkyViewClass):
                 if total > max_bytes:
                     raise CutoutServiceError(
                         f"The cutout service sent more than {max_bytes // 1024**2} MB for one "
-                        f"cutout ({url}); that is not a FIRST cutout."
+                        f"cutout ({url}); that is not a {self.survey_name} cutout."
                     )
                 self.time_left()  # a trickling answer must not outlast the budget
                 chunks.append(chunk)
@@ -180,8 +190,10 @@ class _SkyView(SkyViewClass):
 
 
 class FirstCutoutClient:
-    """VLA FIRST cutouts from SkyView, validated and cached on disk.
+    """A survey's cutouts (VLA FIRST by default) from SkyView, validated and cached on disk.
 
+    Make one with :func:`cutout_client`. ``survey`` is a key (or profile) of
+    ``pretrain.surveys``; one that SkyView does not serve raises :class:`CutoutServiceError`.
     ``base_url`` is SkyView's query-form URL (default: env ``EXPLORER_SKYVIEW_URL``, else
     ``config.SKYVIEW_URL``); ``cache_dir`` defaults to ``config.cache_dir() / "cutouts"``;
     ``timeout_s`` applies to each request, ``total_timeout_s`` to a whole look-up with
@@ -197,7 +209,16 @@ class FirstCutoutClient:
         retries: int = config.CUTOUT_RETRIES,
         backoff_s: float = config.CUTOUT_BACKOFF_S,
         total_timeout_s: float = config.CUTOUT_TOTAL_TIMEOUT_S,
+        survey: str | Survey = DEFAULT_SURVEY,
     ):
+        self.survey = survey_profile(survey)
+        if self.survey.skyview_survey is None:
+            raise CutoutServiceError(
+                f"{self.survey.name} has no cutout service this tool can use: NASA SkyView does not serve "
+                f"{self.survey.title}. Use FITS cutouts of it from its own archive instead (e.g. "
+                f"`python -m pretrain bundle --fits DIR --survey {self.survey.key}`, or upload a file)."
+            )
+        self.skyview_survey: str = self.survey.skyview_survey
         # EXPLORER_SKYVIEW_URL is read now, not only at import, so a later setting counts.
         self.base_url = base_url or os.environ.get("EXPLORER_SKYVIEW_URL") or config.SKYVIEW_URL
         parts = urlsplit(self.base_url)
@@ -212,19 +233,27 @@ class FirstCutoutClient:
         self.retries = max(0, int(retries))
         self.backoff_s = max(0.0, float(backoff_s))
         self.total_timeout_s = float(total_timeout_s)
-        self._skyview = _SkyView(self.base_url, self.timeout_s)
+        self._skyview = _SkyView(self.base_url, self.timeout_s, self.survey.name)
         self._lock = threading.Lock()  # one look-up at a time: a requests.Session is not thread-safe
 
     # --- public API ---------------------------------------------------------------------
+    @property
+    def default_pixels(self) -> int:
+        """A cutout's side by default: 9 arcmin of the survey's pixels (FIRST: 300, as the MiraBest files)."""
+        return max(1, round(config.CUTOUT_FIELD_ARCSEC / self.survey.pixel_scale_arcsec))
+
     def fetch(
         self,
         position: SkyCoord | str | None = None,
         *,
         name: str | None = None,
-        pixels: int = config.CUTOUT_PIXELS,
-        pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+        pixels: int | None = None,
+        pixel_scale_arcsec: float | None = None,
     ) -> Cutout:
-        """The validated cutout (``source`` is its file in the cache)."""
+        """The validated cutout (``source`` is its file in the cache).
+
+        ``pixels`` and ``pixel_scale_arcsec`` default to :attr:`default_pixels` and the survey's pixel.
+        """
         return self._fetch(self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec))[1]
 
     def fetch_path(
@@ -232,8 +261,8 @@ class FirstCutoutClient:
         position: SkyCoord | str | None = None,
         *,
         name: str | None = None,
-        pixels: int = config.CUTOUT_PIXELS,
-        pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+        pixels: int | None = None,
+        pixel_scale_arcsec: float | None = None,
     ) -> Path:
         """The validated cutout's FITS file in the cache (SkyView's bytes, unchanged)."""
         return self._fetch(self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec))[0]
@@ -241,15 +270,17 @@ class FirstCutoutClient:
     def cache_path(self, request: CutoutRequest) -> Path:
         return self.cache_dir / request.cache_file_name()
 
-    @staticmethod
     def request(
+        self,
         position: SkyCoord | str | None = None,
         *,
         name: str | None = None,
-        pixels: int = config.CUTOUT_PIXELS,
-        pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+        pixels: int | None = None,
+        pixel_scale_arcsec: float | None = None,
     ) -> CutoutRequest:
-        """Check the arguments of a look-up (exactly one of position and name)."""
+        """Check the arguments of a look-up (exactly one of position and name) for this client's survey."""
+        pixels = self.default_pixels if pixels is None else pixels
+        pixel_scale_arcsec = self.survey.pixel_scale_arcsec if pixel_scale_arcsec is None else pixel_scale_arcsec
         if isinstance(position, str):  # typed text: coordinates, else a name
             parsed = parse_position(position)
             if parsed is None and name is not None:
@@ -268,16 +299,25 @@ class FirstCutoutClient:
             name=None if name is None else " ".join(str(name).split()),
             pixels=int(pixels),
             pixel_scale_arcsec=float(pixel_scale_arcsec),
+            survey=self.skyview_survey,
+            survey_key=self.survey.key,
         )
+
+    def check_footprint(self, request: CutoutRequest) -> None:
+        """Refuse, without a network call, a position outside the survey's declination limits."""
+        survey = self.survey
+        if request.position is not None and not survey.covers_dec(request.position.dec.deg):
+            where = request.describe()
+            south = request.position.dec.deg < survey.dec_min_deg
+            limit = survey.dec_min_deg if south else survey.dec_max_deg
+            raise OutsideFootprintError(
+                f"{where[0].upper()}{where[1:]} lies outside the {survey.name} survey footprint: {survey.name} "
+                f"observed nothing {'south' if south else 'north'} of Dec {limit:+.0f} deg. {survey.footprint}."
+            )
 
     # --- the look-up --------------------------------------------------------------------
     def _fetch(self, request: CutoutRequest) -> tuple[Path, Cutout]:
-        if request.position is not None and request.position.dec.deg < config.FIRST_DEC_MIN_DEG:
-            where = request.describe()
-            raise OutsideFootprintError(
-                f"{where[0].upper()}{where[1:]} lies outside the FIRST survey footprint: FIRST observed "
-                f"nothing south of Dec {config.FIRST_DEC_MIN_DEG:+.0f} deg. {FOOTPRINT_HINT}."
-            )
+        self.check_footprint(request)
         path = self.cache_path(request)
         if path.is_file():
             try:
@@ -328,7 +368,7 @@ class FirstCutoutClient:
             if _is_all_nan_image(raw):
                 raise self._outside(request, None) from exc
             raise CutoutServiceError(
-                f"The FIRST cutout service ({self.host}) did not send a valid FITS image for "
+                f"The {self.survey.name} cutout service ({self.host}) did not send a valid FITS image for "
                 f"{request.describe()}: {exc} Try again later; if this persists, the service "
                 "is having problems (or upload a local FITS file instead)."
             ) from exc
@@ -365,8 +405,8 @@ class FirstCutoutClient:
         if request.name is not None and centre is not None:
             where += f" (resolved to {format_position(centre)})"
         return OutsideFootprintError(
-            f"{where[0].upper()}{where[1:]} lies outside the FIRST survey footprint: SkyView "
-            f"returned a blank image there. {FOOTPRINT_HINT}."
+            f"{where[0].upper()}{where[1:]} lies outside the {self.survey.name} survey footprint: SkyView "
+            f"returned a blank image there. {self.survey.footprint}."
         )
 
     def _no_image(self, request: CutoutRequest, page: requests.Response) -> CutoutServiceError:
@@ -388,27 +428,44 @@ class FirstCutoutClient:
         tried = f"{attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f} s"
         if last is None or last.kind == "timeout":
             return NoNetworkError(
-                f"No answer from the FIRST cutout service ({self.host}) for {request.describe()} "
+                f"No answer from the {self.survey.name} cutout service ({self.host}) for {request.describe()} "
                 f"within the time-out ({tried}). There is no network, or the service is down or "
                 "very slow: try again later, or upload a local FITS file instead."
             )
         if last.kind in ("dns", "connection"):
             why = "its host name could not be resolved (DNS failure)" if last.kind == "dns" else "the connection failed"
             return NoNetworkError(
-                f"Could not reach the FIRST cutout service ({self.host}): {why} ({tried}). "
+                f"Could not reach the {self.survey.name} cutout service ({self.host}): {why} ({tried}). "
                 "There seems to be no network connection: check it and try again, or upload "
                 "a local FITS file instead."
             )
         if last.kind == "http":
             return CutoutServiceError(
-                f"The FIRST cutout service ({self.host}) answered {last.detail} for "
+                f"The {self.survey.name} cutout service ({self.host}) answered {last.detail} for "
                 f"{request.describe()} ({tried}). It may be down or overloaded: try again later, "
                 "or upload a local FITS file instead."
             )
         return CutoutServiceError(  # "interrupted"
-            f"The download from the FIRST cutout service ({self.host}) broke off for "
+            f"The download from the {self.survey.name} cutout service ({self.host}) broke off for "
             f"{request.describe()} ({tried}: {last.detail}). Try again later."
         )
+
+
+def cutout_client(
+    survey: str | Survey | None = DEFAULT_SURVEY, base_url: str | None = None, **settings
+) -> FirstCutoutClient:
+    """The one way to make a cutout client: ``survey``'s cutouts (a key of ``pretrain.surveys``).
+
+    ``base_url``: SkyView's query-form URL; default ``EXPLORER_SKYVIEW_URL`` (read now, not at
+    import), else ``config.SKYVIEW_URL``. ``settings``: :class:`FirstCutoutClient`'s
+    ``cache_dir``, ``timeout_s``, ``retries``, ``backoff_s``, ``total_timeout_s``. A survey that
+    SkyView does not serve raises :class:`~pretrain.errors.CutoutServiceError` here, at once.
+    """
+    return FirstCutoutClient(
+        base_url=base_url or os.environ.get("EXPLORER_SKYVIEW_URL") or None,
+        survey=survey_profile(survey),
+        **settings,
+    )
 
 
 class _translated_http_errors:
@@ -430,7 +487,7 @@ class _translated_http_errors:
                 # SkyView's temporary files sometimes 404 briefly (astroquery #1915).
                 raise _Transient("http", detail, status) from exc
             raise CutoutServiceError(
-                f"The FIRST cutout service answered {detail} for {exc.response.url}. "
+                f"The {self.client.survey.name} cutout service answered {detail} for {exc.response.url}. "
                 "Check the service URL (EXPLORER_SKYVIEW_URL or --base-url) and try again later."
             ) from exc
         if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
@@ -445,7 +502,7 @@ class _translated_http_errors:
                 "Check the service URL (EXPLORER_SKYVIEW_URL or --base-url)."
             ) from exc
         if isinstance(exc, (ValueError, AttributeError, TypeError, KeyError, IndexError)):
-            # astroquery parsing a page that is not SkyView's form, or FIRST not on offer.
+            # astroquery parsing a page that is not SkyView's form, or the survey not on offer.
             raise CutoutServiceError(
                 f"The service at {self.client.base_url} did not answer like SkyView "
                 f"({type(exc).__name__}: {exc}). Check the service URL (EXPLORER_SKYVIEW_URL "
@@ -456,14 +513,15 @@ class _translated_http_errors:
 
 def _is_dns_failure(exc: BaseException) -> bool:
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, socket.gaierror) or "NameResolutionError" in repr(exc):
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror) or "NameResolutionError" in repr(current):
             return True
-        for arg in getattr(exc, "args", ()):
+        for arg in getattr(current, "args", ()):
             if isinstance(arg, BaseException) and _is_dns_failure(arg):
                 return True
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+        current = current.__cause__ or current.__context__ or getattr(current, "reason", None)
     return False
 
 

@@ -11,6 +11,9 @@ Data sets of radio galaxies encode their labels in file names:
   ``_II`` is read this way.)
 - Processed PNGs (Griese et al. 2023, ``RA_DEC_I_CATALOGUE.png``): a position in degrees
   at the start of the name.
+- VLASS Quick-Look cutouts (``VLASS_<epoch>_<RA><±DEC>.fits.fz``, e.g.
+  ``VLASS_2.2_133.067+06.316.fits.fz``): the epoch and the image centre in J2000 degrees
+  (rounded to 0.001 deg: the WCS gives it exactly).
 
 :func:`source_id` gives the IAU-style name ``JHHMMSS.ss+DDMMSS.s`` of a position.
 """
@@ -38,6 +41,9 @@ _MIRABEST = re.compile(
     re.IGNORECASE,
 )
 _FRDEEP = re.compile(r"^(?P<name>.+?)_(?P<fr>II|I)\.fits?(?:\.fz)?$")
+_VLASS = re.compile(
+    rf"^VLASS_(?P<epoch>\d+\.\d+)_(?P<ra>{_NUMBER})(?P<dec>[+-]{_NUMBER})\.fits?(?:\.fz)?$", re.IGNORECASE
+)
 _POSITION_PREFIX = re.compile(rf"^(?P<ra>{_NUMBER})_(?P<dec>[+-]?{_NUMBER})(?:_|\.|$)")
 
 
@@ -53,7 +59,14 @@ class NameInfo:
     ra: float | None = None  # degrees (rounded, as in the name: use the WCS when there is one)
     dec: float | None = None
     name: str = ""  # object name, where the file name carries one
-    scheme: str = ""  # "mirabest", "frdeep" or "" (unrecognised)
+    scheme: str = ""  # "mirabest", "frdeep", "vlass" or "" (unrecognised)
+    survey: str = ""  # key of the survey (pretrain.surveys) the name says the image is from
+    epoch: str = ""  # observing epoch, where the name gives one (VLASS: "1.1" ... "3.1")
+
+    @property
+    def position_is_catalogued(self) -> bool:
+        """The name's position is the source's catalogued one (MiraBest), not just the image centre."""
+        return self.ra is not None and self.scheme == "mirabest"
 
 
 def parse_mirabest_name(filename: str) -> NameInfo | None:
@@ -82,9 +95,20 @@ def parse_frdeep_name(filename: str) -> NameInfo | None:
     return NameInfo(label=FRDEEP_LABELS[match["fr"]], name=match["name"], scheme="frdeep")
 
 
+def parse_vlass_name(filename: str) -> NameInfo | None:
+    """Epoch and image centre of a VLASS cutout's name (``VLASS_<epoch>_<RA><±DEC>.fits[.fz]``), or ``None``."""
+    match = _VLASS.match(_basename(filename))
+    if match is None:
+        return None
+    ra, dec = float(match["ra"]), float(match["dec"])
+    if not (0.0 <= ra < 360.0 and -90.0 <= dec <= 90.0):
+        return None
+    return NameInfo(ra=ra, dec=dec, scheme="vlass", survey="vlass", epoch=match["epoch"])
+
+
 def parse_fits_name(filename: str) -> NameInfo:
-    """Whatever a FITS cutout's name says (MiraBest first, then FRDEEP); empty if nothing."""
-    return parse_mirabest_name(filename) or parse_frdeep_name(filename) or NameInfo()
+    """Whatever a FITS cutout's name says (MiraBest first, then VLASS, then FRDEEP); empty if nothing."""
+    return parse_mirabest_name(filename) or parse_vlass_name(filename) or parse_frdeep_name(filename) or NameInfo()
 
 
 def parse_position_prefix(filename: str) -> tuple[float, float] | None:

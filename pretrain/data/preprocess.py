@@ -6,16 +6,19 @@ cutout reaches the model exactly as the training images did:
 1. NaN -> 0 (NaN padding at survey edges carries no emission);
 2. robust noise estimate (median absolute deviation of the non-zero pixels);
 3. emission below ``k`` sigma above the background set to zero (k = 3 by default);
-4. resampled to FIRST's 1.8"/px if needed, then centre-cropped to a 150 x 150 px
-   (270") field;
+4. resampled to the model's grid (FIRST's 1.8"/px) if needed, centred on the image
+   centre, and cropped to a 150 x 150 px (270") field;
 5. scaled to 0..255 ``uint8`` by the brightest remaining pixel.
 
 A blank result (nothing above ``k`` sigma in the field) raises :class:`BlankImageError`.
+:func:`preprocess_cutout` does the same for a read cutout with its survey's profile
+(``pretrain/surveys.py``: the clipping threshold).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.stats import mad_std
@@ -23,6 +26,10 @@ from scipy import ndimage
 
 from pretrain import config
 from pretrain.errors import BlankImageError
+from pretrain.surveys import Survey, image_survey
+
+if TYPE_CHECKING:
+    from pretrain.data.fits_io import Cutout
 
 
 @dataclass(frozen=True)
@@ -63,21 +70,30 @@ def crop_to_field(
     image: np.ndarray,
     pixel_scale_arcsec: float,
     size_px: int = config.IMAGE_SIZE_PX,
-    target_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+    target_scale_arcsec: float = config.MODEL_PIXEL_SCALE_ARCSEC,
 ) -> np.ndarray:
     """Centre crop to ``size_px`` pixels of ``target_scale_arcsec``, resampling if needed.
 
+    The centre is the image's centre pixel, ``((n - 1) / 2)`` on each axis, which is where
+    :func:`~pretrain.data.fits_io.read_cutout` asks the WCS for the image's sky position: a
+    resampled image keeps that position at its own centre exactly (linear interpolation).
     Images smaller than the field are padded with zeros (no emission) around the centre.
     """
     image = np.asarray(image, dtype=np.float32)
     zoom = pixel_scale_arcsec / target_scale_arcsec
     if abs(zoom - 1.0) > 1e-3:
-        # Crop generously first so that resampling touches only what is kept.
-        margin = int(np.ceil(size_px / zoom)) + 4
-        image = _centre_window(image, margin)
-        image = ndimage.zoom(image, zoom, order=1, mode="grid-constant", cval=0.0, grid_mode=True)
-        image = np.clip(image, 0.0, None) if image.min() >= -1e-6 else image
+        image = _resample_centred(image, 1.0 / zoom, size_px)
+        return np.clip(image, 0.0, None) if image.min() >= -1e-6 else image
     return _centre_window(image, size_px)
+
+
+def _resample_centred(image: np.ndarray, step: float, size: int) -> np.ndarray:
+    """``size`` x ``size`` samples ``step`` input pixels apart, centred on the input's centre."""
+    centre_in = (np.array(image.shape, dtype=np.float64) - 1.0) / 2.0
+    offset = centre_in - step * (size - 1) / 2.0  # input coordinate of output pixel 0
+    return ndimage.affine_transform(
+        image, [step, step], offset=offset, output_shape=(size, size), order=1, mode="grid-constant", cval=0.0
+    ).astype(np.float32, copy=False)
 
 
 def _centre_window(image: np.ndarray, size: int) -> np.ndarray:
@@ -107,7 +123,7 @@ def scale_to_uint8(image: np.ndarray) -> np.ndarray:
 
 def preprocess_image(
     image: np.ndarray,
-    pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC,
+    pixel_scale_arcsec: float = config.MODEL_PIXEL_SCALE_ARCSEC,
     k_sigma: float = config.CLIP_SIGMA,
     size_px: int = config.IMAGE_SIZE_PX,
 ) -> np.ndarray:
@@ -116,8 +132,18 @@ def preprocess_image(
     return scale_to_uint8(crop_to_field(clipped, pixel_scale_arcsec, size_px))
 
 
+def preprocess_cutout(cutout: Cutout, survey: Survey | str | None = None) -> np.ndarray:
+    """A read cutout -> the model image, with its survey's clipping threshold.
+
+    ``survey``: a profile or key of ``pretrain.surveys``; ``None``: the survey its header or
+    pixel scale names, else FIRST (:func:`pretrain.surveys.image_survey`).
+    """
+    profile = image_survey(cutout.header, cutout.pixel_scale_arcsec, survey)
+    return preprocess_image(cutout.data, cutout.pixel_scale_arcsec, k_sigma=profile.clip_sigma)
+
+
 def preprocess_processed_image(
-    image: np.ndarray, pixel_scale_arcsec: float = config.FIRST_PIXEL_SCALE_ARCSEC, size_px: int = config.IMAGE_SIZE_PX
+    image: np.ndarray, pixel_scale_arcsec: float = config.MODEL_PIXEL_SCALE_ARCSEC, size_px: int = config.IMAGE_SIZE_PX
 ) -> np.ndarray:
     """An image that was already sigma-clipped and scaled (e.g. an 8-bit PNG): crop and rescale only."""
     return scale_to_uint8(crop_to_field(np.asarray(image, dtype=np.float32), pixel_scale_arcsec, size_px))
