@@ -6,7 +6,6 @@ Session state: ``lookup`` (the last result, or why it failed), ``lookup-text``,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -39,9 +38,9 @@ LOOKUP_KEY = "lookup"
 
 
 def lookup_client() -> FirstCutoutClient:
-    from pretrain.data.first_client import FirstCutoutClient
+    from pretrain.data.first_client import cutout_client
 
-    return FirstCutoutClient(base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None)
+    return cutout_client()  # the default survey (pretrain.surveys.DEFAULT_SURVEY)
 
 
 def lookup_page(space: ExplorerSpace) -> None:

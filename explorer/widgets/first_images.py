@@ -6,7 +6,6 @@ person waiting (short time-outs).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,10 +23,9 @@ FAILED_IDS_SHOWN = 8  # source ids named in the note on images that could not be
 
 def interactive_client() -> FirstCutoutClient:
     """A cutout client with short time-outs: a person is waiting."""
-    from pretrain.data.first_client import FirstCutoutClient
+    from pretrain.data.first_client import cutout_client
 
-    return FirstCutoutClient(
-        base_url=os.environ.get("EXPLORER_SKYVIEW_URL") or None,
+    return cutout_client(
         timeout_s=config.APP_CUTOUT_TIMEOUT_S,
         retries=1,
         total_timeout_s=2 * config.APP_CUTOUT_TIMEOUT_S,
