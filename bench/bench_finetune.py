@@ -121,8 +121,9 @@ def plan(args, n_available: int) -> list[dict]:
 
 
 def run_sweep(args, runs, out: Path, weights, bundle) -> None:
-    from pretrain.finetune import METRICS_FILE, FinetuneSettings, run_finetune
-    from pretrain.models.backbone import weights_sha256
+    from pretrain.finetune import FinetuneSettings, run_finetune
+    from pretrain.provenance import weights_sha256
+    from pretrain.run_folder import METRICS_FILE
 
     current = weights_sha256(weights)
 
@@ -221,7 +222,7 @@ def _mean_se(values: list[float]) -> str:
 
 
 def report(args, runs, out: Path, small: dict | None) -> str:
-    from pretrain.finetune import METRICS_FILE
+    from pretrain.run_folder import METRICS_FILE
 
     found = {}
     for r in runs:
@@ -347,7 +348,7 @@ def main(argv=None) -> int:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     from pretrain.data.bundle import load_bundle
-    from pretrain.models.backbone import default_backbone_path
+    from pretrain.provenance import default_backbone_path
     from pretrain.tasks import default_bundle, get_task
 
     out = Path(args.out) if args.out else config.cache_dir() / "bench_finetune"

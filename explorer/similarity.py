@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 length (float32). All-zero rows stay zero (similarity 0 to all)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+from pretrain.vectors import l2_normalise
 
 
 def top_k_indices(scores: np.ndarray, k: int, exclude: np.ndarray | list[int] | None = None) -> np.ndarray:
@@ -59,7 +54,7 @@ class CosineIndex:
         self.unit_vectors_ = None if unit_vectors is None else np.ascontiguousarray(unit_vectors, dtype=np.float32)
 
     def fit(self, vectors: np.ndarray) -> CosineIndex:
-        self.unit_vectors_ = np.ascontiguousarray(normalise_rows(vectors))
+        self.unit_vectors_ = np.ascontiguousarray(l2_normalise(vectors))
         return self
 
     def __len__(self) -> int:
@@ -67,7 +62,7 @@ class CosineIndex:
 
     def similarities(self, vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of ``vector`` to every stored vector."""
-        query = normalise_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        query = l2_normalise(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         return self.unit_vectors_ @ query
 
     def query(self, vector: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:

@@ -248,9 +248,6 @@ class CatalogueSpace(ExplorerSpace):
     def _query_of_row(self, row: int) -> np.ndarray:
         return self.index.points_[row]
 
-    def neighbours_of_xy(self, xy, k: int, sky_radius_arcsec: float = 0.0, query_radec=None) -> Neighbours:
-        return self._search(np.asarray(xy, dtype=np.float64), k, sky_radius_arcsec, query_radec)
-
     # Images: FIRST cutouts through the look-up client. ``image`` looks only in the client's
     # disk cache (no network: the gallery must stay fast); ``fetch_image`` may download.
     def _request(self, row: int, client):
@@ -375,9 +372,10 @@ def open_space(entry: SpaceEntry) -> ExplorerSpace:
 def weights_candidates(space: EmbeddingSpace) -> list[Path]:
     """Where the weights a space was embedded with may be, most likely first."""
     from explorer.default_space import weights_path
+    from pretrain.provenance import default_backbone_path
 
     name = space.weights_file
-    candidates = [weights_path(), config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE]
+    candidates = [weights_path(), default_backbone_path()]
     if name:
         candidates += [config.ASSETS_DIR / name, space.space.path / name, space.space.path.parent / name]
         runs = config.REPO_ROOT / "runs"
@@ -392,13 +390,11 @@ def weights_candidates(space: EmbeddingSpace) -> list[Path]:
 
 def find_weights(space: EmbeddingSpace) -> Path:
     """The weights file whose SHA-256 is the one recorded in the space (ExplorerError if none)."""
-    from explorer.default_space import _file_sha256
+    from pretrain.provenance import weights_sha256
 
     for path in weights_candidates(space):
-        if path.is_file():
-            stat = path.stat()
-            if _file_sha256(str(path), stat.st_mtime_ns, stat.st_size) == space.weights_sha256:
-                return path
+        if path.is_file() and weights_sha256(path) == space.weights_sha256:
+            return path
     raise ExplorerError(
         f"The weights this space was embedded with ({space.weights_file or 'unknown file'}, sha256 "
         f"{space.weights_sha256[:12]}...) were not found, so a new image cannot be placed on its map. "

@@ -22,24 +22,12 @@ import torch
 from torch import nn
 
 from pretrain import config
+from pretrain.devices import choose_device
 from pretrain.models.backbone import to_model_input
 
 SYMMETRIES = config.EMBED_SYMMETRIES
 ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
 Progress = Union[None, bool, ProgressCallback]  # noqa: UP007 (a runtime alias: | needs 3.10 types)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when there is a GPU, else the CPU; anything else as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        from pretrain.errors import ExplorerError
-
-        raise ExplorerError(f"device {device!r} was asked for but no CUDA GPU is available; use --device cpu or auto.")
-    return torch.device(device)
 
 
 def embed_images(
@@ -74,7 +62,7 @@ def embed_images(
             f"images of {images.shape[1]} x {images.shape[2]} px are smaller than the "
             f"model's {config.MODEL_INPUT_PX} x {config.MODEL_INPUT_PX} px input"
         )
-    device = resolve_device(device)
+    device = choose_device(device)
     was_training = encoder.training
     # The module is changed outside inference mode: parameters re-created inside it would
     # become inference tensors, and an encoder that is being trained (the training monitor

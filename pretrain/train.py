@@ -25,7 +25,6 @@ random stream, which starts afresh).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 import os
@@ -41,7 +40,10 @@ from tqdm import tqdm
 
 from pretrain import config
 from pretrain.augment import pretraining_augmentation
+from pretrain.clock import utc_timestamp
+from pretrain.devices import choose_device
 from pretrain.errors import ExplorerError
+from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
 from pretrain.models.backbone import save_encoder
 from pretrain.models.byol import BYOL, cosine_tau
 from pretrain.precision import autocast, resolve_precision
@@ -71,11 +73,6 @@ class TrainConfig:
     num_threads: int | None = None
     monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
     precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
-
-    @property
-    def lr(self) -> float:
-        """The peak learning rate: base x batch / 256."""
-        return self.base_lr * self.batch_size / 256
 
     def resolve_batch_size(self, device: torch.device) -> None:
         """Fix the device's default batch size into the config (so a resume keeps it)."""
@@ -162,24 +159,6 @@ def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float
     return peak_lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ExplorerError(
-            "--device cuda was asked for but no CUDA GPU is visible to torch. Use --device cpu (or auto)."
-        )
-    if name not in ("cpu", "cuda"):
-        raise ExplorerError(f"unknown device {name!r}: use auto, cpu or cuda.")
-    return torch.device(name)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)  # a job killed mid-write never leaves half a checkpoint
-
-
 class KnnMonitor:
     """kNN accuracy (FRI vs FRII, confident sources) of the online encoder's representation,
     on a fixed stratified hold-out. Cheap enough to run every few epochs. The representation
@@ -232,7 +211,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
-        self.device = resolve_device(cfg.device)
+        self.device = choose_device(cfg.device)
         self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
         n = len(self.data.images)
         cfg.resolve_batch_size(self.device)
@@ -316,7 +295,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT_FILE
-        _atomic_torch_save(self.state_dict(), path)
+        with atomic_path(path) as tmp:  # a job killed mid-write never leaves half a checkpoint
+            torch.save(self.state_dict(), tmp)
         return path
 
     def save_backbone(self) -> Path:
@@ -332,7 +312,7 @@ class Trainer:
             "wall_time_s": f"{self.elapsed_s:.0f}",
             "seed": str(self.cfg.seed),
             "torch": torch.__version__,
-            "saved_utc": _now(),
+            "saved_utc": utc_timestamp(),
         }
         return save_encoder(self.model.encoder, self.run_dir / BACKBONE_FILE, metadata=meta)
 
@@ -352,7 +332,7 @@ class Trainer:
                 for line in metrics.read_text().splitlines()
                 if line.strip() and json.loads(line)["epoch"] <= self.epoch
             ]
-            metrics.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(metrics, "".join(line + "\n" for line in kept))
 
     def _device_name(self) -> str:
         if self.cuda:
@@ -378,17 +358,14 @@ class Trainer:
             "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
             "torch": torch.__version__,
             "python": sys.version.split()[0],
-            "written_utc": _now(),
+            "written_utc": utc_timestamp(),
             "command": " ".join(sys.argv),
             "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }
         if result:
             info["result"] = result
-        path = self.run_dir / CONFIG_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        tmp.replace(path)
+        atomic_write_json(self.run_dir / CONFIG_FILE, info)
 
     def _log_metrics(self, record: dict) -> None:
         with open(self.run_dir / METRICS_FILE, "a") as f:
@@ -491,7 +468,7 @@ class Trainer:
                 print(f"monitor skipped: {exc}", file=sys.stderr)
                 self.monitor = None
         record["elapsed_s"] = self.elapsed_s + (time.perf_counter() - t0)
-        record["time_utc"] = _now()
+        record["time_utc"] = utc_timestamp()
         self.elapsed_s = record["elapsed_s"]
         self._log_metrics(record)
         if self.progress:
@@ -510,13 +487,9 @@ class Trainer:
             "steps": self.global_step,
             "wall_time_s": self.elapsed_s,
             "final_loss": last.get("loss"),
-            "finished_utc": _now(),
+            "finished_utc": utc_timestamp(),
             "device": self._device_name(),
         }
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pretrain.data.bundle import build_bundle, load_bundle, summary
     from pretrain.errors import ExplorerError
-    from pretrain.models.backbone import default_backbone_path
+    from pretrain.provenance import default_backbone_path
     from pretrain.space import describe, embed_bundle_to_space, is_stale, read_manifest
 
     if args.batch_size < 1:

@@ -31,7 +31,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +41,13 @@ from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord, search_around_sky
 
 from pretrain import config
+from pretrain.clock import utc_timestamp
 from pretrain.data.extent import angular_extent_arcsec
 from pretrain.data.fits_io import Cutout, read_cutout
 from pretrain.data.names import parse_fits_name, parse_position_prefix, source_id, unique_source_ids
 from pretrain.data.preprocess import preprocess_image, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
+from pretrain.files import FITS_SUFFIXES
 
 IMAGES_FILE = "images.npy"
 CATALOGUE_FILE = "catalogue.parquet"
@@ -54,7 +55,6 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.csv"
 FORMAT_VERSION = 1
 
-FITS_SUFFIXES = (".fits", ".fits.fz", ".fit", ".fit.fz", ".fts")
 IMAGE_SUFFIXES = (".png",)
 INPUT_KINDS = ("fits", "images", "catalogue")
 REQUIRED_COLUMNS = (
@@ -776,7 +776,7 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
     return {
         "format_version": FORMAT_VERSION,
         "bundle_id": bundle_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": utc_timestamp(),
         "tool": "python -m pretrain bundle",
         "tool_version": _tool_version(),
         "n_images": len(catalogue),
