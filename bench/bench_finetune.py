@@ -216,9 +216,9 @@ def small_run(args, out: Path, weights, bundle, scratch: bool = False) -> dict:
 def _mean_se(values: list[float]) -> str:
     if not values:
         return "–"
-    values = np.asarray(values, float) * 100
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{values.mean():.2f} ± {se:.2f} % (n={len(values)})"
+    percent = np.asarray(values, float) * 100
+    se = percent.std(ddof=1) / np.sqrt(len(percent)) if len(percent) > 1 else float("nan")
+    return f"{percent.mean():.2f} ± {se:.2f} % (n={len(percent)})"
 
 
 def report(args, runs, out: Path, small: dict | None) -> str:

@@ -408,7 +408,7 @@ def cancel_run(run_id: str, grace_s: float = config.JOB_CANCEL_GRACE_S) -> dict:
     (path / CANCEL_FILE).write_text(utc_timestamp())  # so a run killed before it could say so counts as cancelled
     job = read_job(run_id)
     pid = job.get("pid")
-    if not _process_alive(pid, job.get("pid_start")):
+    if pid is None or not _process_alive(pid, job.get("pid_start")):
         return run_status(run_id)
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s

@@ -51,14 +51,16 @@ class CosineIndex:
     higher_is_closer = True
 
     def __init__(self, unit_vectors: np.ndarray | None = None):
-        self.unit_vectors_ = None if unit_vectors is None else np.ascontiguousarray(unit_vectors, dtype=np.float32)
+        self.unit_vectors_: np.ndarray = np.ascontiguousarray(
+            np.zeros((0, 0)) if unit_vectors is None else unit_vectors, dtype=np.float32
+        )
 
     def fit(self, vectors: np.ndarray) -> CosineIndex:
         self.unit_vectors_ = np.ascontiguousarray(l2_normalise(vectors))
         return self
 
     def __len__(self) -> int:
-        return 0 if self.unit_vectors_ is None else len(self.unit_vectors_)
+        return len(self.unit_vectors_)
 
     def similarities(self, vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of ``vector`` to every stored vector."""
@@ -86,15 +88,15 @@ class MapIndex:
     metric_name = "distance on the map"
     higher_is_closer = False
 
-    def __init__(self):
-        self.points_ = None
+    def __init__(self) -> None:
+        self.points_: np.ndarray = np.zeros((0, 2))
 
     def fit(self, xy: np.ndarray) -> MapIndex:
         self.points_ = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         return self
 
     def __len__(self) -> int:
-        return 0 if self.points_ is None else len(self.points_)
+        return len(self.points_)
 
     def query(self, xy, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         """``(indices, distances)`` of the ``k`` nearest map points, nearest first."""

@@ -170,6 +170,7 @@ class EmbeddingSpace(ExplorerSpace):
     """A space with representations (``pretrain.space.Space``) and its bundle's images."""
 
     has_embeddings = True
+    index: CosineIndex
 
     def __init__(self, space, key: str, title: str):
         self.space = space
@@ -239,6 +240,7 @@ class CatalogueSpace(ExplorerSpace):
 
     has_embeddings = False
     has_images = False
+    index: MapIndex
 
     def __init__(self, catalogue: pd.DataFrame, key: str, title: str):
         self.key, self.title = key, title
@@ -359,6 +361,8 @@ def read_rgz_map(path: str | Path) -> pd.DataFrame:
 
 def open_space(entry: SpaceEntry) -> ExplorerSpace:
     """Load the space behind a selector entry (the default one must be prepared first)."""
+    if entry.path is None:
+        raise ExplorerError(f"the space {entry.title!r} has no folder or file to open.")
     if entry.kind == "catalogue":
         return CatalogueSpace(read_rgz_map(entry.path), entry.key, entry.title)
     from pretrain.space import load_space

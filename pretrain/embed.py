@@ -71,7 +71,7 @@ def embed_images(
     encoder.eval().to(device)
     channels_last = _use_channels_last(device, encoder, was_training)
     if channels_last and not was_training:
-        encoder.to(memory_format=torch.channels_last)
+        encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
         with torch.inference_mode():
             return _embed(encoder, images, batch_size, device, progress, symmetry, channels_last)
@@ -95,22 +95,22 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     try:
         with ThreadPoolExecutor(max_workers=1) as reader:  # read batch i+1 while i runs
-            starts = range(0, n, batch_size)
-            pending = reader.submit(read, 0) if n else None
-            for start in starts:
+            pending = reader.submit(read, 0)
+            for start in range(0, n, batch_size):
                 batch = pending.result()
-                nxt = start + batch_size
-                pending = reader.submit(read, nxt) if nxt < n else None
+                if start + batch_size < n:
+                    pending = reader.submit(read, start + batch_size)
                 x = to_model_input(batch, device=device)
-                z, n_views = None, 0
+                z = torch.zeros((len(batch), out_dim), dtype=torch.float32, device=device)
+                n_views = 0
                 for view in symmetric_views(x, symmetry):
                     if channels_last:
                         view = view.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         z_view = encoder(view).float()
-                    z = z_view if z is None else z.add_(z_view)
+                    z.add_(z_view)
                     n_views += 1
-                z = z / n_views
+                z /= n_views
                 out[start : start + len(batch)] = z.cpu().numpy()
                 report(start + len(batch))
     finally:

@@ -117,11 +117,11 @@ class Classifier(nn.Module):
     def __init__(self, encoder: ResNet18Encoder, n_classes: int = 2, depth: int = len(ResNet18Encoder.BLOCKS)):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(
-            nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), nn.Linear(REPRESENTATION_DIM, n_classes)
-        )
-        nn.init.zeros_(self.head[1].weight)  # start from "no opinion"; the probe converges sooner
-        nn.init.zeros_(self.head[1].bias)
+        self.n_classes = n_classes
+        linear = nn.Linear(REPRESENTATION_DIM, n_classes)
+        nn.init.zeros_(linear.weight)  # start from "no opinion"; the probe converges sooner
+        nn.init.zeros_(linear.bias)
+        self.head = nn.Sequential(nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), linear)
         self.set_depth(depth)
 
     @property
@@ -182,6 +182,7 @@ def parameter_groups(model: Classifier, base_lr: float, weight_decay: float, lay
 
 def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: int):
     """The optimiser and its per-step cosine schedule (decay to 0 over ``total_steps``)."""
+    optimizer: torch.optim.Optimizer
     if settings.depth == 0:
         groups = [{"name": "head", "params": list(model.head.parameters()), "lr": settings.probe_lr}]
         optimizer = torch.optim.SGD(groups, lr=settings.probe_lr, momentum=settings.probe_momentum)
@@ -221,8 +222,7 @@ def predict_proba(
         out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         if check:
             check()
-    n_classes = model.head[1].out_features
-    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
 
 
 def _autocast(device: torch.device):
@@ -261,7 +261,7 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss()
     channels_last = _channels_last(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     history = []
     start_time = time.monotonic()
     for epoch in range(1, settings.epochs + 1):
@@ -483,7 +483,7 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     predictions = _predictions_frame(data_bundle.catalogue, data, train_rows, probs, task)
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
 
-    model = model.to(memory_format=torch.contiguous_format).cpu()
+    model = model.to(memory_format=torch.contiguous_format).cpu()  # type: ignore[call-overload]
     meta = {
         "task": task.name,
         "mode": settings.mode,

@@ -352,7 +352,7 @@ def embed_bundle_to_space(
     ``pretrain.embed.embed_images``; recorded, and used again for images placed later.
     """
     from pretrain.devices import choose_device
-    from pretrain.embed import embed_images
+    from pretrain.embed import Progress, embed_images
     from pretrain.models.backbone import load_encoder
 
     if out is None:
@@ -368,11 +368,14 @@ def embed_bundle_to_space(
     if len(images) != len(catalogue):
         raise ExplorerError(f"the bundle is inconsistent: {len(images)} images, {len(catalogue)} catalogue rows.")
 
+    embed_progress: Progress
+    stage: Callable[[str], None]
     if progress is True:
         embed_progress, stage = True, (lambda message: print(message, file=sys.stderr, flush=True))
     elif callable(progress):
-        embed_progress = lambda done, total: progress(done, total, "embedding images")  # noqa: E731
-        stage = lambda message: progress(len(images), len(images), message)  # noqa: E731
+        report = progress
+        embed_progress = lambda done, total: report(done, total, "embedding images")  # noqa: E731
+        stage = lambda message: report(len(images), len(images), message)  # noqa: E731
     else:
         embed_progress, stage = None, (lambda message: None)
 

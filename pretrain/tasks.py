@@ -34,6 +34,7 @@ import pandas as pd
 from pretrain import config
 from pretrain.errors import ExplorerError
 
+
 class TaskError(ExplorerError):
     """A task cannot be set up on the given bundle (wrong data set, too few labels, ...)."""
 

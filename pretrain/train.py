@@ -31,6 +31,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,10 +75,11 @@ class TrainConfig:
     monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
     precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
 
-    def resolve_batch_size(self, device: torch.device) -> None:
-        """Fix the device's default batch size into the config (so a resume keeps it)."""
+    def resolve_batch_size(self, device: torch.device) -> int:
+        """Fix the device's default batch size into the config (so a resume keeps it); return it."""
         if self.batch_size is None:
             self.batch_size = config.PRETRAIN_BATCH_SIZE if device.type == "cuda" else config.PRETRAIN_BATCH_SIZE_CPU
+        return self.batch_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,7 +122,7 @@ def confident_fr_mask(catalogue) -> np.ndarray:
     return is_fr & confident
 
 
-def load_training_data(bundle_paths: list[str | Path], min_extent_arcsec: float) -> TrainingData:
+def load_training_data(bundle_paths: Sequence[str | Path], min_extent_arcsec: float) -> TrainingData:
     """Read the bundles, keep sources above the extent cut, gather the monitor set."""
     from pretrain.data.bundle import load_bundle
 
@@ -214,8 +216,7 @@ class Trainer:
         self.device = choose_device(cfg.device)
         self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
         n = len(self.data.images)
-        cfg.resolve_batch_size(self.device)
-        self.batch_size = min(cfg.batch_size, n)  # a tiny set still gets one step per epoch
+        self.batch_size = min(cfg.resolve_batch_size(self.device), n)  # a tiny set still gets one step per epoch
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         # A short run (a few epochs to try things) would otherwise end before its warm-up does.
@@ -230,7 +231,7 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = self.precision == "bf16"
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.SGD(
@@ -245,9 +246,10 @@ class Trainer:
         if self.cuda and images.numel() <= config.PRETRAIN_GPU_RESIDENT_MAX_BYTES:
             images = images.to(self.device)
         self.images = images
-        self.monitor = None
-        if KnnMonitor.available(self.data.monitor_labels):
-            self.monitor = KnnMonitor(self.data.monitor_images, self.data.monitor_labels, cfg.seed, self.device)
+        self.monitor: KnnMonitor | None = None
+        monitor_images, monitor_labels = self.data.monitor_images, self.data.monitor_labels
+        if monitor_images is not None and monitor_labels is not None and KnnMonitor.available(monitor_labels):
+            self.monitor = KnnMonitor(monitor_images, monitor_labels, cfg.seed, self.device)
 
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
@@ -452,7 +454,7 @@ class Trainer:
     def _end_epoch(self) -> None:
         t0 = time.perf_counter()
         step = self.global_step
-        record = {
+        record: dict[str, float | str] = {
             "epoch": self.epoch + 1,
             "loss": self.epoch_loss_sum / max(self.epoch_images, 1),
             "lr": learning_rate(step - 1, self.total_steps, self.warmup_steps, self.peak_lr),
@@ -467,9 +469,9 @@ class Trainer:
             except ImportError as exc:  # the evaluation modules are optional for training
                 print(f"monitor skipped: {exc}", file=sys.stderr)
                 self.monitor = None
-        record["elapsed_s"] = self.elapsed_s + (time.perf_counter() - t0)
+        self.elapsed_s += time.perf_counter() - t0
+        record["elapsed_s"] = self.elapsed_s
         record["time_utc"] = utc_timestamp()
-        self.elapsed_s = record["elapsed_s"]
         self._log_metrics(record)
         if self.progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
