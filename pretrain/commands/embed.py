@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from pretrain import config
+from pretrain.devices import DEVICE_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICE_CHOICES,
         help="where the encoder runs (auto: CUDA when there is a GPU)",
     )
     parser.add_argument(
