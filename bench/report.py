@@ -18,8 +18,8 @@ from pretrain.files import atomic_write_text
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = """# Benchmarks
 
-Every figure here was written by a script in `bench/` (named in each section), on the
-machine it names. Re-run a script to refresh its section; timings are never asserted in
+Every figure here was written by a script in `bench/` (named in each section; one section
+says it was measured by hand), on the machine it names. Re-run a script to refresh its section; timings are never asserted in
 tests.
 """
 

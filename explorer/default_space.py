@@ -166,8 +166,8 @@ class Preparation:
     """The default space being prepared in a background thread, with the latest progress.
 
     The thread belongs to the process, not to a browser session: a page change, a
-    widget touched or a second tab while it runs does not stop it (a preparation run
-    inside a Streamlit script was interrupted by any of those and started over).
+    widget touched or a second tab while it runs does not stop it (any of those would
+    interrupt a preparation run inside a Streamlit script and make it start over).
     """
 
     def __init__(self, device: str = "auto"):

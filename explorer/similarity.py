@@ -1,8 +1,8 @@
 """Exact nearest-neighbour search: cosine similarity in the embedding space, distance on a map.
 
 Cosine similarity of L2-normalised vectors is one matrix-vector product, so exact top-k over
-a million 512-d sources costs one pass over the array (a few ms per query at 1e5 sources) —
-no index to build, nothing approximate. ``np.argpartition`` picks the k best in linear
+a million 512-d sources costs one pass over the array (timings in BENCHMARKS.md) — no
+index to build, nothing approximate. ``np.argpartition`` picks the k best in linear
 time; only those k are sorted.
 
 For a catalogue-only space (a published map without embeddings) :class:`MapIndex` gives the

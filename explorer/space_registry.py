@@ -184,7 +184,7 @@ class EmbeddingSpace(ExplorerSpace):
     def warm_up(self) -> None:
         """Load the map projector and run it once.
 
-        UMAP's first ``transform`` in a process compiles numba code (~20-30 s); doing it in
+        UMAP's first ``transform`` in a process compiles numba code (slow); doing it in
         the background while people look at the map makes the first look-up quick.
         """
         time.sleep(WARM_UP_DELAY_S)  # let the first page finish drawing: this takes a core for a while
@@ -343,7 +343,7 @@ def read_rgz_map(path: str | Path) -> pd.DataFrame:
     names = frame["rgz_name"].astype(str).tolist()
     out = pd.DataFrame(
         {
-            # ~2000 names appear twice (the same object entered twice): ids must be unique
+            # some names appear twice (the same object entered twice): ids must be unique
             "source_id": unique_source_ids(names),
             "rgz_name": names,
             "umap_x": frame["umap_x"].to_numpy(np.float32),

@@ -6,7 +6,7 @@ seen in training. With ``symmetry="d4"`` (the default, ``config.EMBED_SYMMETRY``
 representation is the mean over the image's 8 rotations by multiples of 90 degrees and
 their mirror images, so it does not depend on the source's orientation on the sky. On
 CUDA the forward pass runs in bf16 autocast with channels_last memory (tensor cores); on
-the CPU it runs in fp32 (channels_last measured no faster there). The input may be a
+the CPU it runs in fp32 in the default memory layout (channels_last gains nothing there). The input may be a
 memory-mapped array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
 """
 
