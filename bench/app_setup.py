@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def bench_env(cache: str | None, weights: str | None) -> tuple[dict[str, str], str]:
     """Environment for the app and a note on the weights used."""
     from pretrain import config
-    from pretrain.models.backbone import default_backbone_path
+    from pretrain.provenance import default_backbone_path
 
     env = {"EXPLORER_SPACES": ""}
     if cache:

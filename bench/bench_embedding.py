@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import os
 import platform
 import sys
@@ -36,10 +35,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, cpu_model, write_section
+from bench.report import BENCHMARKS, today, write_section
+from pretrain.devices import cpu_model
 from pretrain.embed import embed_images, symmetric_views
-from pretrain.models.backbone import load_encoder, to_model_input, weights_sha256
+from pretrain.models.backbone import load_encoder, to_model_input
 from pretrain.models.resnet import resnet18_encoder
+from pretrain.provenance import weights_sha256
 
 NAME = "bench_embedding"
 
@@ -122,7 +123,7 @@ def render(results: list[dict], args, data_note: str, weights_note: str) -> str:
     lines = [
         "## Embedding throughput: batched inference vs one forward call per image",
         "",
-        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_embedding.py` "
+        f"Measured {today()} by `bench/bench_embedding.py` "
         f"(torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}); "
         f"machine: {cpu_model()}, {os.cpu_count()} cores visible, load average {load_note} "
         "(the machine is shared: other work running at the same time slows both paths, the "

@@ -79,11 +79,11 @@ def main() -> None:
         import pandas as pd
 
         cat = pd.read_parquet(args.bundle / "catalogue.parquet")
-        names = cat["file"].map(lambda f: Path(str(f)).name)
-        mirabest = names.map(lambda n: parse_mirabest_name(n) is not None)
-        cat, names = cat[mirabest], names[mirabest]
+        file_names = cat["file"].map(lambda f: Path(str(f)).name)
+        mirabest = file_names.map(lambda n: parse_mirabest_name(n) is not None)
+        cat, file_names = cat[mirabest], file_names[mirabest]
         rho = spearman_by_half(
-            cat["angular_extent_catalogued_arcsec"], cat["angular_extent_estimated_arcsec"], tuning_half(names)
+            cat["angular_extent_catalogued_arcsec"], cat["angular_extent_estimated_arcsec"], tuning_half(file_names)
         )
         print(
             f"{len(cat)} MiraBest sources ({int(cat['angular_extent_estimated_arcsec'].notna().sum())} with an "
@@ -93,7 +93,10 @@ def main() -> None:
         return
 
     files = sorted(args.fits.glob("*.fits*"))
-    names, catalogued, ours, naive = [], [], [], []
+    names: list[str] = []
+    catalogued_list: list[float | None] = []
+    ours_list: list[float] = []
+    naive_list: list[float] = []
     seconds = {"ours": 0.0, "naive": 0.0}
     for path in tqdm(files, desc="measuring extents", unit="file"):
         name = parse_mirabest_name(path.name)
@@ -101,15 +104,15 @@ def main() -> None:
             continue
         cutout = read_cutout(path)
         t0 = time.perf_counter()
-        ours.append(angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec))
+        ours_list.append(angular_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec))
         t1 = time.perf_counter()
-        naive.append(naive_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec))
+        naive_list.append(naive_extent_arcsec(cutout.data, cutout.pixel_scale_arcsec))
         t2 = time.perf_counter()
         seconds["ours"] += t1 - t0
         seconds["naive"] += t2 - t1
-        catalogued.append(name.las_arcsec)
+        catalogued_list.append(name.las_arcsec)
         names.append(path.name)
-    catalogued, ours, naive = map(np.asarray, (catalogued, ours, naive))
+    catalogued, ours, naive = (np.asarray(v, dtype=float) for v in (catalogued_list, ours_list, naive_list))
     tuning = tuning_half(names)
     rho_ours = spearman_by_half(catalogued, ours, tuning)
     rho_naive = spearman_by_half(catalogued, naive, tuning)

@@ -121,8 +121,9 @@ def plan(args, n_available: int) -> list[dict]:
 
 
 def run_sweep(args, runs, out: Path, weights, bundle) -> None:
-    from pretrain.finetune import METRICS_FILE, FinetuneSettings, run_finetune
-    from pretrain.models.backbone import weights_sha256
+    from pretrain.finetune import FinetuneSettings, run_finetune
+    from pretrain.provenance import weights_sha256
+    from pretrain.run_folder import METRICS_FILE
 
     current = weights_sha256(weights)
 
@@ -215,13 +216,13 @@ def small_run(args, out: Path, weights, bundle, scratch: bool = False) -> dict:
 def _mean_se(values: list[float]) -> str:
     if not values:
         return "–"
-    values = np.asarray(values, float) * 100
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{values.mean():.2f} ± {se:.2f} % (n={len(values)})"
+    percent = np.asarray(values, float) * 100
+    se = percent.std(ddof=1) / np.sqrt(len(percent)) if len(percent) > 1 else float("nan")
+    return f"{percent.mean():.2f} ± {se:.2f} % (n={len(percent)})"
 
 
 def report(args, runs, out: Path, small: dict | None) -> str:
-    from pretrain.finetune import METRICS_FILE
+    from pretrain.run_folder import METRICS_FILE
 
     found = {}
     for r in runs:
@@ -347,7 +348,7 @@ def main(argv=None) -> int:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     from pretrain.data.bundle import load_bundle
-    from pretrain.models.backbone import default_backbone_path
+    from pretrain.provenance import default_backbone_path
     from pretrain.tasks import default_bundle, get_task
 
     out = Path(args.out) if args.out else config.cache_dir() / "bench_finetune"

@@ -28,7 +28,6 @@ The figures go into BENCHMARKS.md between ``<!-- bench_representation:start -->`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import platform
 import sys
@@ -42,9 +41,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, cpu_model, write_section
+from bench.report import BENCHMARKS, today, write_section
 from pretrain import config
 from pretrain.data.bundle import load_bundle
+from pretrain.devices import cpu_model
 from pretrain.embed import embed_images
 from pretrain.evaluate import (
     KNN_K,
@@ -54,13 +54,9 @@ from pretrain.evaluate import (
     probe_over_splits,
 )
 from pretrain.mapping import MapProjector
-from pretrain.models.backbone import (
-    default_backbone_path,
-    load_encoder,
-    weights_metadata,
-    weights_sha256,
-)
+from pretrain.models.backbone import load_encoder, weights_metadata
 from pretrain.models.resnet import resnet18_encoder
+from pretrain.provenance import default_backbone_path, weights_sha256
 from pretrain.space import embed_bundle_to_space, is_stale, load_space
 
 NAME = "bench_representation"
@@ -163,7 +159,7 @@ def run(args) -> str:
     lines = [
         "## Representation quality: MiraBest Confident FRI vs FRII, and map ordering by extent",
         "",
-        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/bench_representation.py` "
+        f"Measured {today()} by `bench/bench_representation.py` "
         f"in {elapsed / 60:.1f} min (torch {torch.__version__}, Python {platform.python_version()}); machine: "
         f"{cpu_model()}, {os.cpu_count()} cores visible, torch threads {torch.get_num_threads()}.",
         "",

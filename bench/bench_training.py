@@ -99,7 +99,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_batched(trainer: Trainer, steps: int, warmup: int, with_model: bool) -> float:
+def time_batched(trainer: Trainer, steps: int, warmup: int, with_model: bool) -> tuple[int, float]:
     n, b = len(trainer.images), trainer.batch_size
     gen = torch.Generator().manual_seed(0)
     for i in range(warmup + steps):
@@ -119,7 +119,7 @@ def time_batched(trainer: Trainer, steps: int, warmup: int, with_model: bool) ->
 
 def time_dataloader(
     trainer: Trainer, images: np.ndarray, steps: int, warmup: int, workers: int, with_model: bool
-) -> float:
+) -> tuple[int, float]:
     loader = DataLoader(
         PerImageViews(images),
         batch_size=trainer.batch_size,
@@ -163,14 +163,14 @@ def measure(
     precision: str,
 ) -> dict:
     trainer = make_trainer(images, device, batch_size, run_dir, precision)
-    out = {
+    out: dict[str, str | int | float] = {
         "device": trainer._device_name(),
         "precision": trainer.precision,
         "batch_size": trainer.batch_size,
         "workers": workers,
     }
     # Alternate the two pipelines in blocks, so that drifting machine load hits both alike.
-    totals = {key: [0, 0.0] for key in ("aug_batched", "aug_per_image", "train_batched", "train_per_image")}
+    totals = {key: (0, 0.0) for key in ("aug_batched", "aug_per_image", "train_batched", "train_per_image")}
     for _ in range(rounds):
         for key, timer in (
             ("aug_batched", lambda: time_batched(trainer, steps, warmup, with_model=False)),
@@ -179,9 +179,8 @@ def measure(
             ("train_per_image", lambda: time_dataloader(trainer, images, steps, warmup, workers, with_model=True)),
         ):
             done, seconds = timer()
-            totals[key][0] += done
-            totals[key][1] += seconds
-    out.update({key: done / seconds for key, (done, seconds) in totals.items()})
+            totals[key] = (totals[key][0] + done, totals[key][1] + seconds)
+    out.update({key: images_done / total_s for key, (images_done, total_s) in totals.items()})
     return out
 
 

@@ -6,29 +6,22 @@ and replaces only that, so benchmarks can be re-run one at a time.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import platform
 import re
 from pathlib import Path
 
+from pretrain.clock import utc_now
+from pretrain.devices import cpu_model
+from pretrain.files import atomic_write_text
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = """# Benchmarks
 
-Every figure here was written by a script in `bench/` (named in each section), on the
-machine it names. Re-run a script to refresh its section; timings are never asserted in
+Every figure here was written by a script in `bench/` (named in each section; one section
+says it was measured by hand), on the machine it names. Re-run a script to refresh its section; timings are never asserted in
 tests.
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_description() -> str:
@@ -43,7 +36,8 @@ def machine_description() -> str:
 
 
 def today() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    """When a section was measured, for people reading BENCHMARKS.md (minutes are enough)."""
+    return f"{utc_now():%Y-%m-%d %H:%M} UTC"
 
 
 def write_section(name: str, markdown: str, path: Path = BENCHMARKS) -> None:
@@ -52,6 +46,4 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS) -> None:
     text = path.read_text() if path.exists() else HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # atomic: an interrupted bench never leaves half a file
+    atomic_write_text(path, text)  # an interrupted bench never leaves half a file

@@ -13,8 +13,6 @@ Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 import threading
@@ -36,40 +34,10 @@ _PREPARE_LOCK = threading.Lock()
 
 def weights_path() -> Path:
     """The backbone the app embeds with: ``EXPLORER_WEIGHTS``, else the one shipped in ``assets/``."""
+    from pretrain.provenance import default_backbone_path
+
     override = os.environ.get("EXPLORER_WEIGHTS", "").strip()
-    # (= pretrain.models.backbone.default_backbone_path(), without importing torch at start-up)
-    return Path(override).expanduser() if override else config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE
-
-
-@functools.lru_cache(maxsize=8)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    """SHA-256 of a file, as ``pretrain.models.backbone.weights_sha256`` (cached per version)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stale_reason(space: Path, weights: Path, bundle_id: str) -> str:
-    """'' when the space is complete and made from these weights and this bundle, else why not.
-
-    The same test as ``pretrain.space.is_stale``, without importing torch (which that
-    needs for hashing weights): the map page must come up quickly at start-up.
-    """
-    from pretrain.space import EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, SpaceError, manifest_mismatch, read_manifest
-
-    try:
-        manifest = read_manifest(space)
-    except SpaceError as exc:
-        return str(exc)
-    missing = [name for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE) if not (space / name).is_file()]
-    if missing:
-        return f"{missing[0]} is missing"
-    stat = weights.stat()
-    if _file_sha256(str(weights), stat.st_mtime_ns, stat.st_size) != manifest["weights"].get("sha256"):
-        return f"made with other weights ({manifest['weights'].get('file')}), not {weights.name}"
-    return manifest_mismatch(manifest, bundle_id, config.EMBED_SYMMETRY)
+    return Path(override).expanduser() if override else default_backbone_path()
 
 
 def check_weights() -> Path:
@@ -98,9 +66,9 @@ def space_path() -> Path:
 
 
 def _fits_files(folder: Path) -> list[Path]:
-    from pretrain.data.bundle import FITS_SUFFIXES
+    from pretrain.files import is_fits_name
 
-    return [p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES)]
+    return [p for p in folder.iterdir() if p.is_file() and is_fits_name(p.name)]
 
 
 def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
@@ -175,7 +143,9 @@ def default_space_state() -> DefaultSpaceState:
         bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
     except (OSError, ValueError, KeyError):
         return DefaultSpaceState(False, "its dataset bundle is missing", space, weights)
-    stale = _stale_reason(space, weights, bundle_id)
+    from pretrain.space import is_stale
+
+    stale = is_stale(space, weights, bundle_id)
     if stale:
         return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
     return DefaultSpaceState(True, "ready", space, weights)
@@ -196,8 +166,8 @@ class Preparation:
     """The default space being prepared in a background thread, with the latest progress.
 
     The thread belongs to the process, not to a browser session: a page change, a
-    widget touched or a second tab while it runs does not stop it (a preparation run
-    inside a Streamlit script was interrupted by any of those and started over).
+    widget touched or a second tab while it runs does not stop it (any of those would
+    interrupt a preparation run inside a Streamlit script and make it start over).
     """
 
     def __init__(self, device: str = "auto"):

@@ -74,9 +74,8 @@ def rgb_image(
         image = image.resize((size_px, round(image.height * scale)), Image.Resampling.NEAREST)
     if crop_box_px:
         w, h = image.size
-        half_w = crop_box_px * scale / 2.0
-        half_h = crop_box_px * scale / 2.0
-        box = (w / 2 - half_w, h / 2 - half_h, w / 2 + half_w - 1, h / 2 + half_h - 1)
+        half = crop_box_px * scale / 2.0
+        box = (w / 2 - half, h / 2 - half, w / 2 + half - 1, h / 2 + half - 1)
         ImageDraw.Draw(image).rectangle(box, outline=(0, 229, 255), width=max(1, round(scale)))
     return image
 
@@ -134,7 +133,6 @@ def gallery_html(
 ) -> str:
     """The neighbour gallery as HTML (thumbnails inlined). ``query_id`` tags the block for tests."""
     tiles = []
-    score_fmt = "{:.3f}"
     score_short = "sim" if score_name.startswith("cosine") else "dist"
     for card in cards:
         if card.image is not None:
@@ -148,7 +146,7 @@ def gallery_html(
             f'<div class="nb-card" data-source-id="{html.escape(card.source_id)}">{img}'
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span>'
             f'<span class="nb-score" title="{html.escape(score_name)}">'
-            f"{score_short} {score_fmt.format(card.score)}</span></div>"
+            f"{score_short} {card.score:.3f}</span></div>"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
             f'<div class="nb-links">{links_html(card.ra, card.dec, short=True)}</div></div>'

@@ -7,7 +7,7 @@ metrics.json, predictions.parquet; see :mod:`pretrain.finetune`), never from the
 Each run folder also holds ``job.json`` (how it was started: the command, its pid) and
 ``run.log`` (the process's stdout and stderr).
 
-Run ids are a timestamp plus random hex, and a run folder is created with ``exist_ok=False``,
+Run ids are the start time (UTC) plus random hex, and a run folder is created with ``exist_ok=False``,
 so two runs can never write into the same folder. A process that died without saying so
 (killed, out of memory) is found by its pid and reported as failed, with the log's tail.
 
@@ -30,8 +30,10 @@ from pathlib import Path
 import pandas as pd
 
 from pretrain import config
+from pretrain.clock import utc_now, utc_timestamp
 from pretrain.errors import ExplorerError
-from pretrain.finetune import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROGRESS_FILE, STATUS_FILE, write_json
+from pretrain.files import atomic_write_json
+from pretrain.run_folder import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROGRESS_FILE, STATUS_FILE
 
 JOB_FILE = "job.json"
 LOG_FILE = "run.log"
@@ -58,7 +60,7 @@ def run_path(run_id: str) -> Path:
 
 def _new_run_folder() -> tuple[str, Path]:
     for _ in range(100):  # bounded: a clash needs the same second and the same 24 random bits
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        run_id = f"{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         path = runs_dir() / run_id
         try:
             path.mkdir(exist_ok=False)
@@ -130,7 +132,7 @@ def start_run(**options) -> str:
     command = finetune_command(path, **options)
     # The run's own status, until the process writes its first: a run that dies before
     # that is still seen (as failed, by its pid).
-    write_json(
+    atomic_write_json(
         path / STATUS_FILE,
         {
             "state": "running",
@@ -138,7 +140,7 @@ def start_run(**options) -> str:
             "error": None,
             "epoch": 0,
             "epochs": int(options.get("epochs", config.FINETUNE_EPOCHS)),
-            "started": _now(),
+            "started": utc_timestamp(),
         },
     )
     env = dict(os.environ)
@@ -158,11 +160,12 @@ def start_run(**options) -> str:
                 start_new_session=True,
             )  # its own session: outlives a page reload
         except OSError as exc:
-            write_json(
-                path / STATUS_FILE, {"state": "failed", "error": f"could not start the run: {exc}", "started": _now()}
+            atomic_write_json(
+                path / STATUS_FILE,
+                {"state": "failed", "error": f"could not start the run: {exc}", "started": utc_timestamp()},
             )
             raise ExplorerError(f"could not start the run: {exc}") from exc
-    write_json(
+    atomic_write_json(
         path / JOB_FILE,
         {
             "run_id": run_id,
@@ -170,7 +173,7 @@ def start_run(**options) -> str:
             "pid_start": _process_start(process.pid),
             "command": command,
             "options": {k: _plain(v) for k, v in options.items()},
-            "started": _now(),
+            "started": utc_timestamp(),
             "host": os.uname().nodename,
         },
     )
@@ -181,10 +184,6 @@ def start_run(**options) -> str:
 
 def _plain(value):
     return str(value) if isinstance(value, Path) else value
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 # --- Is the process alive? --------------------------------------------------------------
@@ -268,15 +267,15 @@ def run_status(run_id: str) -> dict:
     if status.get("state") != "running":
         return status
     if (path / CANCEL_FILE).exists():
-        status.update(state="cancelled", stage="cancelled", error=None, ended=_now())
+        status.update(state="cancelled", stage="cancelled", error=None, ended=utc_timestamp())
     else:
         tail = log_tail(run_id, 15)
         status.update(
             state="failed",
             error=f"{_DEATH} (pid {pid})" + (f"; last lines of its log:\n{tail}" if tail else ""),
-            ended=_now(),
+            ended=utc_timestamp(),
         )
-    write_json(path / STATUS_FILE, status)
+    atomic_write_json(path / STATUS_FILE, status)
     return status
 
 
@@ -406,10 +405,10 @@ def cancel_run(run_id: str, grace_s: float = config.JOB_CANCEL_GRACE_S) -> dict:
     status = run_status(run_id)
     if status.get("state") != "running":
         return status
-    (path / CANCEL_FILE).write_text(_now())  # so a run killed before it could say so counts as cancelled
+    (path / CANCEL_FILE).write_text(utc_timestamp())  # so a run killed before it could say so counts as cancelled
     job = read_job(run_id)
     pid = job.get("pid")
-    if not _process_alive(pid, job.get("pid_start")):
+    if pid is None or not _process_alive(pid, job.get("pid_start")):
         return run_status(run_id)
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.similarity import MapIndex, normalise_rows, top_k_indices
+from explorer.similarity import MapIndex, top_k_indices
+from pretrain.vectors import l2_normalise
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def knn_outlier_scores(vectors: np.ndarray, k: int, block: int = 512) -> np.ndar
 
     Exact, in blocks of rows (memory: ``block`` × n floats); O(n²·d) once per space.
     """
-    unit = normalise_rows(vectors)
+    unit = l2_normalise(vectors)
     n = len(unit)
     if n < 2:
         return np.zeros(n, dtype=np.float32)

@@ -1,8 +1,8 @@
 """Exact nearest-neighbour search: cosine similarity in the embedding space, distance on a map.
 
 Cosine similarity of L2-normalised vectors is one matrix-vector product, so exact top-k over
-a million 512-d sources costs one pass over the array (a few ms per query at 1e5 sources) —
-no index to build, nothing approximate. ``np.argpartition`` picks the k best in linear
+a million 512-d sources costs one pass over the array (timings in BENCHMARKS.md) — no
+index to build, nothing approximate. ``np.argpartition`` picks the k best in linear
 time; only those k are sorted.
 
 For a catalogue-only space (a published map without embeddings) :class:`MapIndex` gives the
@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 length (float32). All-zero rows stay zero (similarity 0 to all)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+from pretrain.vectors import l2_normalise
 
 
 def top_k_indices(scores: np.ndarray, k: int, exclude: np.ndarray | list[int] | None = None) -> np.ndarray:
@@ -56,18 +51,20 @@ class CosineIndex:
     higher_is_closer = True
 
     def __init__(self, unit_vectors: np.ndarray | None = None):
-        self.unit_vectors_ = None if unit_vectors is None else np.ascontiguousarray(unit_vectors, dtype=np.float32)
+        self.unit_vectors_: np.ndarray = np.ascontiguousarray(
+            np.zeros((0, 0)) if unit_vectors is None else unit_vectors, dtype=np.float32
+        )
 
     def fit(self, vectors: np.ndarray) -> CosineIndex:
-        self.unit_vectors_ = np.ascontiguousarray(normalise_rows(vectors))
+        self.unit_vectors_ = np.ascontiguousarray(l2_normalise(vectors))
         return self
 
     def __len__(self) -> int:
-        return 0 if self.unit_vectors_ is None else len(self.unit_vectors_)
+        return len(self.unit_vectors_)
 
     def similarities(self, vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of ``vector`` to every stored vector."""
-        query = normalise_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        query = l2_normalise(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         return self.unit_vectors_ @ query
 
     def query(self, vector: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,15 +88,15 @@ class MapIndex:
     metric_name = "distance on the map"
     higher_is_closer = False
 
-    def __init__(self):
-        self.points_ = None
+    def __init__(self) -> None:
+        self.points_: np.ndarray = np.zeros((0, 2))
 
     def fit(self, xy: np.ndarray) -> MapIndex:
         self.points_ = np.ascontiguousarray(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
         return self
 
     def __len__(self) -> int:
-        return 0 if self.points_ is None else len(self.points_)
+        return len(self.points_)
 
     def query(self, xy, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         """``(indices, distances)`` of the ``k`` nearest map points, nearest first."""

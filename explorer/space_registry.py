@@ -170,6 +170,7 @@ class EmbeddingSpace(ExplorerSpace):
     """A space with representations (``pretrain.space.Space``) and its bundle's images."""
 
     has_embeddings = True
+    index: CosineIndex
 
     def __init__(self, space, key: str, title: str):
         self.space = space
@@ -183,7 +184,7 @@ class EmbeddingSpace(ExplorerSpace):
     def warm_up(self) -> None:
         """Load the map projector and run it once.
 
-        UMAP's first ``transform`` in a process compiles numba code (~20-30 s); doing it in
+        UMAP's first ``transform`` in a process compiles numba code (slow); doing it in
         the background while people look at the map makes the first look-up quick.
         """
         time.sleep(WARM_UP_DELAY_S)  # let the first page finish drawing: this takes a core for a while
@@ -239,6 +240,7 @@ class CatalogueSpace(ExplorerSpace):
 
     has_embeddings = False
     has_images = False
+    index: MapIndex
 
     def __init__(self, catalogue: pd.DataFrame, key: str, title: str):
         self.key, self.title = key, title
@@ -247,9 +249,6 @@ class CatalogueSpace(ExplorerSpace):
 
     def _query_of_row(self, row: int) -> np.ndarray:
         return self.index.points_[row]
-
-    def neighbours_of_xy(self, xy, k: int, sky_radius_arcsec: float = 0.0, query_radec=None) -> Neighbours:
-        return self._search(np.asarray(xy, dtype=np.float64), k, sky_radius_arcsec, query_radec)
 
     # Images: FIRST cutouts through the look-up client. ``image`` looks only in the client's
     # disk cache (no network: the gallery must stay fast); ``fetch_image`` may download.
@@ -344,7 +343,7 @@ def read_rgz_map(path: str | Path) -> pd.DataFrame:
     names = frame["rgz_name"].astype(str).tolist()
     out = pd.DataFrame(
         {
-            # ~2000 names appear twice (the same object entered twice): ids must be unique
+            # some names appear twice (the same object entered twice): ids must be unique
             "source_id": unique_source_ids(names),
             "rgz_name": names,
             "umap_x": frame["umap_x"].to_numpy(np.float32),
@@ -362,6 +361,8 @@ def read_rgz_map(path: str | Path) -> pd.DataFrame:
 
 def open_space(entry: SpaceEntry) -> ExplorerSpace:
     """Load the space behind a selector entry (the default one must be prepared first)."""
+    if entry.path is None:
+        raise ExplorerError(f"the space {entry.title!r} has no folder or file to open.")
     if entry.kind == "catalogue":
         return CatalogueSpace(read_rgz_map(entry.path), entry.key, entry.title)
     from pretrain.space import load_space
@@ -375,9 +376,10 @@ def open_space(entry: SpaceEntry) -> ExplorerSpace:
 def weights_candidates(space: EmbeddingSpace) -> list[Path]:
     """Where the weights a space was embedded with may be, most likely first."""
     from explorer.default_space import weights_path
+    from pretrain.provenance import default_backbone_path
 
     name = space.weights_file
-    candidates = [weights_path(), config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE]
+    candidates = [weights_path(), default_backbone_path()]
     if name:
         candidates += [config.ASSETS_DIR / name, space.space.path / name, space.space.path.parent / name]
         runs = config.REPO_ROOT / "runs"
@@ -392,13 +394,11 @@ def weights_candidates(space: EmbeddingSpace) -> list[Path]:
 
 def find_weights(space: EmbeddingSpace) -> Path:
     """The weights file whose SHA-256 is the one recorded in the space (ExplorerError if none)."""
-    from explorer.default_space import _file_sha256
+    from pretrain.provenance import weights_sha256
 
     for path in weights_candidates(space):
-        if path.is_file():
-            stat = path.stat()
-            if _file_sha256(str(path), stat.st_mtime_ns, stat.st_size) == space.weights_sha256:
-                return path
+        if path.is_file() and weights_sha256(path) == space.weights_sha256:
+            return path
     raise ExplorerError(
         f"The weights this space was embedded with ({space.weights_file or 'unknown file'}, sha256 "
         f"{space.weights_sha256[:12]}...) were not found, so a new image cannot be placed on its map. "

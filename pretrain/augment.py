@@ -205,10 +205,6 @@ def pretraining_augmentation() -> BatchAugmentation:
     return BatchAugmentation(PRETRAINING)
 
 
-def finetuning_augmentation() -> BatchAugmentation:
-    return BatchAugmentation(FINETUNING)
-
-
 def pretraining_augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """The BYOL pretraining view: (B, 1, 150, 150) uint8 or 0..1 float -> (B, 1, 70, 70)."""
     return BatchAugmentation(PRETRAINING)(batch, generator)

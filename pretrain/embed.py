@@ -6,7 +6,7 @@ seen in training. With ``symmetry="d4"`` (the default, ``config.EMBED_SYMMETRY``
 representation is the mean over the image's 8 rotations by multiples of 90 degrees and
 their mirror images, so it does not depend on the source's orientation on the sky. On
 CUDA the forward pass runs in bf16 autocast with channels_last memory (tensor cores); on
-the CPU it runs in fp32 (channels_last measured no faster there). The input may be a
+the CPU it runs in fp32 in the default memory layout (channels_last gains nothing there). The input may be a
 memory-mapped array: only one batch (plus the next, read ahead in a thread) is in memory at a time.
 """
 
@@ -22,24 +22,12 @@ import torch
 from torch import nn
 
 from pretrain import config
+from pretrain.devices import choose_device
 from pretrain.models.backbone import to_model_input
 
 SYMMETRIES = config.EMBED_SYMMETRIES
 ProgressCallback = Callable[[int, int], None]  # (images done, images in total)
 Progress = Union[None, bool, ProgressCallback]  # noqa: UP007 (a runtime alias: | needs 3.10 types)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when there is a GPU, else the CPU; anything else as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        from pretrain.errors import ExplorerError
-
-        raise ExplorerError(f"device {device!r} was asked for but no CUDA GPU is available; use --device cpu or auto.")
-    return torch.device(device)
 
 
 def embed_images(
@@ -74,7 +62,7 @@ def embed_images(
             f"images of {images.shape[1]} x {images.shape[2]} px are smaller than the "
             f"model's {config.MODEL_INPUT_PX} x {config.MODEL_INPUT_PX} px input"
         )
-    device = resolve_device(device)
+    device = choose_device(device)
     was_training = encoder.training
     # The module is changed outside inference mode: parameters re-created inside it would
     # become inference tensors, and an encoder that is being trained (the training monitor
@@ -83,7 +71,7 @@ def embed_images(
     encoder.eval().to(device)
     channels_last = _use_channels_last(device, encoder, was_training)
     if channels_last and not was_training:
-        encoder.to(memory_format=torch.channels_last)
+        encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
         with torch.inference_mode():
             return _embed(encoder, images, batch_size, device, progress, symmetry, channels_last)
@@ -107,22 +95,22 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     try:
         with ThreadPoolExecutor(max_workers=1) as reader:  # read batch i+1 while i runs
-            starts = range(0, n, batch_size)
-            pending = reader.submit(read, 0) if n else None
-            for start in starts:
+            pending = reader.submit(read, 0)
+            for start in range(0, n, batch_size):
                 batch = pending.result()
-                nxt = start + batch_size
-                pending = reader.submit(read, nxt) if nxt < n else None
+                if start + batch_size < n:
+                    pending = reader.submit(read, start + batch_size)
                 x = to_model_input(batch, device=device)
-                z, n_views = None, 0
+                z = torch.zeros((len(batch), out_dim), dtype=torch.float32, device=device)
+                n_views = 0
                 for view in symmetric_views(x, symmetry):
                     if channels_last:
                         view = view.contiguous(memory_format=torch.channels_last)
                     with autocast:
                         z_view = encoder(view).float()
-                    z = z_view if z is None else z.add_(z_view)
+                    z.add_(z_view)
                     n_views += 1
-                z = z / n_views
+                z /= n_views
                 out[start : start + len(batch)] = z.cpu().numpy()
                 report(start + len(batch))
     finally:

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pretrain import config
 from pretrain.errors import ExplorerError
+from pretrain.vectors import l2_normalise
 
 FR_CLASSES = ("FRI", "FRII")  # label 0, 1
 PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by the probe's CV
@@ -65,19 +66,14 @@ def knn_accuracy(
     """Accuracy of a majority vote of the ``k`` most cosine-similar training examples."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     k = int(min(k, len(train_y)))
-    a = _unit(train_x)
-    b = _unit(test_x)
+    a = l2_normalise(train_x)
+    b = l2_normalise(test_x)
     similarity = b @ a.T  # (n_test, n_train)
     nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     classes, encoded = np.unique(train_y, return_inverse=True)
     votes = np.zeros((len(test_y), len(classes)))
     np.add.at(votes, (np.arange(len(test_y))[:, None], encoded[nearest]), 1.0)
     return float(np.mean(classes[np.argmax(votes, axis=1)] == test_y))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fr_task(catalogue: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +194,7 @@ def neighbour_purity(
     same-label neighbour among their ``k``).
     """
     labels = np.asarray(pd.Series(labels).fillna("").astype(str))
-    unit = _unit(features)
+    unit = l2_normalise(features)
     n = len(labels)
     if n <= k:
         raise ExplorerError(f"need more than k={k} sources for neighbour purity; got {n}.")

@@ -33,7 +33,6 @@ SIGTERM (or Ctrl-C) cancels a run cleanly: the status becomes "cancelled".
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -42,7 +41,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,19 +50,21 @@ import torch
 from torch import nn
 
 from pretrain import config
+from pretrain.clock import utc_timestamp
+from pretrain.devices import choose_device, cpu_description
 from pretrain.errors import ExplorerError
+from pretrain.files import atomic_write_json
 from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
 from pretrain.precision import autocast, resolve_precision
-
-# Files of a run folder (explorer/jobs.py reads them).
-CONFIG_FILE = "config.json"
-STATUS_FILE = "status.json"
-PROGRESS_FILE = "progress.jsonl"
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.parquet"
-ENCODER_FILE = "encoder.safetensors"
-HEAD_FILE = "head.safetensors"
-STATES = ("running", "finished", "failed", "cancelled")
+from pretrain.run_folder import (
+    CONFIG_FILE,
+    ENCODER_FILE,
+    HEAD_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    PROGRESS_FILE,
+    RunFolder,
+)
 
 
 class RunCancelled(BaseException):
@@ -116,11 +117,11 @@ class Classifier(nn.Module):
     def __init__(self, encoder: ResNet18Encoder, n_classes: int = 2, depth: int = len(ResNet18Encoder.BLOCKS)):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(
-            nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), nn.Linear(REPRESENTATION_DIM, n_classes)
-        )
-        nn.init.zeros_(self.head[1].weight)  # start from "no opinion"; the probe converges sooner
-        nn.init.zeros_(self.head[1].bias)
+        self.n_classes = n_classes
+        linear = nn.Linear(REPRESENTATION_DIM, n_classes)
+        nn.init.zeros_(linear.weight)  # start from "no opinion"; the probe converges sooner
+        nn.init.zeros_(linear.bias)
+        self.head = nn.Sequential(nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), linear)
         self.set_depth(depth)
 
     @property
@@ -181,6 +182,7 @@ def parameter_groups(model: Classifier, base_lr: float, weight_decay: float, lay
 
 def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: int):
     """The optimiser and its per-step cosine schedule (decay to 0 over ``total_steps``)."""
+    optimizer: torch.optim.Optimizer
     if settings.depth == 0:
         groups = [{"name": "head", "params": list(model.head.parameters()), "lr": settings.probe_lr}]
         optimizer = torch.optim.SGD(groups, lr=settings.probe_lr, momentum=settings.probe_momentum)
@@ -196,18 +198,6 @@ def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: i
 
 
 # --- Data -----------------------------------------------------------------------------
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ExplorerError(f"--device {device}: not a device torch knows ({exc}).") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ExplorerError(f"--device {device}: no CUDA GPU is available here; use --device cpu.")
-    return resolved
 
 
 @torch.no_grad()
@@ -232,8 +222,7 @@ def predict_proba(
         out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         if check:
             check()
-    n_classes = model.head[1].out_features
-    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.n_classes), np.float32)
 
 
 def _autocast(device: torch.device):
@@ -272,7 +261,7 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss()
     channels_last = _channels_last(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     history = []
     start_time = time.monotonic()
     for epoch in range(1, settings.epochs + 1):
@@ -329,46 +318,6 @@ def _batches(order: np.ndarray, batch_size: int):
 # --- The run folder ---------------------------------------------------------------------
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a reader (the app, polling) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    tmp.replace(path)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-@dataclass
-class RunFolder:
-    """The files of one run; status updates merge into status.json."""
-
-    path: Path
-    status: dict = field(default_factory=dict)
-
-    def set_status(self, state: str | None = None, **fields) -> None:
-        if state is not None:
-            self.status["state"] = state
-        self.status.update(fields, pid=os.getpid(), updated=_now())
-        write_json(self.path / STATUS_FILE, self.status)
-
-    def append_progress(self, record: dict) -> None:
-        with open(self.path / PROGRESS_FILE, "a") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
-            f.flush()
-
-
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Refuse to overwrite another run's results (explorer.jobs pre-creates an empty run)."""
     if out.exists() and not out.is_dir():
@@ -411,26 +360,33 @@ def run_finetune(
     _prepare_out(out, overwrite)
     run = RunFolder(out)
     started = time.monotonic()
-    run.set_status("running", stage="starting", error=None, epoch=0, epochs=settings.epochs, started=_now())
+    run.set_status("running", stage="starting", error=None, epoch=0, epochs=settings.epochs, started=utc_timestamp())
     previous_handler = _install_cancel_handler()
     try:
         metrics = _run(settings, out, run, weights, bundle, started, progress)
     except (RunCancelled, KeyboardInterrupt):
-        run.set_status("cancelled", stage="cancelled", error=None, ended=_now())
+        run.set_status("cancelled", stage="cancelled", error=None, ended=utc_timestamp())
         raise RunCancelled("cancelled") from None
     except ExplorerError as exc:
-        run.set_status("failed", error=str(exc), ended=_now())
+        run.set_status("failed", error=str(exc), ended=utc_timestamp())
         raise
     except BaseException as exc:
         run.set_status(
-            "failed", error=f"{type(exc).__name__}: {exc}", ended=_now(), traceback=traceback.format_exc(limit=8)
+            "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            ended=utc_timestamp(),
+            traceback=traceback.format_exc(limit=8),
         )
         raise
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
     run.set_status(
-        "finished", stage="finished", ended=_now(), test_error=metrics["test_error"], ood_error=metrics["ood_error"]
+        "finished",
+        stage="finished",
+        ended=utc_timestamp(),
+        test_error=metrics["test_error"],
+        ood_error=metrics["ood_error"],
     )
     return metrics
 
@@ -439,12 +395,13 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     from safetensors.torch import save_file
 
     from pretrain.data.bundle import load_bundle
-    from pretrain.models.backbone import load_encoder, save_encoder, weights_sha256
+    from pretrain.models.backbone import load_encoder, save_encoder
     from pretrain.models.resnet import resnet18_encoder
+    from pretrain.provenance import default_backbone_path, weights_sha256
     from pretrain.tasks import default_bundle, get_task, label_budget
 
     task = get_task(settings.task)
-    device = resolve_device(settings.device)
+    device = choose_device(settings.device)
     torch.manual_seed(settings.seed)
 
     run.set_status(stage="loading data")
@@ -464,8 +421,6 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     if settings.scratch:
         encoder, weights_path, weights_hash = resnet18_encoder(), None, None
     else:
-        from pretrain.models.backbone import default_backbone_path
-
         weights_path = Path(weights) if weights is not None else default_backbone_path()
         encoder = load_encoder(weights_path)
         weights_hash = weights_sha256(weights_path)
@@ -489,14 +444,14 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
         "n_ood": len(data.ood),
         "trainable_blocks": list(model.encoder.BLOCKS[model.n_frozen :]),
         "command": " ".join(sys.argv),
-        "created": _now(),
+        "created": utc_timestamp(),
         "device": str(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-    write_json(out / CONFIG_FILE, run_config)
+    atomic_write_json(out / CONFIG_FILE, run_config)
     run.set_status(stage="training", task=task.name, mode=settings.mode, n_train=len(train_rows))
 
     bar = None
@@ -528,7 +483,7 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     predictions = _predictions_frame(data_bundle.catalogue, data, train_rows, probs, task)
     predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
 
-    model = model.to(memory_format=torch.contiguous_format).cpu()
+    model = model.to(memory_format=torch.contiguous_format).cpu()  # type: ignore[call-overload]
     meta = {
         "task": task.name,
         "mode": settings.mode,
@@ -541,7 +496,7 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     save_file(head_state, str(out / HEAD_FILE), metadata={**meta, "classes": ",".join(task.classes)})
 
     metrics = _metrics(predictions, task, settings, run_config, history, train_time, time.monotonic() - started, device)
-    write_json(out / METRICS_FILE, metrics)
+    atomic_write_json(out / METRICS_FILE, metrics)
     return metrics
 
 
@@ -613,17 +568,9 @@ def _metrics(predictions, task, settings, run_config, history, train_time, wall_
         "precision": resolve_precision(config.TRAIN_PRECISION, device),
         "weights_sha256": run_config["weights_sha256"],
         "bundle_id": run_config["bundle_id"],
-        "finished": _now(),
+        "finished": utc_timestamp(),
     }
 
 
 def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:  # the CPU's model name, as the kernel reports it
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()

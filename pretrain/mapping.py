@@ -13,7 +13,6 @@ when loaded, so :meth:`MapProjector.load` is meant only for files this project w
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -23,13 +22,8 @@ from sklearn.decomposition import PCA
 
 from pretrain import config
 from pretrain.errors import ExplorerError
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+from pretrain.files import atomic_path, atomic_write_json
+from pretrain.vectors import l2_normalise
 
 
 class MapProjector:
@@ -141,10 +135,9 @@ class MapProjector:
         """Write ``path`` (joblib) and ``path`` with suffix ``.json`` (parameters)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump(self, tmp, compress=3)
-        tmp.replace(path)
-        path.with_suffix(".json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+        with atomic_path(path) as tmp:
+            joblib.dump(self, tmp, compress=3)
+        atomic_write_json(path.with_suffix(".json"), self.describe())
         return path
 
     @staticmethod

@@ -1,7 +1,8 @@
 """Mixed precision for training (pretraining and fine-tuning).
 
-bf16 autocast needs no loss scaling and, with channels_last, roughly doubles the step rate
-on GPUs and on CPUs with native bf16 instructions; elsewhere it would be slower than fp32.
+bf16 autocast needs no loss scaling and, with channels_last, speeds up a step on GPUs and
+on CPUs with native bf16 instructions; elsewhere bf16 is emulated and slower than fp32
+(BENCHMARKS.md, training throughput).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ def cpu_has_native_bf16() -> bool:
     """True on x86 CPUs with bf16 arithmetic in hardware (AVX512-BF16 or AMX-BF16).
 
     oneDNN's own ``_is_mkldnn_bf16_supported`` is not the right test: it also says yes on
-    AVX-512 CPUs without those instructions, which emulate bf16 and then train 2-5 times
-    slower than fp32 (measured on a 2-core Xeon without AVX512-BF16).
+    AVX-512 CPUs without those instructions, which emulate bf16 and then train slower
+    than fp32.
     """
     try:  # private, but the capability table torch itself dispatches on
         capability = torch._C._cpu._get_cpu_capability()

@@ -21,13 +21,10 @@ The app reads spaces only through this module.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +34,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pretrain import config
+from pretrain.clock import utc_timestamp
 from pretrain.errors import ExplorerError
-from pretrain.mapping import MapProjector, l2_normalise
+from pretrain.files import atomic_path, atomic_write_json, sha256_file
+from pretrain.mapping import MapProjector
+from pretrain.provenance import default_backbone_path, package_versions, weights_sha256
+from pretrain.vectors import l2_normalise
 
 SPACE_FORMAT = "radio-latent-explorer/space"
 SPACE_FORMAT_VERSION = 1
@@ -47,11 +48,9 @@ MAP_FILE = "map.parquet"
 PROJECTOR_FILE = "projector.joblib"
 MANIFEST_FILE = "manifest.json"
 MAP_COLUMNS = ("source_id", "umap_x", "umap_y")
-# 1 - cosine below which a placed image counts as a source already in the space. Above the
-# float noise between how a space was embedded and how a look-up is (measured with the shipped
-# backbone, d4, on the CPU: bf16 autocast vs fp32 up to 9e-6 - a space embedded on a GPU runs
-# in bf16 - and batched vs single image ~1e-7), and below how close two different MiraBest
-# sources come (2.3e-4 with d4, 6.7e-4 with one pass).
+# 1 - cosine below which a placed image counts as a source already in the space: above the
+# float noise between how a space was embedded and how a look-up is (bf16 on a GPU vs fp32,
+# batched vs one image), below how close two different sources come (BENCHMARKS.md).
 SAME_SOURCE_COSINE_TOL = 5e-5
 
 StageProgress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -162,17 +161,15 @@ def save_space(
     manifest = {
         "format": SPACE_FORMAT,
         "format_version": SPACE_FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_timestamp(),
         "weights": dict(provenance["weights"]),
         "bundle": dict(provenance["bundle"]),
         "parameters": {**provenance.get("parameters", {}), "projector": projector.describe()},
         "counts": {"sources": n, "embedding_dim": int(embeddings.shape[1])},
-        "files": {PROJECTOR_FILE: {"sha256": _sha256(out / PROJECTOR_FILE)}},
+        "files": {PROJECTOR_FILE: {"sha256": sha256_file(out / PROJECTOR_FILE)}},
         "versions": package_versions(),
     }
-    tmp = out / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    tmp.replace(out / MANIFEST_FILE)
+    atomic_write_json(out / MANIFEST_FILE, manifest)
     return Space(out, catalogue_map, embeddings, manifest, _projector=projector)
 
 
@@ -202,9 +199,8 @@ def _catalogue_map(ids: pd.Series, map_xy: np.ndarray, catalogue: pd.DataFrame |
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -274,7 +270,7 @@ def _load_projector(path: Path, manifest: dict) -> MapProjector:
     file = path / PROJECTOR_FILE
     expected = manifest["files"].get(PROJECTOR_FILE, {}).get("sha256")
     # joblib files are pickles: load only the exact file this project wrote.
-    if not file.is_file() or _sha256(file) != expected:
+    if not file.is_file() or sha256_file(file) != expected:
         raise SpaceError(
             f"{file} is missing or does not match the space's manifest (changed or "
             "truncated); re-create the space with `python -m pretrain embed`."
@@ -292,7 +288,7 @@ def manifest_symmetry(manifest: dict) -> str:
 
 def manifest_mismatch(manifest: dict, bundle_id: str | None, symmetry: str) -> str:
     """'' when a manifest was made from ``bundle_id`` (None: not checked) with ``symmetry``,
-    else why not. Torch-free: the app's start-up check uses it too."""
+    else why not."""
     if bundle_id is not None and manifest["bundle"].get("id") != bundle_id:
         return f"made from bundle {manifest['bundle'].get('id')}, not {bundle_id}"
     recorded = manifest_symmetry(manifest)
@@ -311,10 +307,9 @@ def is_stale(
     with this embedding ``symmetry``.
 
     Otherwise a short reason (a non-empty string, so it is truthy). ``weights_path`` None
-    means the default backbone; ``bundle_id`` None skips the bundle check.
+    means the default backbone; ``bundle_id`` None skips the bundle check. Torch-free: the
+    app's start-up check uses it too.
     """
-    from pretrain.models.backbone import default_backbone_path, weights_sha256
-
     space_path = Path(space_path)
     try:
         manifest = read_manifest(space_path)
@@ -356,8 +351,9 @@ def embed_bundle_to_space(
     ``done == total``). ``seed`` is UMAP's random_state. ``symmetry``: see
     ``pretrain.embed.embed_images``; recorded, and used again for images placed later.
     """
-    from pretrain.embed import embed_images, resolve_device
-    from pretrain.models.backbone import default_backbone_path, load_encoder, weights_sha256
+    from pretrain.devices import choose_device
+    from pretrain.embed import Progress, embed_images
+    from pretrain.models.backbone import load_encoder
 
     if out is None:
         raise ValueError("out: the space folder to write")
@@ -366,17 +362,20 @@ def embed_bundle_to_space(
 
         bundle = load_bundle(bundle)
     weights_path = Path(weights_path) if weights_path is not None else default_backbone_path()
-    device_used = resolve_device(device)
+    device_used = choose_device(device)
     encoder = load_encoder(weights_path, device=device_used)
     images, catalogue = bundle.images, bundle.catalogue
     if len(images) != len(catalogue):
         raise ExplorerError(f"the bundle is inconsistent: {len(images)} images, {len(catalogue)} catalogue rows.")
 
+    embed_progress: Progress
+    stage: Callable[[str], None]
     if progress is True:
         embed_progress, stage = True, (lambda message: print(message, file=sys.stderr, flush=True))
     elif callable(progress):
-        embed_progress = lambda done, total: progress(done, total, "embedding images")  # noqa: E731
-        stage = lambda message: progress(len(images), len(images), message)  # noqa: E731
+        report = progress
+        embed_progress = lambda done, total: report(done, total, "embedding images")  # noqa: E731
+        stage = lambda message: report(len(images), len(images), message)  # noqa: E731
     else:
         embed_progress, stage = None, (lambda message: None)
 
@@ -440,27 +439,7 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
     return (embedding[0], xy[0]) if single else (embedding, xy)
 
 
-# --- provenance helpers ---------------------------------------------------------------------
-
-
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "numpy", "scikit-learn", "umap-learn", "pandas", "pyarrow"):
-        try:
-            versions[name] = md.version(name)
-        except md.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# --- summary ------------------------------------------------------------------------------
 
 
 def describe(space: Space) -> dict[str, Any]:

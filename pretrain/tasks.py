@@ -34,8 +34,6 @@ import pandas as pd
 from pretrain import config
 from pretrain.errors import ExplorerError
 
-SPLITS = ("train", "unused", "test", "ood", "unlabelled")  # the `split` column of predictions
-
 
 class TaskError(ExplorerError):
     """A task cannot be set up on the given bundle (wrong data set, too few labels, ...)."""

@@ -25,13 +25,13 @@ random stream, which starts afresh).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +41,10 @@ from tqdm import tqdm
 
 from pretrain import config
 from pretrain.augment import pretraining_augmentation
+from pretrain.clock import utc_timestamp
+from pretrain.devices import choose_device
 from pretrain.errors import ExplorerError
+from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
 from pretrain.models.backbone import save_encoder
 from pretrain.models.byol import BYOL, cosine_tau
 from pretrain.precision import autocast, resolve_precision
@@ -72,15 +75,11 @@ class TrainConfig:
     monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
     precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
 
-    @property
-    def lr(self) -> float:
-        """The peak learning rate: base x batch / 256."""
-        return self.base_lr * self.batch_size / 256
-
-    def resolve_batch_size(self, device: torch.device) -> None:
-        """Fix the device's default batch size into the config (so a resume keeps it)."""
+    def resolve_batch_size(self, device: torch.device) -> int:
+        """Fix the device's default batch size into the config (so a resume keeps it); return it."""
         if self.batch_size is None:
             self.batch_size = config.PRETRAIN_BATCH_SIZE if device.type == "cuda" else config.PRETRAIN_BATCH_SIZE_CPU
+        return self.batch_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -123,7 +122,7 @@ def confident_fr_mask(catalogue) -> np.ndarray:
     return is_fr & confident
 
 
-def load_training_data(bundle_paths: list[str | Path], min_extent_arcsec: float) -> TrainingData:
+def load_training_data(bundle_paths: Sequence[str | Path], min_extent_arcsec: float) -> TrainingData:
     """Read the bundles, keep sources above the extent cut, gather the monitor set."""
     from pretrain.data.bundle import load_bundle
 
@@ -160,24 +159,6 @@ def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float
         return peak_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
     return peak_lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ExplorerError(
-            "--device cuda was asked for but no CUDA GPU is visible to torch. Use --device cpu (or auto)."
-        )
-    if name not in ("cpu", "cuda"):
-        raise ExplorerError(f"unknown device {name!r}: use auto, cpu or cuda.")
-    return torch.device(name)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)  # a job killed mid-write never leaves half a checkpoint
 
 
 class KnnMonitor:
@@ -232,11 +213,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
-        self.device = resolve_device(cfg.device)
+        self.device = choose_device(cfg.device)
         self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
         n = len(self.data.images)
-        cfg.resolve_batch_size(self.device)
-        self.batch_size = min(cfg.batch_size, n)  # a tiny set still gets one step per epoch
+        self.batch_size = min(cfg.resolve_batch_size(self.device), n)  # a tiny set still gets one step per epoch
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         # A short run (a few epochs to try things) would otherwise end before its warm-up does.
@@ -251,7 +231,7 @@ class Trainer:
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = self.precision == "bf16"
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.SGD(
@@ -266,9 +246,10 @@ class Trainer:
         if self.cuda and images.numel() <= config.PRETRAIN_GPU_RESIDENT_MAX_BYTES:
             images = images.to(self.device)
         self.images = images
-        self.monitor = None
-        if KnnMonitor.available(self.data.monitor_labels):
-            self.monitor = KnnMonitor(self.data.monitor_images, self.data.monitor_labels, cfg.seed, self.device)
+        self.monitor: KnnMonitor | None = None
+        monitor_images, monitor_labels = self.data.monitor_images, self.data.monitor_labels
+        if monitor_images is not None and monitor_labels is not None and KnnMonitor.available(monitor_labels):
+            self.monitor = KnnMonitor(monitor_images, monitor_labels, cfg.seed, self.device)
 
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
@@ -316,7 +297,8 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT_FILE
-        _atomic_torch_save(self.state_dict(), path)
+        with atomic_path(path) as tmp:  # a job killed mid-write never leaves half a checkpoint
+            torch.save(self.state_dict(), tmp)
         return path
 
     def save_backbone(self) -> Path:
@@ -332,7 +314,7 @@ class Trainer:
             "wall_time_s": f"{self.elapsed_s:.0f}",
             "seed": str(self.cfg.seed),
             "torch": torch.__version__,
-            "saved_utc": _now(),
+            "saved_utc": utc_timestamp(),
         }
         return save_encoder(self.model.encoder, self.run_dir / BACKBONE_FILE, metadata=meta)
 
@@ -352,7 +334,7 @@ class Trainer:
                 for line in metrics.read_text().splitlines()
                 if line.strip() and json.loads(line)["epoch"] <= self.epoch
             ]
-            metrics.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(metrics, "".join(line + "\n" for line in kept))
 
     def _device_name(self) -> str:
         if self.cuda:
@@ -378,17 +360,14 @@ class Trainer:
             "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
             "torch": torch.__version__,
             "python": sys.version.split()[0],
-            "written_utc": _now(),
+            "written_utc": utc_timestamp(),
             "command": " ".join(sys.argv),
             "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         }
         if result:
             info["result"] = result
-        path = self.run_dir / CONFIG_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        tmp.replace(path)
+        atomic_write_json(self.run_dir / CONFIG_FILE, info)
 
     def _log_metrics(self, record: dict) -> None:
         with open(self.run_dir / METRICS_FILE, "a") as f:
@@ -475,7 +454,7 @@ class Trainer:
     def _end_epoch(self) -> None:
         t0 = time.perf_counter()
         step = self.global_step
-        record = {
+        record: dict[str, float | str] = {
             "epoch": self.epoch + 1,
             "loss": self.epoch_loss_sum / max(self.epoch_images, 1),
             "lr": learning_rate(step - 1, self.total_steps, self.warmup_steps, self.peak_lr),
@@ -490,9 +469,9 @@ class Trainer:
             except ImportError as exc:  # the evaluation modules are optional for training
                 print(f"monitor skipped: {exc}", file=sys.stderr)
                 self.monitor = None
-        record["elapsed_s"] = self.elapsed_s + (time.perf_counter() - t0)
-        record["time_utc"] = _now()
-        self.elapsed_s = record["elapsed_s"]
+        self.elapsed_s += time.perf_counter() - t0
+        record["elapsed_s"] = self.elapsed_s
+        record["time_utc"] = utc_timestamp()
         self._log_metrics(record)
         if self.progress:
             tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
@@ -510,13 +489,9 @@ class Trainer:
             "steps": self.global_step,
             "wall_time_s": self.elapsed_s,
             "final_loss": last.get("loss"),
-            "finished_utc": _now(),
+            "finished_utc": utc_timestamp(),
             "device": self._device_name(),
         }
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:

@@ -17,10 +17,10 @@ import torch
 
 from pretrain import config
 from pretrain.embed import embed_images
-from pretrain.mapping import l2_normalise
 from pretrain.models.backbone import load_encoder
 from pretrain.space import SAME_SOURCE_COSINE_TOL
 from pretrain.train import CHECKPOINT_FILE, METRICS_FILE, Trainer
+from pretrain.vectors import l2_normalise
 from tests.test_train import small_config, write_synthetic_bundle
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from pretrain.errors import ExplorerError
-from pretrain.mapping import MapProjector, l2_normalise
+from pretrain.mapping import MapProjector
 from pretrain.models.backbone import save_encoder, weights_sha256
 from pretrain.models.resnet import resnet18_encoder
 from pretrain.space import SpaceError, is_stale, load_space, save_space
+from pretrain.vectors import l2_normalise
 
 N_CLUSTERS, PER_CLUSTER, DIM = 3, 40, 512
 

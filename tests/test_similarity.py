@@ -9,8 +9,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from sklearn.neighbors import NearestNeighbors
 
-from explorer.similarity import CosineIndex, MapIndex, normalise_rows, top_k_indices
+from explorer.similarity import CosineIndex, MapIndex, top_k_indices
 from explorer.sky import nearest_on_sky, separation_arcsec, sky_duplicate_mask
+from pretrain.vectors import l2_normalise
 
 
 def test_cosine_top_k_matches_sklearn_brute_force():
@@ -44,7 +45,7 @@ def test_query_index_never_returns_the_query_itself():
 
 
 def test_zero_vector_is_not_similar_to_anything():
-    unit = normalise_rows(np.array([[0.0, 0.0], [3.0, 4.0]]))
+    unit = l2_normalise(np.array([[0.0, 0.0], [3.0, 4.0]]))
     np.testing.assert_allclose(unit, [[0, 0], [0.6, 0.8]])
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from pretrain import config
+from pretrain.devices import DEVICE_CHOICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICE_CHOICES,
         help="where the encoder runs (auto: CUDA when there is a GPU)",
     )
     parser.add_argument(
@@ -66,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pretrain.data.bundle import build_bundle, load_bundle, summary
     from pretrain.errors import ExplorerError
-    from pretrain.models.backbone import default_backbone_path
+    from pretrain.provenance import default_backbone_path
     from pretrain.space import describe, embed_bundle_to_space, is_stale, read_manifest
 
     if args.batch_size < 1:

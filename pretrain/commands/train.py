@@ -17,6 +17,7 @@ import signal
 from pathlib import Path
 
 from pretrain import config
+from pretrain.devices import DEVICE_CHOICES
 from pretrain.errors import ExplorerError
 
 
@@ -42,7 +43,7 @@ def add_arguments(parser) -> None:
         "--warmup-epochs",
         type=float,
         help=f"linear warm-up epochs before the cosine decay (default {config.PRETRAIN_WARMUP_EPOCHS}, "
-        f"at most {config.PRETRAIN_WARMUP_MAX_FRACTION:.0%} of the run)",
+        f"at most {config.PRETRAIN_WARMUP_MAX_FRACTION:.0%}% of the run)",  # "%%": argparse %-formats help texts
     )
     parser.add_argument(
         "--min-extent",
@@ -61,7 +62,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICE_CHOICES,
         default="auto",
         help="auto = cuda when a GPU is visible, else cpu (default auto)",
     )

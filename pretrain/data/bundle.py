@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +43,13 @@ from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord, search_around_sky
 
 from pretrain import config
+from pretrain.clock import utc_timestamp
 from pretrain.data.extent import angular_extent_arcsec, cutout_extent_arcsec
 from pretrain.data.fits_io import Cutout, read_cutout
 from pretrain.data.names import NameInfo, parse_fits_name, parse_position_prefix, source_id, unique_source_ids
 from pretrain.data.preprocess import preprocess_cutout, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
+from pretrain.files import FITS_SUFFIXES
 from pretrain.surveys import DEFAULT_SURVEY, SURVEYS, Survey, infer_survey
 from pretrain.surveys import survey as survey_profile
 
@@ -58,7 +59,6 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.csv"
 FORMAT_VERSION = 1
 
-FITS_SUFFIXES = (".fits", ".fits.fz", ".fit", ".fit.fz", ".fts")
 IMAGE_SUFFIXES = (".png",)
 INPUT_KINDS = ("fits", "images", "catalogue")
 REQUIRED_COLUMNS = (
@@ -845,7 +845,7 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
     return {
         "format_version": FORMAT_VERSION,
         "bundle_id": bundle_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": utc_timestamp(),
         "tool": "python -m pretrain bundle",
         "tool_version": _tool_version(),
         "n_images": len(catalogue),

@@ -18,6 +18,7 @@ written last, marks the folder as complete.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -27,18 +28,18 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
 
 from pretrain import config
+from pretrain.clock import utc_timestamp
 from pretrain.errors import DatasetNotFoundError, DownloadError
+from pretrain.files import FITS_SUFFIXES, atomic_write_json, is_fits_name
 
 ProgressCallback = Callable[[int, int], None]  # (files done, files in total)
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz")
 _CHUNK_BYTES = 1 << 14  # small: bytes already received survive a dropped connection
 _HINT = (
     f"set {config.MIRABEST_DIR_ENV} to a local folder of MiraBest FITS files, "
@@ -140,7 +141,7 @@ def is_complete(folder: Path, commit: str | None = None) -> bool:
 
 
 def _has_fits(folder: Path) -> bool:
-    return any(p.name.lower().endswith(FITS_SUFFIXES) for p in folder.iterdir() if p.is_file())
+    return any(is_fits_name(p.name) for p in folder.iterdir() if p.is_file())
 
 
 # --- Downloading ------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def _fits_entries(entries: list[dict]) -> list[RemoteFile]:
             and "/" not in name
             and "\\" not in name
             and not name.startswith(".")
-            and name.lower().endswith(FITS_SUFFIXES)
+            and is_fits_name(name)
         ):
             files.append(RemoteFile(name=name, size=int(entry["size"]), git_sha=entry["sha"]))
     return sorted(files, key=lambda f: f.name)
@@ -438,7 +439,7 @@ def _reset_time(reply: requests.Response) -> str:
         reset = int(reply.headers["X-RateLimit-Reset"])
     except (KeyError, ValueError):
         return "an unknown time"
-    return datetime.fromtimestamp(reset, timezone.utc).strftime("%H:%M UTC")
+    return dt.datetime.fromtimestamp(reset, dt.timezone.utc).strftime("%H:%M UTC")
 
 
 def _write_manifest(dest: Path, files: list[RemoteFile], commit: str, base_url: str) -> None:
@@ -449,10 +450,8 @@ def _write_manifest(dest: Path, files: list[RemoteFile], commit: str, base_url: 
         "commit": commit,
         "folder": config.MIRABEST_FITS_FOLDER,
         "source_url": base_url,
-        "completed_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "completed_utc": utc_timestamp(),
         "count": len(files),
         "files": [asdict(f) for f in files],
     }
-    tmp = dest / (config.MIRABEST_MANIFEST + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, dest / config.MIRABEST_MANIFEST)
+    atomic_write_json(dest / config.MIRABEST_MANIFEST, manifest)

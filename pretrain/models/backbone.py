@@ -6,7 +6,6 @@ file's string metadata.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from pretrain import config
 from pretrain.errors import ExplorerError
+from pretrain.files import atomic_path
 from pretrain.models.resnet import ResNet18Encoder, parse_architecture, resnet18_encoder
+from pretrain.provenance import default_backbone_path  # re-exported: callers import them here
 
 
 def to_model_input(
@@ -48,9 +49,8 @@ def save_encoder(
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     meta = {"architecture": encoder.architecture, **{k: str(v) for k, v in (metadata or {}).items()}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)  # atomic: a killed job never leaves half a weights file
+    with atomic_path(path) as tmp:  # a killed job never leaves half a weights file
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
@@ -82,16 +82,3 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
 def weights_metadata(path: str | Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
-
-
-def weights_sha256(path: str | Path) -> str:
-    """Content hash of a weights file: the provenance key of everything embedded with it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def default_backbone_path() -> Path:
-    return config.ASSETS_DIR / config.DEFAULT_BACKBONE_FILE

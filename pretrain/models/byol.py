@@ -65,8 +65,8 @@ class BYOL(nn.Module):
     def update_target(self, tau: float) -> None:
         """xi <- tau xi + (1 - tau) theta for encoder and projection weights; BatchNorm
         running statistics are copied from the online network."""
-        online = list(self.encoder.parameters()) + list(self.projector.parameters())
-        target = list(self.target_parameters())
+        online: list[torch.Tensor] = [*self.encoder.parameters(), *self.projector.parameters()]
+        target: list[torch.Tensor] = list(self.target_parameters())
         torch._foreach_mul_(target, tau)
         torch._foreach_add_(target, online, alpha=1 - tau)
         for src, dst in ((self.encoder, self.target_encoder), (self.projector, self.target_projector)):
