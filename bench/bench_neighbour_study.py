@@ -42,8 +42,9 @@ from pretrain.data.bundle import load_bundle
 from pretrain.embed import symmetric_views
 from pretrain.evaluate import PURITY_K, neighbour_purity, probe_over_splits
 from pretrain.holdout import is_held_out
-from pretrain.models.backbone import default_backbone_path, load_encoder, to_model_input, weights_metadata
+from pretrain.models.backbone import load_encoder, to_model_input, weights_metadata
 from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
+from pretrain.provenance import default_backbone_path
 
 EXTENT_WEIGHTS = (1.0, 3.0)
 

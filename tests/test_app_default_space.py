@@ -9,7 +9,7 @@ import pytest
 from explorer import default_space
 from explorer.space_registry import RGZ_KEY
 from pretrain.errors import ExplorerError
-from pretrain.models.backbone import weights_sha256
+from pretrain.provenance import weights_sha256
 from tests.app_space import app_test, gallery_html, link_subset, random_weights
 
 TINY = {"10": 4, "20": 4, "30": 2}  # ten real files: enough for a map, quick to embed

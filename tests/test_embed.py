@@ -11,8 +11,9 @@ import torch
 from pretrain.__main__ import main
 from pretrain.data.bundle import load_bundle
 from pretrain.embed import embed_images
-from pretrain.models.backbone import save_encoder, to_model_input, weights_sha256
+from pretrain.models.backbone import save_encoder, to_model_input
 from pretrain.models.resnet import resnet18_encoder
+from pretrain.provenance import weights_sha256
 from pretrain.space import is_stale, load_space, place_image
 
 

@@ -160,8 +160,9 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     from pretrain.evaluate import neighbour_purity, probe_over_splits
     from pretrain.holdout import is_held_out
     from pretrain.mapping import MapProjector
-    from pretrain.models.backbone import save_encoder, weights_sha256
+    from pretrain.models.backbone import save_encoder
     from pretrain.models.resnet import resnet18_encoder
+    from pretrain.provenance import weights_sha256
     from pretrain.space import save_space
 
     catalogue = mirabest_bundle.catalogue
@@ -215,8 +216,9 @@ def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
 
     from pretrain.__main__ import main
     from pretrain.mapping import MapProjector
-    from pretrain.models.backbone import save_encoder, weights_sha256
+    from pretrain.models.backbone import save_encoder
     from pretrain.models.resnet import resnet18_encoder
+    from pretrain.provenance import weights_sha256
     from pretrain.space import save_space
 
     n = 12

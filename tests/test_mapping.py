@@ -13,8 +13,9 @@ import torch
 
 from pretrain.errors import ExplorerError
 from pretrain.mapping import MapProjector
-from pretrain.models.backbone import save_encoder, weights_sha256
+from pretrain.models.backbone import save_encoder
 from pretrain.models.resnet import resnet18_encoder
+from pretrain.provenance import weights_sha256
 from pretrain.space import SpaceError, is_stale, load_space, save_space
 from pretrain.vectors import l2_normalise
 

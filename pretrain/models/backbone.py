@@ -17,7 +17,7 @@ from pretrain import config
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path
 from pretrain.models.resnet import ResNet18Encoder, parse_architecture, resnet18_encoder
-from pretrain.provenance import default_backbone_path  # re-exported: callers import them here
+from pretrain.provenance import default_backbone_path
 
 
 def to_model_input(
