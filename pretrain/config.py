@@ -139,6 +139,10 @@ PRETRAIN_WARMUP_EPOCHS = 10  # linear warm-up, then cosine decay to 0
 PRETRAIN_WARMUP_MAX_FRACTION = 0.2  # a short run warms up for at most this part of its steps
 PRETRAIN_MIN_EXTENT_ARCSEC = 20.0  # drop sources smaller than this (mostly point sources)
 PRETRAIN_SEED = 0
+ENCODER_STEMS = ("imagenet", "reference")  # pretrain/models/resnet.py
+PRETRAIN_STEM = "imagenet"  # the encoder's stem: "imagenet" (7x7 s2) or "reference" (3x3 s1, the study's)
+PRETRAIN_WIDTH = 64  # channels after the stem (ResNet-18's 64; the representation is 8 x this)
+PRETRAIN_EXCLUDE_HELD_OUT = True  # leave the held-out sky (pretrain/holdout.py) out of pretraining
 # Representation-quality monitor: kNN accuracy, FRI vs FRII confident sources of the bundles
 MONITOR_EVERY_EPOCHS = 5
 MONITOR_K = 20

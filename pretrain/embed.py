@@ -152,10 +152,10 @@ def _output_dim(encoder: nn.Module, images: np.ndarray, device: torch.device) ->
     dim = getattr(encoder, "output_dim", None)
     if dim is not None:
         return int(dim)
-    from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+    from pretrain.models.resnet import ResNet18Encoder
 
     if isinstance(encoder, ResNet18Encoder):
-        return REPRESENTATION_DIM
+        return encoder.representation_dim
     probe = to_model_input(np.zeros((1, *images.shape[1:]), np.uint8), device=device)
     return int(encoder(probe).shape[1])
 

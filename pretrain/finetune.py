@@ -54,7 +54,7 @@ from pretrain.clock import utc_timestamp
 from pretrain.devices import choose_device, cpu_description
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_write_json
-from pretrain.models.resnet import REPRESENTATION_DIM, ResNet18Encoder
+from pretrain.models.resnet import ResNet18Encoder
 from pretrain.precision import autocast, resolve_precision
 from pretrain.run_folder import (
     CONFIG_FILE,
@@ -118,10 +118,10 @@ class Classifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.n_classes = n_classes
-        linear = nn.Linear(REPRESENTATION_DIM, n_classes)
+        linear = nn.Linear(encoder.representation_dim, n_classes)
         nn.init.zeros_(linear.weight)  # start from "no opinion"; the probe converges sooner
         nn.init.zeros_(linear.bias)
-        self.head = nn.Sequential(nn.BatchNorm1d(REPRESENTATION_DIM, affine=False), linear)
+        self.head = nn.Sequential(nn.BatchNorm1d(encoder.representation_dim, affine=False), linear)
         self.set_depth(depth)
 
     @property

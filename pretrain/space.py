@@ -353,7 +353,7 @@ def embed_bundle_to_space(
     """
     from pretrain.devices import choose_device
     from pretrain.embed import Progress, embed_images
-    from pretrain.models.backbone import load_encoder
+    from pretrain.models.backbone import load_encoder, weights_metadata
 
     if out is None:
         raise ValueError("out: the space folder to write")
@@ -396,7 +396,12 @@ def embed_bundle_to_space(
         except ValueError:
             pass
     provenance = {
-        "weights": {"sha256": weights_sha256(weights_path), "file": weights_path.name},
+        "weights": {
+            "sha256": weights_sha256(weights_path),
+            "file": weights_path.name,
+            # whether its pretraining saw the held-out sky (pretrain/holdout.py): evaluate says so
+            "held_out": weights_metadata(weights_path).get("held_out", "unknown"),
+        },
         "bundle": {
             "id": getattr(bundle, "bundle_id", None),
             "path": str(bundle_path) if bundle_path is not None else None,

@@ -47,6 +47,7 @@ from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
 from pretrain.models.backbone import save_encoder
 from pretrain.models.byol import BYOL, cosine_tau
+from pretrain.models.resnet import resnet18_encoder
 from pretrain.precision import autocast, resolve_precision
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -74,6 +75,9 @@ class TrainConfig:
     num_threads: int | None = None
     monitor_every_epochs: int = config.MONITOR_EVERY_EPOCHS
     precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
+    stem: str = config.PRETRAIN_STEM  # pretrain/models/resnet.py STEMS
+    width: int = config.PRETRAIN_WIDTH
+    exclude_held_out: bool = config.PRETRAIN_EXCLUDE_HELD_OUT  # pretrain/holdout.py
 
     def resolve_batch_size(self, device: torch.device) -> int:
         """Fix the device's default batch size into the config (so a resume keeps it); return it."""
@@ -87,6 +91,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        values = {"exclude_held_out": False, **values}  # runs from before the hold-out used every source
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
@@ -122,21 +127,36 @@ def confident_fr_mask(catalogue) -> np.ndarray:
     return is_fr & confident
 
 
-def load_training_data(bundle_paths: Sequence[str | Path], min_extent_arcsec: float) -> TrainingData:
-    """Read the bundles, keep sources above the extent cut, gather the monitor set."""
+def held_out_mask(catalogue) -> np.ndarray:
+    """Sources in the held-out sky (:mod:`pretrain.holdout`); none when positions are unknown."""
+    from pretrain.holdout import is_held_out
+
+    if not {"ra", "dec"} <= set(catalogue.columns):
+        return np.zeros(len(catalogue), dtype=bool)
+    return is_held_out(catalogue["ra"].to_numpy(dtype=float), catalogue["dec"].to_numpy(dtype=float))
+
+
+def load_training_data(
+    bundle_paths: Sequence[str | Path], min_extent_arcsec: float, exclude_held_out: bool = False
+) -> TrainingData:
+    """Read the bundles, keep sources above the extent cut (and outside the held-out sky when
+    ``exclude_held_out``), gather the monitor set (held-out sources included: it only measures)."""
     from pretrain.data.bundle import load_bundle
 
     images, ids, counts, mon_images, mon_labels = [], [], {}, [], []
     for path in bundle_paths:
         bundle = load_bundle(path)
-        keep = select_by_extent(bundle.catalogue, min_extent_arcsec)
+        large = select_by_extent(bundle.catalogue, min_extent_arcsec)
+        held_out = held_out_mask(bundle.catalogue) if exclude_held_out else np.zeros(len(large), dtype=bool)
+        keep = large & ~held_out
         images.append(np.asarray(bundle.images[np.flatnonzero(keep)]))
         ids.append(bundle.bundle_id)
         counts[bundle.bundle_id] = {
             "path": str(path),
             "total": len(keep),
             "kept": int(keep.sum()),
-            "dropped_below_min_extent": int((~keep).sum()),
+            "dropped_below_min_extent": int((~large).sum()),
+            "dropped_held_out": int((large & held_out).sum()),
         }
         fr = confident_fr_mask(bundle.catalogue)
         if fr.any():
@@ -189,7 +209,7 @@ class KnnMonitor:
     def __call__(self, encoder: torch.nn.Module, linear_probe: bool = False) -> dict[str, float]:
         """``{"knn_accuracy_fr": ...}``, plus ``"linear_probe_error_fr"`` when asked (slower)."""
         from pretrain.embed import embed_images
-        from pretrain.evaluate import knn_accuracy, linear_probe_error
+        from pretrain.evaluate import knn_accuracy, linear_probe_error, neighbour_purity
 
         was_training = encoder.training
         try:
@@ -200,6 +220,9 @@ class KnnMonitor:
         test = (emb[self.test_idx], self.labels[self.test_idx])
         k = min(config.MONITOR_K, len(self.train_idx))
         result = {"knn_accuracy_fr": float(knn_accuracy(*train, *test, k=k))}
+        # What a click shows: the same label among each source's nearest (all monitor sources).
+        purity = neighbour_purity(emb, np.where(self.labels == 1, "FRII", "FRI"), classes=MONITOR_LABELS)
+        result["neighbour_purity_fr"] = float(np.average(purity["purity"], weights=purity["queries"]))
         if linear_probe:
             result["linear_probe_error_fr"] = float(linear_probe_error(*train, *test))
         return result
@@ -214,7 +237,9 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
         self.device = choose_device(cfg.device)
-        self.data = data if data is not None else load_training_data(cfg.bundles, cfg.min_extent_arcsec)
+        if data is None:
+            data = load_training_data(cfg.bundles, cfg.min_extent_arcsec, cfg.exclude_held_out)
+        self.data = data
         n = len(self.data.images)
         self.batch_size = min(cfg.resolve_batch_size(self.device), n)  # a tiny set still gets one step per epoch
         self.steps_per_epoch = n // self.batch_size
@@ -226,7 +251,7 @@ class Trainer:
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
         torch.manual_seed(cfg.seed)
-        self.model = BYOL().to(self.device)
+        self.model = BYOL(resnet18_encoder(stem=cfg.stem, width=cfg.width)).to(self.device)
         self.cuda = self.device.type == "cuda"
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = self.precision == "bf16"
@@ -313,6 +338,9 @@ class Trainer:
             "device": self._device_name(),
             "wall_time_s": f"{self.elapsed_s:.0f}",
             "seed": str(self.cfg.seed),
+            # "excluded": the held-out sky (pretrain/holdout.py) was never seen; its neighbour
+            # figures are honest. "included": it was trained on.
+            "held_out": "excluded" if self.cfg.exclude_held_out else "included",
             "torch": torch.__version__,
             "saved_utc": utc_timestamp(),
         }

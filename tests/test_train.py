@@ -203,6 +203,7 @@ def test_monitor_accuracy_is_logged_when_labels_exist(tmp_path, monkeypatch):
     record = json.loads((run / METRICS_FILE).read_text().splitlines()[-1])
     assert 0.0 <= record["knn_accuracy_fr"] <= 1.0
     assert 0.0 <= record["linear_probe_error_fr"] <= 1.0  # the last epoch also gets a probe
+    assert 0.0 <= record["neighbour_purity_fr"] <= 1.0  # what a click shows
     assert json.loads((run / CONFIG_FILE).read_text())["resolved"]["monitor_sources"] == 30
 
 
@@ -321,6 +322,8 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
     """End to end on real FIRST cutouts: bundle 40 MiraBest files, train one epoch."""
     from pretrain.data.bundle import build_bundle
+    from pretrain.holdout import is_held_out
+    from pretrain.models.backbone import load_encoder
 
     subset = tmp_path / "fits"
     subset.mkdir()
@@ -349,10 +352,26 @@ def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
         == 0
     )
     info = json.loads((run / CONFIG_FILE).read_text())
-    assert info["resolved"]["images"] == int((extents >= 20).sum())
+    # The held-out sky is left out by default, and the weights say so.
+    held_out = is_held_out(bundle.catalogue["ra"], bundle.catalogue["dec"])
+    assert 0 < held_out.sum() < len(held_out)
+    assert info["resolved"]["images"] == int(((extents >= 20) & ~held_out).sum())
+    assert info["data"]["bundles"][bundle.bundle_id]["dropped_held_out"] == int(((extents >= 20) & held_out).sum())
     record = json.loads((run / METRICS_FILE).read_text().splitlines()[0])
     assert math.isfinite(record["loss"]) and 0 < record["loss"] < 8
-    assert weights_metadata(run / "backbone.safetensors")["bundle_ids"] == bundle.bundle_id
+    meta = weights_metadata(run / "backbone.safetensors")
+    assert meta["bundle_ids"] == bundle.bundle_id and meta["held_out"] == "excluded"
+    assert meta["architecture"] == "resnet18-1ch"
+    # --include-held-out and another stem and width: every source, a narrow reference-stem encoder.
+    args = ["train", "--bundle", str(bundle.path), "--epochs", "1", "--batch-size", "16", "--no-progress"]
+    assert (
+        main([*args, "--out", str(tmp_path / "all"), "--include-held-out", "--stem", "reference", "--width", "16"]) == 0
+    )
+    info = json.loads((tmp_path / "all" / CONFIG_FILE).read_text())
+    assert info["resolved"]["images"] == int((extents >= 20).sum())
+    meta = weights_metadata(tmp_path / "all" / "backbone.safetensors")
+    assert meta["held_out"] == "included" and meta["architecture"] == "resnet18-1ch-stem3x3-w16"
+    assert load_encoder(tmp_path / "all" / "backbone.safetensors").representation_dim == 128
 
 
 def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkeypatch):

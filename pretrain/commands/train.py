@@ -72,6 +72,22 @@ def add_arguments(parser) -> None:
         help="auto = bf16 autocast + channels_last on CUDA and on CPUs with native bf16, "
         f"else fp32 (default {config.TRAIN_PRECISION})",
     )
+    parser.add_argument(
+        "--stem",
+        choices=config.ENCODER_STEMS,
+        help=f"the encoder's stem: imagenet (7x7 stride 2) or reference (3x3 stride 1, the study's) "
+        f"(default {config.PRETRAIN_STEM})",
+    )
+    parser.add_argument(
+        "--width", type=int, help=f"channels after the stem, x8 = representation (default {config.PRETRAIN_WIDTH})"
+    )
+    parser.add_argument(
+        "--include-held-out",
+        dest="exclude_held_out",
+        action="store_const",
+        const=False,
+        help="also train on the held-out sky (pretrain/holdout.py); its neighbour figures are then not honest",
+    )
     parser.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -86,6 +102,9 @@ _OVERRIDES = {
     "seed": "seed",
     "monitor_every": "monitor_every_epochs",
     "precision": "precision",
+    "stem": "stem",
+    "width": "width",
+    "exclude_held_out": "exclude_held_out",
 }
 
 _FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_epochs": "--monitor-every"}

@@ -14,8 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pretrain import config
+
 REPRESENTATION_DIM = 512  # at the standard width (64 channels after the stem)
-STEMS = ("imagenet", "reference")
+STEMS = config.ENCODER_STEMS
 WIDTH = 64  # channels after the stem; the stages have 1, 2, 4, 8 x this
 _STEM_NAMES = {"imagenet": "", "reference": "-stem3x3"}  # in the weights file's architecture name
 
