@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from explorer.links import links_html
 from pretrain import config
+from pretrain.pair_similarity import describe_percentile
 
 # Perceptually uniform "inferno" (the common choice for radio images), 9 stops.
 _INFERNO = ("#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06", "#fcffa4")
@@ -105,6 +106,7 @@ class Card:
     ra: float = float("nan")
     dec: float = float("nan")
     note: str = ""  # shown instead of the image when there is none
+    percentile: float = float("nan")  # the score's rank among all pairs of the space (0..100)
 
 
 GALLERY_CSS = """
@@ -123,6 +125,17 @@ GALLERY_CSS = """
 .nb-links{font-size:10.5px;opacity:.85;line-height:1.5}.nb-links a{text-decoration:none}
 </style>
 """
+
+
+def _rank_text(card: Card) -> str:
+    return f" · {describe_percentile(card.percentile)}" if np.isfinite(card.percentile) else ""
+
+
+def _score_title(card: Card, score_name: str) -> str:
+    if not np.isfinite(card.percentile):
+        return score_name
+    share = describe_percentile(card.percentile).removeprefix("top ")
+    return f"{score_name} {card.score:.4f}: only {share} of all pairs of sources in this space are as similar"
 
 
 def gallery_html(
@@ -145,8 +158,8 @@ def gallery_html(
         tiles.append(
             f'<div class="nb-card" data-source-id="{html.escape(card.source_id)}">{img}'
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span>'
-            f'<span class="nb-score" title="{html.escape(score_name)}">'
-            f"{score_short} {card.score:.3f}</span></div>"
+            f'<span class="nb-score" title="{html.escape(_score_title(card, score_name))}">'
+            f"{score_short} {card.score:.3f}{_rank_text(card)}</span></div>"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
             f'<div class="nb-links">{links_html(card.ra, card.dec, short=True)}</div></div>'

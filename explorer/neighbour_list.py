@@ -20,6 +20,9 @@ def neighbour_frame(space: ExplorerSpace, neighbours: Neighbours, query_id: str 
     columns = [c for c in CSV_COLUMNS if c in space.catalogue.columns]
     frame = space.catalogue.iloc[neighbours.rows][columns].reset_index(drop=True)
     score = "cosine_similarity" if space.has_embeddings else "map_distance"
+    percentile = space.similarity_percentile(neighbours.scores)
+    if percentile is not None:
+        frame.insert(0, "similarity_percentile", np.round(percentile, 3))
     frame.insert(0, score, np.round(neighbours.scores.astype(np.float64), 5))
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     if query_id:
@@ -41,7 +44,10 @@ def dropped_note(space: ExplorerSpace, neighbours: Neighbours, radius_arcsec: fl
 def neighbour_cards(space: ExplorerSpace, neighbours: Neighbours) -> list[Card]:
     """One gallery card per neighbour, best first (an image-less one says why)."""
     cards = []
-    for rank, (row, score) in enumerate(zip(neighbours.rows, neighbours.scores), start=1):
+    percentiles = space.similarity_percentile(neighbours.scores)
+    if percentiles is None:
+        percentiles = np.full(len(neighbours.rows), np.nan)
+    for rank, (row, score, percentile) in enumerate(zip(neighbours.rows, neighbours.scores, percentiles), start=1):
         entry = space.catalogue.iloc[row]
         image = space.image(int(row))
         cards.append(
@@ -55,6 +61,7 @@ def neighbour_cards(space: ExplorerSpace, neighbours: Neighbours) -> list[Card]:
                 ra=float(entry.get("ra", np.nan)),
                 dec=float(entry.get("dec", np.nan)),
                 note="" if image is not None else _missing_image_note(space, int(row)),
+                percentile=float(percentile),
             )
         )
     return cards

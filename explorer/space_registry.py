@@ -30,6 +30,7 @@ from explorer.similarity import CosineIndex, MapIndex
 from explorer.sky import sky_duplicate_mask
 from pretrain import config
 from pretrain.errors import ExplorerError
+from pretrain.pair_similarity import PairSimilarity
 
 RGZ_MAP_FILE = "rgz_dr1_published_map.parquet"
 DEFAULT_KEY = "default:mirabest"
@@ -139,6 +140,10 @@ class ExplorerSpace:
         """The model image (uint8, 150 x 150) of a source, if available without the network."""
         return None
 
+    def similarity_percentile(self, scores) -> np.ndarray | None:
+        """Each cosine's percentile among all pairs of this space; None without embeddings."""
+        return None
+
     def neighbours_of_row(self, row: int, k: int, sky_radius_arcsec: float = 0.0) -> Neighbours:
         """The ``k`` nearest sources to catalogue row ``row`` (itself excluded)."""
         query = self._query_of_row(row)
@@ -193,6 +198,13 @@ class EmbeddingSpace(ExplorerSpace):
 
     def _query_of_row(self, row: int) -> np.ndarray:
         return self.index.unit_vectors_[row]
+
+    @functools.cached_property
+    def _pair_similarity(self) -> PairSimilarity:
+        return PairSimilarity().fit(self.index.unit_vectors_)
+
+    def similarity_percentile(self, scores) -> np.ndarray | None:
+        return self._pair_similarity.percentile(scores)
 
     def image(self, row: int) -> np.ndarray | None:
         if self.images is None:

@@ -4,14 +4,12 @@ Raw cosine similarities of one backbone crowd into a narrow band (most pairs of 
 sources score above 0.9), so "0.982" says little by itself. :class:`PairSimilarity`
 learns the distribution of the cosine over random pairs of distinct sources of a space
 (``fit``) and turns any cosine into the share of pairs that are *less* similar
-(``percentile``): 99.6 means only 0.4 % of all pairs of the space are as similar. The
-quantiles are plain numbers, kept as JSON beside the space (no pickle).
+(``percentile``): 99.6 means only 0.4 % of all pairs of the space are as similar. Fitting
+costs one pass over 200,000 random pairs (well under a second at any space size), so the
+app fits it when it opens a space instead of storing it.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -51,38 +49,6 @@ class PairSimilarity:
         cosine = np.asarray(cosine, np.float64)
         # np.interp needs increasing x; ties in the quantiles (a discrete distribution) are fine.
         return np.interp(cosine, self.quantiles_, self.levels_, left=0.0, right=100.0)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "n_pairs": self.n_pairs_,
-                "seed": self.seed,
-                "levels": [round(float(v), 6) for v in self.levels_],
-                "quantiles": [round(float(v), 7) for v in self.quantiles_],
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> PairSimilarity:
-        data = json.loads(text)
-        scale = cls(n_pairs=int(data["n_pairs"]), seed=int(data["seed"]))
-        scale.levels_ = np.asarray(data["levels"], np.float64)
-        scale.quantiles_ = np.asarray(data["quantiles"], np.float64)
-        scale.n_pairs_ = int(data["n_pairs"])
-        if scale.levels_.shape != scale.quantiles_.shape or np.any(np.diff(scale.quantiles_) < 0):
-            raise ValueError("damaged pair-similarity scale: levels and quantiles do not match")
-        return scale
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> PairSimilarity:
-        return cls.from_json(Path(path).read_text())
 
 
 def describe_percentile(percentile: float) -> str:

@@ -156,6 +156,9 @@ def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
     images = _decode_images(html)
     assert len(images) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in images)
     assert "FIRST image not fetched yet" in html and "sim 0.700" in html
+    assert " · top " not in html  # no percentile given: the raw cosine alone
+    ranked = gallery_html([Card(rank=1, source_id="J1", image=None, score=0.98, percentile=99.6)])
+    assert "sim 0.980 · top 0.40 %" in ranked and "only 0.40 % of all pairs" in ranked
 
 
 def test_display_images_keep_order_of_brightness():
