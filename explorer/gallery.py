@@ -117,7 +117,7 @@ class Card:
 
 GALLERY_CSS = """
 <style>
-.nb-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(104px,1fr));gap:10px;margin:4px 0 8px 0}
+.nb-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(86px,1fr));gap:10px;margin:4px 0 8px 0}
 .nb-card{background:rgba(127,127,127,0.10);border:1px solid rgba(127,127,127,0.25);border-radius:8px;
  padding:6px;font-size:12px;line-height:1.35}
 .nb-card img,.nb-card .nb-missing{width:100%;aspect-ratio:1/1;border-radius:4px;display:block;image-rendering:pixelated}

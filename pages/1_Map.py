@@ -26,12 +26,17 @@ from explorer.widgets.map_state import space_state
 from explorer.widgets.neighbours import neighbours_section
 from explorer.widgets.selection import selection_section
 from explorer.widgets.sidebar import neighbour_settings
-from explorer.widgets.source_panel import source_panel
+from explorer.widgets.source_panel import all_columns, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.url_state import follow
 from pretrain import config
 
-MAP_HEIGHT_PX = 600
+MAP_HEIGHT_PX = 480
+# Less empty space above the page's heading: the map and the neighbours fit in 800 px.
+PAGE_CSS = (
+    "<style>[data-testid=stMainBlockContainer]{padding-top:1.5rem}"
+    "[data-testid=stColumn] h5{font-size:1rem}</style>"  # the right-hand column's headings
+)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -150,6 +155,8 @@ def map_fragment(
         panel(space, state, query, colour_name, colour)
         if neighbours is not None:
             neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
+        if query is not None:
+            all_columns(space, query)
     with below:
         if state.get("selected"):
             selection_section(space, state)
@@ -212,6 +219,7 @@ def map_chart(
 
 
 frame.require_app()
+st.html(PAGE_CSS)
 space = current_space()
 frame.space_header(space, "Map")
 name, values, log = colour_controls(space)
