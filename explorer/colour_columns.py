@@ -84,3 +84,15 @@ def aligned(series: pd.Series, source_ids: pd.Series) -> pd.Series:
     return pd.Series(
         series.reindex(source_ids.astype(str).to_numpy()).to_numpy(), index=source_ids.index, name=series.name
     )
+
+
+SIMILARITY_COLUMN = "similarity to the selected source"
+
+
+def similarity_column(space, row: int | None) -> pd.Series | None:
+    """Cosine similarity of every source's representation to that of catalogue row ``row``
+    (aligned with the rows; None without a selected source or without representations)."""
+    if row is None or not space.has_embeddings:
+        return None
+    unit = space.index.unit_vectors_
+    return pd.Series(unit @ unit[row], name=SIMILARITY_COLUMN)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from explorer.figures import pretty_name
 from explorer.sky import sexagesimal
+from pretrain import config
 
 FACT_COLUMNS = (  # shown first in a source's panel, when the space has them
     ("label", "label"),
@@ -56,7 +57,7 @@ def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = ()) -> st
             continue
         value = entry[column]
         if isinstance(value, (float, np.floating)):
-            value = f"{value:.5f}" if column in ("ra", "dec") else f"{value:.4g}"
+            value = f"{value:.{position_decimals(float(value))}f}" if column in ("ra", "dec") else f"{value:.4g}"
         if str(value) == "":
             continue
         rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(value))}</td></tr>")
@@ -66,6 +67,28 @@ def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = ()) -> st
     return FACTS_CSS + '<table class="facts">' + "".join(rows) + "</table>" if rows else ""
 
 
+def position_decimals(degrees: float, most: int = 5) -> int:
+    """Decimals a position in degrees has (at most ``most``): a MiraBest position read from a
+    file name is rounded to 0.001 deg and is shown so, not padded to look more precise."""
+    for decimals in range(most):
+        if abs(degrees - round(degrees, decimals)) < 1e-9:
+            return max(decimals, 1)
+    return most
+
+
 def _extra_row(title: str, value: object) -> str:
     shown = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
     return f"<tr><td>{html.escape(str(title))}</td><td><b>{html.escape(shown)}</b></td></tr>"
+
+
+def field_warning(extent_arcsec: object) -> str | None:
+    """A note when a source is larger than the field the model sees (its lobes lie outside)."""
+    field = config.MODEL_INPUT_PX * config.FIRST_PIXEL_SCALE_ARCSEC
+    if is_missing(extent_arcsec) or not isinstance(extent_arcsec, (int, float, np.number)):
+        return None
+    if float(extent_arcsec) <= field:
+        return None
+    return (
+        f"{float(extent_arcsec):.0f}″ across: larger than the {field:.0f}″ ({field / 60:.1f}′) field the "
+        "model sees: its outer parts (lobes) lie outside the box and play no part in its neighbours."
+    )

@@ -31,6 +31,7 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
     "#FFA15A",
     "#19D3F3",
 )
+HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
 # Values with a meaning of their own: a run's mistakes stand out, its right answers recede.
 FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", "correct": "rgba(86,180,233,0.45)"}
@@ -47,6 +48,7 @@ PREFERRED_COLOUR_COLUMNS = (  # the map is known to be ordered by extent; then t
     "angular_extent_catalogued_arcsec",
 )
 NOT_COLOUR_COLUMNS = {"umap_x", "umap_y", "source_id", "file", "input", "name", "rgz_name", "row"}
+NOT_COLOUR_COLUMNS |= {"ra", "dec", "image_ra", "image_dec"}  # positions: no pattern on a map of shapes
 HOVER = (
     "<b>%{text}</b><br>RA %{customdata[1]:.4f}°, Dec %{customdata[2]:+.4f}°"
     "<br>extent %{customdata[3]:.1f}″<extra></extra>"
@@ -77,8 +79,8 @@ def colour_columns(catalogue: pd.DataFrame, extra: dict[str, pd.Series] | None =
             continue
         if is_categorical(values) and values.nunique(dropna=True) > CATEGORICAL_MAX_VALUES:
             continue  # free text, file names: no use as colours
-        if not is_categorical(values) and values.nunique(dropna=True) < 2:
-            continue
+        if values.nunique(dropna=True) < 2:
+            continue  # one value (e.g. the survey): nothing to see
         names.append(column)
     first = [c for c in PREFERRED_COLOUR_COLUMNS if c in names]
     names = first + [c for c in names if c not in first]
@@ -145,6 +147,9 @@ def map_figure(
     size = point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n, 1)), 3.0, 7.0))
     fig = go.Figure()
     base = dict(mode="markers", hovertemplate=HOVER)
+    # Rings and stars are larger than the points: hoverable, they would catch a click aimed
+    # at a point next to them. The point itself, under its ring, answers instead.
+    overlay = dict(mode="markers", hoverinfo="skip")
 
     if colour is None:
         fig.add_trace(
@@ -244,7 +249,7 @@ def map_figure(
                 name="selected",
                 showlegend=False,
                 marker=dict(size=size + 3, color="rgba(0,0,0,0)", line=dict(color=SELECTION_COLOUR, width=1.5)),
-                **base,
+                **overlay,
             )
         )
     if neighbours is not None and len(neighbours):
@@ -261,7 +266,7 @@ def map_figure(
                 textposition="top center",
                 texttemplate=[str(i + 1) for i in range(rows.size)],
                 textfont=dict(color=NEIGHBOUR_COLOUR, size=11),
-                hovertemplate=HOVER,
+                hoverinfo="skip",
                 marker=dict(size=size + 8, color="rgba(0,0,0,0)", line=dict(color=NEIGHBOUR_COLOUR, width=2)),
             )
         )
@@ -275,7 +280,7 @@ def map_figure(
                 name="selected source",
                 showlegend=False,
                 marker=dict(symbol="star", size=size + 14, color=QUERY_COLOUR, line=dict(color="white", width=1.5)),
-                **base,
+                **overlay,
             )
         )
     if marker is not None:
@@ -303,6 +308,7 @@ def map_figure(
         yaxis=dict(showticklabels=False, title=None, zeroline=False, showgrid=False, scaleanchor=None),
         hoverlabel=dict(font_size=12),
         clickmode="event+select",
+        hoverdistance=HOVER_DISTANCE_PX,
     )
     return fig
 

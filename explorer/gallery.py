@@ -93,6 +93,14 @@ def png_data_uri(image: Image.Image | np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
+def _central(image: np.ndarray, px: int | None) -> np.ndarray:
+    """The central ``px`` x ``px`` pixels of an image (all of it when ``px`` is None or larger)."""
+    if not px or px >= min(image.shape[:2]):
+        return image
+    top, left = (image.shape[0] - px) // 2, (image.shape[1] - px) // 2
+    return image[top : top + px, left : left + px]
+
+
 @dataclass
 class Card:
     """One tile of the gallery."""
@@ -111,7 +119,7 @@ class Card:
 
 GALLERY_CSS = """
 <style>
-.nb-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(158px,1fr));gap:10px;margin:4px 0 8px 0}
+.nb-gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(86px,1fr));gap:10px;margin:4px 0 8px 0}
 .nb-card{background:rgba(127,127,127,0.10);border:1px solid rgba(127,127,127,0.25);border-radius:8px;
  padding:6px;font-size:12px;line-height:1.35}
 .nb-card img,.nb-card .nb-missing{width:100%;aspect-ratio:1/1;border-radius:4px;display:block;image-rendering:pixelated}
@@ -123,6 +131,11 @@ GALLERY_CSS = """
 .nb-meta{opacity:.8;font-variant-numeric:tabular-nums}
 .nb-label{display:inline-block;border-radius:3px;padding:0 4px;background:rgba(230,159,0,.25)}
 .nb-links{font-size:10.5px;opacity:.85;line-height:1.5}.nb-links a{text-decoration:none}
+.nb-card{cursor:zoom-in}.nb-card:focus{outline:2px solid #00E5FF}
+.nb-card .nb-big{display:none}
+.nb-card:focus .nb-big{display:block;position:fixed;z-index:100000;top:50%;left:50%;transform:translate(-50%,-50%);
+ width:min(86vh,86vw,560px);padding:8px;background:#0e1117;border:1px solid #00E5FF;border-radius:8px;cursor:default}
+.nb-big img{aspect-ratio:1/1}
 </style>
 """
 
@@ -143,20 +156,34 @@ def gallery_html(
     score_name: str = "cosine similarity",
     query_id: str = "",
     thumbnail_px: int = config.IMAGE_SIZE_PX,
+    view_px: int | None = config.MODEL_INPUT_PX,
 ) -> str:
-    """The neighbour gallery as HTML (thumbnails inlined). ``query_id`` tags the block for tests."""
+    """The neighbour gallery as HTML (thumbnails inlined). ``query_id`` tags the block for tests.
+
+    A thumbnail shows the central ``view_px`` pixels (the model's field: a 30″ source is then
+    a sixth of the tile, not a sixteenth); a click on a card shows the whole image enlarged,
+    with that field outlined (CSS only: the card takes the focus).
+    """
     tiles = []
     score_short = "sim" if score_name.startswith("cosine") else "dist"
     for card in cards:
         if card.image is not None:
-            img = f'<img alt="{html.escape(card.source_id)}" src="{png_data_uri(rgb_image(card.image, thumbnail_px))}">'
+            thumbnail = rgb_image(_central(card.image, view_px), thumbnail_px)
+            img = f'<img alt="{html.escape(card.source_id)}" src="{png_data_uri(thumbnail)}">'
+            if view_px:
+                big = png_data_uri(rgb_image(card.image, 3 * card.image.shape[1], crop_box_px=view_px))
+                img += (
+                    f'<div class="nb-big"><img alt="{html.escape(card.source_id)}, whole image" src="{big}">'
+                    f"<div>{html.escape(card.source_id)}: the whole {card.image.shape[1]} px image; the box: "
+                    f"the {view_px} px the model sees (the thumbnail). Click elsewhere to close.</div></div>"
+                )
         else:
             img = f'<div class="nb-missing">{html.escape(card.note or "no image")}</div>'
         label = f'<span class="nb-label">{html.escape(card.label)}</span> ' if card.label else ""
         extent = f"{card.extent_arcsec:.0f}″" if np.isfinite(card.extent_arcsec) else "–"
         position = f"{card.ra:.4f}, {card.dec:+.4f}" if np.isfinite(card.ra) and np.isfinite(card.dec) else ""
         tiles.append(
-            f'<div class="nb-card" data-source-id="{html.escape(card.source_id)}">{img}'
+            f'<div class="nb-card" tabindex="0" data-source-id="{html.escape(card.source_id)}">{img}'
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span>'
             f'<span class="nb-score" title="{html.escape(_score_title(card, score_name))}">'
             f"{score_short} {card.score:.3f}{_rank_text(card)}</span></div>"

@@ -1,9 +1,12 @@
 """The map: coloured by angular extent or any column; click a source for its nearest neighbours.
 
 A click on the map reruns only the map fragment (``st.fragment``): the source panel, the
-neighbour gallery, the selection table and the map itself. Session state: ``map_state``
+neighbour gallery, the selection table and the map itself. The map is on the left, the
+selected source and its neighbours on the right (both in view at 1280 x 800); the map keeps
+its zoom across reruns (:mod:`explorer.widgets.view_keeper`). Session state: ``map_state``
 (:mod:`explorer.widgets.map_state`), ``colour:<space>`` and ``log:<space>:<column>`` (the
-colour controls); the query parameter ``?source=<source_id>`` follows the source shown.
+colour controls), ``goto:<space>`` (the go-to box); the query parameters ``source`` and
+``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import functools
 import pandas as pd
 import streamlit as st
 
-from explorer.colour_columns import aligned, extra_colour_columns
+from explorer.colour_columns import SIMILARITY_COLUMN, aligned, extra_colour_columns, similarity_column
 from explorer.facts import colour_fact
 from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
+from explorer.goto import find_source, row_of_id
 from explorer.space_registry import ExplorerSpace, Neighbours
 from explorer.tags import TagStore
 from explorer.widgets import frame
@@ -24,9 +28,18 @@ from explorer.widgets.neighbourhood import unusual_sources
 from explorer.widgets.neighbours import neighbours_section
 from explorer.widgets.selection import selection_section
 from explorer.widgets.sidebar import neighbour_settings
-from explorer.widgets.source_panel import source_panel
+from explorer.widgets.source_panel import all_columns, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.tags import tag_sets
+from explorer.widgets.url_state import follow
+from pretrain import config
+
+MAP_HEIGHT_PX = 480
+# Less empty space above the page's heading: the map and the neighbours fit in 800 px.
+PAGE_CSS = (
+    "<style>[data-testid=stMainBlockContainer]{padding-top:1.5rem}"
+    "[data-testid=stColumn] h5{font-size:1rem}</style>"  # the right-hand column's headings
+)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -35,17 +48,31 @@ def _extra_columns(space_key: str, _space: ExplorerSpace, tags_version: tuple = 
 
 
 def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
-    """Colour-by selector and log toggle; returns (name, values aligned with rows, log)."""
+    """Colour-by selector, log toggle and go-to box; returns (name, values aligned with rows, log).
+
+    Colouring by similarity to the selected source returns no values: they follow each
+    click, so the map fragment computes them (:func:`colour_values`).
+    """
     extra = _extra_columns(space.key, space, TagStore(space.key).version())  # a new tag: a new colour at once
     options = colour_columns(space.catalogue, extra)
+    if space.has_embeddings:
+        options.append(SIMILARITY_COLUMN)
     key = f"colour:{space.key}"
+    wanted = st.query_params.get("colour")
+    if key not in st.session_state and wanted in options:  # a shared link or a reload
+        st.session_state[key] = wanted
     if st.session_state.get(key) is not None and st.session_state[key] not in options:
         del st.session_state[key]  # e.g. a run's prediction column that is gone
-    left, right, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
+    left, right, goto = st.columns([2, 1, 3], vertical_alignment="bottom")
+    with goto:
+        goto_box(space)
     with left:
         name = st.selectbox("Colour by", options, key=key, format_func=pretty_name)
+    follow(colour=None if name in (None, options[0]) else name)
     if name is None:
         return "", None, False
+    if name == SIMILARITY_COLUMN:
+        return name, None, False
     values = space.catalogue[name] if name in space.catalogue else aligned(extra[name], space.catalogue["source_id"])
     continuous = not is_categorical(values)
     positive = continuous and bool((pd.to_numeric(values, errors="coerce") > 0).any())
@@ -60,16 +87,42 @@ def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
     return name, values, bool(log and positive)
 
 
+def goto_box(space: ExplorerSpace) -> None:
+    """A source id, a catalogued name or a position: selects that source (or says it is not here)."""
+    key = f"goto:{space.key}"
+    with st.form(key, border=False), st.container(horizontal=True, vertical_alignment="bottom"):
+        st.text_input(
+            "Go to a source",
+            key=f"{key}:text",
+            placeholder="source id, catalogued name, or RA Dec",
+            help="A source id of this space, a name in its catalogue, or a position (degrees or "
+            f"sexagesimal; the nearest source within {config.APP_CATALOGUE_MATCH_ARCSEC:.0f}″). "
+            "Names are not resolved over the network here (the Look-up page does that).",
+        )
+        st.form_submit_button("Go", on_click=_go_to, args=(space, key))
+    note = st.session_state.get(f"{key}:note")
+    if note:
+        (st.caption if note[0] else st.warning)(note[1])
+
+
+def _go_to(space: ExplorerSpace, key: str) -> None:
+    found = find_source(space.catalogue, st.session_state.get(f"{key}:text", ""), config.APP_CATALOGUE_MATCH_ARCSEC)
+    st.session_state[f"{key}:note"] = (found.row is not None, found.message)
+    if found.row is not None:
+        space_state(space.key)["query"] = found.row
+
+
 def map_state(space: ExplorerSpace) -> dict:
     """The map's state for the space, with the source of a shared link (``?source=``) applied once."""
     state = space_state(space.key)
     wanted = st.query_params.get("source")
     if wanted and state.get("from_url") != wanted:  # a shared link: ?source=<source_id>
         state["from_url"] = wanted
-        try:
-            state["query"] = space.row_of(wanted)
-        except KeyError:
+        row = row_of_id(space.catalogue["source_id"], wanted)  # '+' typed in a link arrives as a space
+        if row is None:
             st.toast(f"{wanted} is not in this space.")
+        else:
+            state["query"] = row
     return state
 
 
@@ -95,17 +148,21 @@ def map_fragment(
     if query is not None and not (0 <= query < len(space)):
         query = state["query"] = None
     neighbours = space.neighbours_of_row(query, k, radius) if query is not None else None
+    if colour_name == SIMILARITY_COLUMN:
+        colour = similarity_column(space, query)
     left, right = st.columns([3, 2], gap="medium")
     below = st.container()
     # The panel and the gallery are sent before the map: the browser shows them while it
     # redraws the (much heavier) WebGL map with the new highlights.
     with right:
         panel(space, state, query, colour_name, colour)
+        if neighbours is not None:
+            neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
+        if query is not None:
+            all_columns(space, query)
     with below:
         if state.get("selected"):
             selection_section(space, state)
-        if neighbours is not None:
-            neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
     with left:
         map_chart(space, state, query, neighbours, (colour_name, colour, log_colour))
 
@@ -118,7 +175,7 @@ def panel(space: ExplorerSpace, state: dict, query: int | None, colour_name: str
             icon=":material/touch_app:",
         )
         return
-    source_panel(space, query, coloured_by=colour_fact(colour_name, colour, query))
+    source_panel(space, query, coloured_by=colour_fact(colour_name, colour, query), compact=True)
     source_id = str(space.catalogue["source_id"].iloc[query])
     # The link follows the source shown; remembered as seen, so that only a link
     # changed from outside (a shared one) picks the source on a later run. (A click
@@ -147,8 +204,8 @@ def map_chart(
         neighbours=None if neighbours is None else neighbours.rows,
         query=query,
         selected=state.get("selected") or None,
-        revision=space.key,
-        height=620,
+        revision=f"map:{space.key}",  # the view keeper's key (explorer.widgets.view_keeper)
+        height=MAP_HEIGHT_PX,
     )
     st.plotly_chart(
         figure,
@@ -165,6 +222,7 @@ def map_chart(
 
 
 frame.require_app()
+st.html(PAGE_CSS)
 space = current_space()
 frame.space_header(space, "Map")
 name, values, log = colour_controls(space)

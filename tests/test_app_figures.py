@@ -95,9 +95,21 @@ def test_rows_from_selection_reads_every_shape_plotly_sends():
 def test_colour_columns_offer_labels_and_numbers_not_identifiers(catalogue):
     options = colour_columns(catalogue, extra={"prob_FRII (run 1)": pd.Series(dtype=float)})
     assert options[0] == "angular_extent_arcsec"
-    assert {"label", "confident", "ra", "dec"} <= set(options)
+    assert {"label", "confident"} <= set(options)
     assert "source_id" not in options and "file" not in options and "umap_x" not in options
     assert options[-1] == "prob_FRII (run 1)"
+
+
+def test_colour_columns_leave_out_positions_and_columns_with_one_value(catalogue):
+    options = colour_columns(catalogue.assign(survey="FIRST", image_ra=catalogue["ra"]))
+    assert not {"ra", "dec", "image_ra", "survey"} & set(options)
+
+
+def test_overlays_do_not_catch_clicks_meant_for_points_next_to_them(catalogue):
+    fig = map_figure(catalogue, neighbours=[1, 2], query=0, selected=[3])
+    overlays = [t for t in fig.data if t.name in ("neighbours", "selected source", "selected")]
+    assert len(overlays) == 3 and all(t.hoverinfo == "skip" for t in overlays)
+    assert fig.layout.hoverdistance <= 10
     assert is_categorical(catalogue["label"]) and is_categorical(catalogue["confident"])
     assert not is_categorical(catalogue["angular_extent_arcsec"])
 
@@ -154,11 +166,24 @@ def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
     assert 'data-query="J999"' in html and 'data-count="5"' in html
     assert re.findall(r'data-source-id="([^"]+)"', html) == ["J000", "J001", "J002", "J003", "RGZJ1"]
     images = _decode_images(html)
-    assert len(images) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in images)
+    thumbnails, enlarged = images[0::2], images[1::2]  # each card: its thumbnail, then its enlarged view
+    assert len(thumbnails) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in thumbnails)
+    assert len(enlarged) == 4 and all(im.size == (450, 450) for im in enlarged)
     assert "FIRST image not fetched yet" in html and "sim 0.700" in html
     assert " · top " not in html  # no percentile given: the raw cosine alone
     ranked = gallery_html([Card(rank=1, source_id="J1", image=None, score=0.98, percentile=99.6)])
     assert "sim 0.980 · top 0.40 %" in ranked and "only 0.40 % of all pairs" in ranked
+
+
+def test_gallery_thumbnails_show_the_models_central_field():
+    image = np.zeros((150, 150), np.uint8)
+    image[40:110, 40:110] = 255  # bright exactly over the central 70 px
+    html = gallery_html([Card(rank=1, source_id="J1", image=image, score=0.9)])
+    thumbnail, enlarged = _decode_images(html)
+    thumb, big = np.asarray(thumbnail), np.asarray(enlarged)
+    assert len({tuple(thumb[i, i]) for i in (0, 75, 149)}) == 1  # corner to centre: the bright central field
+    assert tuple(big[5, 5]) != tuple(big[225, 225]) and tuple(big[225, 225]) == tuple(thumb[0, 0])
+    assert 'tabindex="0"' in html  # a click on the card (focus) shows the enlarged view
 
 
 def test_display_images_keep_order_of_brightness():
@@ -204,8 +229,16 @@ def test_source_facts_give_the_position_in_sexagesimal_too():
 
     entry = pd.Series({"source_id": "x", "label": "FRII", "ra": 139.148, "dec": 4.681, "angular_extent_arcsec": 43.0})
     html = facts_html(entry)
-    assert "139.14800" in html and "4.68100" in html
+    assert "<td>139.148</td>" in html and "<td>4.681</td>" in html  # as precise as it is, no more
+    assert "<td>139.14792</td>" in facts_html(entry.replace(139.148, 139.147917))
     assert "09:16:35.5 +04:40:51.6" in html  # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s
+
+
+def test_a_source_larger_than_the_models_field_is_flagged():
+    from explorer.facts import field_warning
+
+    assert "larger than the 126″" in field_warning(192.0)
+    assert field_warning(60.0) is None and field_warning(float("nan")) is None and field_warning(None) is None
 
 
 def test_selection_table_reads_as_people_write_it_and_hides_empty_columns():

@@ -70,7 +70,7 @@ def test_a_clicked_hybrid_shows_its_exact_cosine_neighbours(app_env, space):
     assert f'data-query="{hybrid}"' in html
     shown = re.findall(r'data-source-id="([^"]+)"', html)
     assert shown == _expected_neighbours(space, row)
-    assert len(re.findall(r"data:image/png;base64", html)) == K  # every card has its bundle image
+    assert len(re.findall(r"data:image/png;base64", html)) == 2 * K  # every card: its bundle image, enlarged too
     sims = [float(s) for s in re.findall(r"sim (-?\d\.\d+)", html)]
     assert sims == sorted(sims, reverse=True) and len(sims) == K
     # Beside each cosine, its rank among all pairs of the space: best first, near the top.
@@ -156,8 +156,78 @@ def test_continue_from_a_neighbour_moves_on_each_time(app_env, space):
     current = 0
     for _ in range(2):
         target = next(row_of[s] for s in _expected_neighbours(space, current) if row_of[s] != 0)
-        at.selectbox(key=f"nb:default:mirabest:continue:{current}").set_value(target)
+        at.button_group(key=f"nb:default:mirabest:continue:{current}").set_value(target)  # the pills
         at.run()
         assert not at.exception, at.exception
         assert f'data-query="{ids.iloc[target]}"' in gallery_html(at)
         current = target
+
+
+def test_a_shared_link_restores_space_source_colour_and_settings(app_env, rgz_map_path):
+    """A reload or a shared link on the RGZ map opens the RGZ map (not MiraBest) with its source."""
+    from explorer.space_registry import RGZ_KEY, read_rgz_map
+
+    rgz = read_rgz_map(rgz_map_path)
+    wanted = rgz["source_id"].iloc[777]
+    at = app_test()
+    at.query_params.update({"space": RGZ_KEY, "source": wanted, "k": "6", "radius": "0"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["space_key"] == RGZ_KEY
+    assert f'data-query="{wanted}"' in gallery_html(at)
+    assert len(re.findall(r'data-source-id="', gallery_html(at))) == 6
+    assert at.query_params["space"] == RGZ_KEY and at.query_params["source"] == wanted
+    assert at.query_params["k"] == "6" and at.query_params["radius"] == "0"
+
+
+def test_a_plus_typed_in_a_link_reads_as_a_space_and_still_finds_the_source(app_env, space):
+    source_id = next(s for s in space.catalogue_map["source_id"] if "+" in s)
+    at = app_test()
+    at.query_params["source"] = source_id.replace("+", " ")  # what ?source=J0927...+18... arrives as
+    at.run()
+    assert not at.exception, at.exception
+    assert f'data-query="{source_id}"' in gallery_html(at)
+    assert at.query_params["source"] == source_id  # written back as it should be (%2B in the address)
+
+
+def test_the_go_to_box_selects_a_source_by_id_or_position_and_says_when_it_is_not_here(app_env, space):
+    cat = space.catalogue_map
+    at = app_test()
+    at.run()
+    box = at.text_input(key="goto:default:mirabest:text")
+    box.set_value(f"{cat['ra'].iloc[4]:.4f} {cat['dec'].iloc[4]:+.4f}")
+    at.button[[b.label for b in at.button].index("Go")].click()  # the form's submit button
+    at.run()
+    assert not at.exception, at.exception
+    assert f'data-query="{cat["source_id"].iloc[4]}"' in gallery_html(at)
+    at.text_input(key="goto:default:mirabest:text").set_value("10.0 -60.0")
+    at.button[[b.label for b in at.button].index("Go")].click()
+    at.run()
+    assert any("No source of this space within" in w.value for w in at.warning)
+    assert f'data-query="{cat["source_id"].iloc[4]}"' in gallery_html(at)  # the selection stays
+
+
+def test_colour_by_similarity_to_the_selected_source(app_env, space):
+    from explorer.colour_columns import SIMILARITY_COLUMN
+
+    row = 2
+    at = app_test()
+    at.query_params["source"] = space.catalogue_map["source_id"].iloc[row]
+    at.session_state["colour:default:mirabest"] = SIMILARITY_COLUMN
+    at.run()
+    assert not at.exception, at.exception
+    assert "survey" not in at.selectbox(key="colour:default:mirabest").options
+    coloured = next(t for t in plotly_spec(at)["data"] if t["name"] == SIMILARITY_COLUMN)
+    unit = space.unit_embeddings
+    best = int(np.argmax(_decoded(coloured["marker"]["color"])))
+    assert np.isclose(_decoded(coloured["marker"]["color"]).max(), 1.0, atol=1e-4)
+    assert np.allclose(unit[best], unit[row], atol=1e-4)  # the brightest point is the source itself
+
+
+def _decoded(values) -> np.ndarray:
+    """A plotly JSON array (a list, or a typed array {dtype, bdata})."""
+    import base64
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)

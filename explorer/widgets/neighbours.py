@@ -40,7 +40,9 @@ def neighbours_section(
     cards = neighbour_cards(space, neighbours)
     st.html(gallery_html(cards, neighbours.score_name, query_id=query_id))
 
-    cols = st.columns([1, 1, 2], vertical_alignment="center")
+    if query_row is not None:  # right under the cards: one click goes on from a neighbour
+        _continue_menu(space, neighbours, f"{key}:continue:{query_row}")
+    cols = st.columns([1, 1], vertical_alignment="center")
     with cols[0]:
         st.download_button(
             "Download the list (CSV)",
@@ -61,9 +63,6 @@ def neighbours_section(
                 space, [int(neighbours.rows[i]) for i in missing]
             )
             st.rerun(scope="fragment" if in_fragment else "app")
-    if query_row is not None:
-        with cols[2]:
-            _continue_menu(space, neighbours, f"{key}:continue:{query_row}")
     with st.container(horizontal=True):  # the VO hand-off, beside the CSV's row
         vo_buttons(
             space,
@@ -77,15 +76,16 @@ def neighbours_section(
 
 
 def _continue_menu(space: ExplorerSpace, neighbours: Neighbours, widget_key: str) -> None:
-    """A menu of the neighbours: choosing one makes it the map's query."""
-    options = [None] + [int(r) for r in neighbours.rows]
-    st.selectbox(
-        "Continue from a neighbour",
+    """The neighbours' ranks as buttons: a click makes that neighbour the map's query."""
+    options = [int(r) for r in neighbours.rows]
+    st.pills(
+        "Continue from neighbour",
         options,
         key=widget_key,
-        format_func=lambda r: "—" if r is None else f"#{options.index(r)} {space.catalogue['source_id'].iloc[r]}",
+        format_func=lambda r: f"#{options.index(r) + 1}",
         on_change=_continue_from,
         args=(space.key, widget_key),
+        help="Click a card to see its whole image enlarged; click its number here to continue from it.",
     )
 
 

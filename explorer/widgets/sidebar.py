@@ -1,6 +1,7 @@
 """The app-wide sidebar: the space selector and the neighbour settings (every page reads them).
 
-Session state: ``space_key`` (the chosen space), ``n_neighbours``, ``sky_radius_arcsec``.
+Session state: ``space_key`` (the chosen space), ``n_neighbours``, ``sky_radius_arcsec``;
+all three also in the address (:mod:`explorer.widgets.url_state`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import os
 import streamlit as st
 
 from explorer.space_registry import SpaceEntry, discover_spaces
+from explorer.widgets import url_state
+from explorer.widgets.view_keeper import keep_plot_views
 from pretrain import config
 
 SPACE_KEY = "space_key"
 K_KEY = "n_neighbours"
 RADIUS_KEY = "sky_radius_arcsec"
+K_RANGE = (4, 48)
+RADIUS_RANGE = (0, 120)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -44,6 +49,7 @@ def sidebar() -> None:
     """The app-wide sidebar: space selector and neighbour settings (both pages use them)."""
     entries = space_entries()
     titles = {e.key: e.title for e in entries}
+    url_state.read_once(list(titles), SPACE_KEY, K_KEY, RADIUS_KEY, K_RANGE, RADIUS_RANGE)
     if st.session_state.get(SPACE_KEY) not in titles:
         st.session_state[SPACE_KEY] = entries[0].key
     st.session_state.setdefault(K_KEY, config.APP_NEIGHBOURS_K)
@@ -67,20 +73,29 @@ def sidebar() -> None:
             )
         _neighbour_sliders()
         _help_link()
+        keep_plot_views()  # the maps keep their zoom across reruns
+    k, radius = neighbour_settings()
+    url_state.follow(
+        space=st.session_state[SPACE_KEY],
+        k=None if k == config.APP_NEIGHBOURS_K else k,
+        radius=None if radius == config.APP_SKY_DUPLICATE_RADIUS_ARCSEC else int(radius),
+    )
 
 
 def _neighbour_sliders() -> None:
-    st.markdown("**Neighbours**")
-    st.slider("How many", 4, 48, key=K_KEY, step=1)
-    st.slider(
-        "Drop sky duplicates within (″)",
-        0,
-        120,
-        key=RADIUS_KEY,
-        step=5,
-        help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
-        "is the same object catalogued twice: it is dropped. 0 keeps everything.",
-    )
+    # In a form: dragging or pressing the arrow keys does not rerun the page at every step.
+    with st.form("neighbour_settings", border=False):
+        st.markdown("**Neighbours**")
+        st.slider("How many", *K_RANGE, key=K_KEY, step=1)
+        st.slider(
+            "Drop sky duplicates within (″)",
+            *RADIUS_RANGE,
+            key=RADIUS_KEY,
+            step=5,
+            help="A neighbour closer than this on the sky to the query or to an earlier neighbour "
+            "is the same object catalogued twice: it is dropped. 0 keeps everything.",
+        )
+        st.form_submit_button("Apply", icon=":material/check:")
 
 
 def _help_link() -> None:
@@ -92,7 +107,8 @@ def _help_link() -> None:
 
 
 def _space_changed() -> None:
-    st.query_params.pop("source", None)  # a source id of the previous space means nothing here
+    for name in ("source", "colour"):  # a source id or column of the previous space means nothing here
+        st.query_params.pop(name, None)
 
 
 def neighbour_settings() -> tuple[int, float]:

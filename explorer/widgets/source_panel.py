@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.facts import facts_html
+from explorer.facts import facts_html, field_warning
 from explorer.gallery import rgb_image
 from explorer.space_registry import CatalogueSpace, ExplorerSpace
 from explorer.widgets.first_images import catalogue_image_controls
@@ -14,26 +14,48 @@ from explorer.widgets.tags import source_tags
 from pretrain import config
 
 MAIN_IMAGE_PX = 300  # the panel's (and the look-up page's) images, on screen
+COMPACT_IMAGE_PX = 110  # beside the facts, in the map page's right-hand column
 
 
-def source_panel(space: ExplorerSpace, row: int, coloured_by: tuple[str, object] | None = None) -> None:
-    """Image and catalogue entry of one source (and the value the map is coloured by)."""
+def source_panel(
+    space: ExplorerSpace, row: int, coloured_by: tuple[str, object] | None = None, compact: bool = False
+) -> None:
+    """Image and catalogue entry of one source (and the value the map is coloured by).
+
+    ``compact``: a smaller image beside the facts (the map page's right-hand column).
+    """
     entry = space.catalogue.iloc[row]
     label = str(entry.get("label", "") or "")
     st.markdown(f"##### {entry['source_id']}" + (f" &nbsp;·&nbsp; **{label}**" if label else ""))
-    image = space.image(row)
-    if image is None and isinstance(space, CatalogueSpace):
-        image = catalogue_image_controls(space, row)
-    if image is not None:
-        st.image(
-            rgb_image(image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
-            caption=f"Model image: {config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′ "
-            f"(the box: the central {config.MODEL_INPUT_PX} px the model sees)",
-            width=MAIN_IMAGE_PX,
-        )
-    st.html(facts_html(entry, extra=[coloured_by] if coloured_by else ()))
+    image_box, facts_box = st.columns([1, 1.7]) if compact else (st.container(), st.container())
+    with image_box:
+        image = space.image(row)
+        if image is None and isinstance(space, CatalogueSpace):
+            image = catalogue_image_controls(space, row)
+        if image is not None:
+            field = f"{config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′"
+            st.image(
+                rgb_image(image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
+                caption=f"{field}; box: the model's {config.MODEL_INPUT_PX} px"
+                if compact
+                else f"Model image: {field} (the box: the central {config.MODEL_INPUT_PX} px the model sees)",
+                width=COMPACT_IMAGE_PX if compact else MAIN_IMAGE_PX,
+            )
+    with facts_box:
+        if compact:  # a denser table beside the image
+            st.html("<style>.facts{font-size:12.5px;margin:0}.facts td{padding:1px 10px 1px 0}</style>")
+        st.html(facts_html(entry, extra=[coloured_by] if coloured_by else ()))
+        warning = field_warning(entry.get("angular_extent_arcsec"))
+        if warning:
+            st.warning(warning, icon=":material/crop_free:")
     source_links(entry)
     neighbourhood_facts(space, row)
     source_tags(space, row)
+    if not compact:  # (the map page shows them below its gallery: all_columns)
+        all_columns(space, row)
+
+
+def all_columns(space: ExplorerSpace, row: int) -> None:
+    """Every catalogue column of one source, folded away."""
     with st.expander("All catalogue columns"):
-        st.dataframe(entry.rename("value").astype(str).to_frame(), width="stretch")
+        st.dataframe(space.catalogue.iloc[row].rename("value").astype(str).to_frame(), width="stretch")
