@@ -126,13 +126,15 @@ def main() -> None:
     for weights in args.weights or [default_backbone_path()]:
         meta = weights_metadata(weights)
         notes.append(
-            f"`{weights.name}`: {meta.get('epochs_completed', '?')} epochs on {meta.get('images', '?')} images, "
-            f"{meta.get('device', '?')}, held-out sky {meta.get('held_out', 'not recorded (trained on it)')}"
+            f"| `{weights.parent.name}/{weights.name}` | {meta.get('architecture', '?')} | "
+            f"{meta.get('epochs_completed', '?')} | {meta.get('images', '?')} | "
+            f"{float(meta.get('wall_time_s', 'nan')) / 60:.0f} min | {meta.get('device', '?')} | "
+            f"{meta.get('held_out', 'included (before the hold-out)')} |"
         )
         encoder = load_encoder(weights)
         d4 = readouts(encoder, images, "d4")
         one = readouts(encoder, images, "none")
-        tag = weights.stem
+        tag = weights.parent.name if weights.name == "backbone.safetensors" else weights.stem
         rows.append(measure(f"{tag}: layer-4 average, d4 (the app)", d4["avg"], catalogue, held_out, seeds))
         rows.append(measure(f"{tag}: layer-4 average, one pass", one["avg"], catalogue, held_out, seeds))
         rows.append(measure(f"{tag}: layer-4 GeM p=3, d4", d4["gem"], catalogue, held_out, seeds))
@@ -162,7 +164,9 @@ def main() -> None:
         f"{chance['hybrid']:.3f}. LOO: every source as a query; held-out: the held-out queries. FR: FRI and "
         f"FRII queries together. Probe / kNN: MiraBest Confident test error, {args.seeds} splits.",
         "",
-        "Backbones: " + "; ".join(notes) + ".",
+        "| backbone | architecture | epochs | images | wall time | device | held-out sky |",
+        "|---|---|---|---|---|---|---|",
+        *notes,
         "",
         "| representation | dim | FR purity LOO | FRI | FRII | hybrid | FR purity held-out | hybrid held-out "
         "| probe error % | kNN error % |",

@@ -9,6 +9,8 @@ value, so the legend can hide a class).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -118,6 +120,26 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return [float(np.log10(v)) for v in values], [f"{v:g}" for v in values]
 
 
+@dataclass(frozen=True)
+class _Points:
+    """The map's coordinates and per-point data, shared by every trace."""
+
+    x: np.ndarray
+    y: np.ndarray
+    data: np.ndarray  # customdata: what a click returns
+    text: np.ndarray  # hover names
+    size: float
+
+    def scatter(self, rows: np.ndarray, **kwargs) -> go.Scattergl:
+        return go.Scattergl(x=self.x[rows], y=self.y[rows], customdata=self.data[rows], text=self.text[rows], **kwargs)
+
+
+_BASE = dict(mode="markers", hovertemplate=HOVER)
+# Rings and stars are larger than the points: hoverable, they would catch a click aimed
+# at a point next to them. The point itself, under its ring, answers instead.
+_OVERLAY = dict(mode="markers", hoverinfo="skip")
+
+
 def map_figure(
     catalogue: pd.DataFrame,
     colour: pd.Series | None = None,
@@ -140,149 +162,22 @@ def map_figure(
     while overlays change (plotly ``uirevision``).
     """
     n = len(catalogue)
-    x = catalogue["umap_x"].to_numpy(np.float32)
-    y = catalogue["umap_y"].to_numpy(np.float32)
-    data = point_data(catalogue)
-    text = hover_names(catalogue)
-    size = point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n, 1)), 3.0, 7.0))
+    points = _Points(
+        x=catalogue["umap_x"].to_numpy(np.float32),
+        y=catalogue["umap_y"].to_numpy(np.float32),
+        data=point_data(catalogue),
+        text=hover_names(catalogue),
+        size=point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n, 1)), 3.0, 7.0)),
+    )
     fig = go.Figure()
-    base = dict(mode="markers", hovertemplate=HOVER)
-    # Rings and stars are larger than the points: hoverable, they would catch a click aimed
-    # at a point next to them. The point itself, under its ring, answers instead.
-    overlay = dict(mode="markers", hoverinfo="skip")
-
     if colour is None:
-        fig.add_trace(
-            go.Scattergl(
-                x=x,
-                y=y,
-                customdata=data,
-                text=text,
-                name="sources",
-                showlegend=False,
-                marker=dict(size=size, color="#56B4E9", opacity=0.8),
-                **base,
-            )
-        )
+        marker_style = dict(size=points.size, color="#56B4E9", opacity=0.8)
+        fig.add_trace(points.scatter(np.arange(n), name="sources", showlegend=False, marker=marker_style, **_BASE))
     elif is_categorical(colour):
-        values = colour.astype("object").where(colour.notna(), None).to_numpy()
-        keys = [v for v in pd.unique(values) if v is not None and v == v]
-        keys.sort(key=lambda v: str(v))
-        for i, key in enumerate(keys + [None]):
-            rows = np.flatnonzero(values == key) if key is not None else np.flatnonzero(pd.isna(colour).to_numpy())
-            if rows.size == 0:
-                continue
-            label = "(none)" if key is None or str(key) == "" else str(key)
-            fig.add_trace(
-                go.Scattergl(
-                    x=x[rows],
-                    y=y[rows],
-                    customdata=data[rows],
-                    text=text[rows],
-                    name=f"{label} ({rows.size})",
-                    marker=dict(
-                        size=size,
-                        opacity=0.85,
-                        color=MISSING_COLOUR
-                        if key is None
-                        else FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]),
-                    ),
-                    **base,
-                )
-            )
-        fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant", bgcolor="rgba(0,0,0,0)"))
+        _add_categories(fig, points, colour, colour_name)
     else:
-        values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
-        finite = np.isfinite(values) & ((values > 0) if log_colour else True)
-        missing = np.flatnonzero(~finite)
-        if missing.size:
-            fig.add_trace(
-                go.Scattergl(
-                    x=x[missing],
-                    y=y[missing],
-                    customdata=data[missing],
-                    text=text[missing],
-                    name="no value",
-                    showlegend=False,
-                    marker=dict(size=size, color=MISSING_COLOUR),
-                    **base,
-                )
-            )
-        rows = np.flatnonzero(finite)
-        shown = np.log10(values[rows]) if log_colour else values[rows]
-        colorbar = dict(title=dict(text=_colour_title(colour_name, log_colour), side="right"), thickness=14)
-        if log_colour and rows.size:
-            colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(
-                float(values[rows].min()), float(values[rows].max())
-            )
-        # A class probability keeps its full 0..1 scale: a model unsure everywhere looks unsure.
-        value_range = dict(cmin=0.0, cmax=1.0) if is_probability_column(colour_name) and not log_colour else {}
-        fig.add_trace(
-            go.Scattergl(
-                x=x[rows],
-                y=y[rows],
-                customdata=data[rows],
-                text=text[rows],
-                name=colour_name,
-                showlegend=False,
-                marker=dict(
-                    size=size,
-                    color=shown.astype(np.float32),
-                    colorscale=CONTINUOUS_SCALE,
-                    opacity=0.85,
-                    colorbar=colorbar,
-                    showscale=True,
-                    **value_range,
-                ),
-                **base,
-            )
-        )
-
-    if selected is not None and len(selected):
-        rows = np.asarray(selected, dtype=np.int64)
-        fig.add_trace(
-            go.Scattergl(
-                x=x[rows],
-                y=y[rows],
-                customdata=data[rows],
-                text=text[rows],
-                name="selected",
-                showlegend=False,
-                marker=dict(size=size + 3, color="rgba(0,0,0,0)", line=dict(color=SELECTION_COLOUR, width=1.5)),
-                **overlay,
-            )
-        )
-    if neighbours is not None and len(neighbours):
-        rows = np.asarray(neighbours, dtype=np.int64)
-        fig.add_trace(
-            go.Scattergl(
-                x=x[rows],
-                y=y[rows],
-                customdata=data[rows],
-                text=text[rows],
-                name="neighbours",
-                showlegend=False,
-                mode="markers+text",
-                textposition="top center",
-                texttemplate=[str(i + 1) for i in range(rows.size)],
-                textfont=dict(color=NEIGHBOUR_COLOUR, size=11),
-                hoverinfo="skip",
-                marker=dict(size=size + 8, color="rgba(0,0,0,0)", line=dict(color=NEIGHBOUR_COLOUR, width=2)),
-            )
-        )
-    if query is not None and query >= 0:
-        fig.add_trace(
-            go.Scattergl(
-                x=x[[query]],
-                y=y[[query]],
-                customdata=data[[query]],
-                text=text[[query]],
-                name="selected source",
-                showlegend=False,
-                marker=dict(symbol="star", size=size + 14, color=QUERY_COLOUR, line=dict(color="white", width=1.5)),
-                **overlay,
-            )
-        )
+        _add_continuous(fig, points, colour, colour_name, log_colour)
+    _add_overlays(fig, points, selected, neighbours, query)
     if marker is not None:
         fig.add_trace(
             go.Scattergl(
@@ -298,7 +193,6 @@ def map_figure(
                 marker=dict(symbol="x", size=18, color=QUERY_COLOUR, line=dict(color="white", width=1.5)),
             )
         )
-
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),
@@ -311,6 +205,78 @@ def map_figure(
         hoverdistance=HOVER_DISTANCE_PX,
     )
     return fig
+
+
+def _add_categories(fig: go.Figure, points: _Points, colour: pd.Series, colour_name: str) -> None:
+    """One trace (and legend entry) per class; sources without a value last, in grey."""
+    values = colour.astype("object").where(colour.notna(), None).to_numpy()
+    keys = [v for v in pd.unique(values) if v is not None and v == v]
+    keys.sort(key=lambda v: str(v))
+    for i, key in enumerate(keys + [None]):
+        rows = np.flatnonzero(values == key) if key is not None else np.flatnonzero(pd.isna(colour).to_numpy())
+        if rows.size == 0:
+            continue
+        label = "(none)" if key is None or str(key) == "" else str(key)
+        fixed = FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
+        colour_of_class = MISSING_COLOUR if key is None else fixed
+        marker_style = dict(size=points.size, opacity=0.85, color=colour_of_class)
+        fig.add_trace(points.scatter(rows, name=f"{label} ({rows.size})", marker=marker_style, **_BASE))
+    fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant", bgcolor="rgba(0,0,0,0)"))
+
+
+def _add_continuous(fig: go.Figure, points: _Points, colour: pd.Series, colour_name: str, log_colour: bool) -> None:
+    """A colour scale with its bar; sources without a (positive, for log) value in grey."""
+    values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
+    finite = np.isfinite(values) & ((values > 0) if log_colour else True)
+    missing = np.flatnonzero(~finite)
+    if missing.size:
+        marker_style = dict(size=points.size, color=MISSING_COLOUR)
+        fig.add_trace(points.scatter(missing, name="no value", showlegend=False, marker=marker_style, **_BASE))
+    rows = np.flatnonzero(finite)
+    shown = np.log10(values[rows]) if log_colour else values[rows]
+    colorbar = dict(title=dict(text=_colour_title(colour_name, log_colour), side="right"), thickness=14)
+    if log_colour and rows.size:
+        colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(float(values[rows].min()), float(values[rows].max()))
+    # A class probability keeps its full 0..1 scale: a model unsure everywhere looks unsure.
+    value_range = dict(cmin=0.0, cmax=1.0) if is_probability_column(colour_name) and not log_colour else {}
+    marker_style = dict(
+        size=points.size,
+        color=shown.astype(np.float32),
+        colorscale=CONTINUOUS_SCALE,
+        opacity=0.85,
+        colorbar=colorbar,
+        showscale=True,
+        **value_range,
+    )
+    fig.add_trace(points.scatter(rows, name=colour_name, showlegend=False, marker=marker_style, **_BASE))
+
+
+def _add_overlays(fig: go.Figure, points: _Points, selected, neighbours, query: int | None) -> None:
+    """Outlines of a selection, numbered rings of the neighbours, a star on the query."""
+    size = points.size
+    if selected is not None and len(selected):
+        outline = dict(size=size + 3, color="rgba(0,0,0,0)", line=dict(color=SELECTION_COLOUR, width=1.5))
+        rows = np.asarray(selected, dtype=np.int64)
+        fig.add_trace(points.scatter(rows, name="selected", showlegend=False, marker=outline, **_OVERLAY))
+    if neighbours is not None and len(neighbours):
+        rows = np.asarray(neighbours, dtype=np.int64)
+        fig.add_trace(
+            points.scatter(
+                rows,
+                name="neighbours",
+                showlegend=False,
+                mode="markers+text",
+                textposition="top center",
+                texttemplate=[str(i + 1) for i in range(rows.size)],
+                textfont=dict(color=NEIGHBOUR_COLOUR, size=11),
+                hoverinfo="skip",
+                marker=dict(size=size + 8, color="rgba(0,0,0,0)", line=dict(color=NEIGHBOUR_COLOUR, width=2)),
+            )
+        )
+    if query is not None and query >= 0:
+        star = dict(symbol="star", size=size + 14, color=QUERY_COLOUR, line=dict(color="white", width=1.5))
+        rows = np.array([query])
+        fig.add_trace(points.scatter(rows, name="selected source", showlegend=False, marker=star, **_OVERLAY))
 
 
 PRETTY_NAMES = {

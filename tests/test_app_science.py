@@ -51,7 +51,7 @@ def test_a_clicked_source_has_links_votable_tags_and_its_neighbourhood(app_env):
     assert "outlier score" in at.selectbox(key="colour:default:mirabest").options  # (as people read it)
 
     # Tag it from its panel: on disk at once, offered as a colour, listed as a tag set.
-    at.text_input[0].set_value("bent, check in LoTSS")
+    next(t for t in at.text_input if t.label == "Tag this source").set_value("bent, check in LoTSS")
     next(b for b in at.button if b.label == "Tag").click()
     at.run()
     assert not at.exception, at.exception
