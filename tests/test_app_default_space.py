@@ -26,6 +26,7 @@ def fresh_env(mirabest_dir, tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stale(fresh_env, mirabest_dir, monkeypatch):
     assert default_space.default_space_state().reason == "not prepared yet"
     at = app_test()

@@ -15,6 +15,9 @@ APP = str(config.REPO_ROOT / "app.py")
 PAGE = "pages/3_Training.py"
 
 
+pytestmark = pytest.mark.slow  # each test trains a real (small) run in the background
+
+
 @pytest.fixture(scope="module")
 def bundle_path(tmp_path_factory, mirabest_dir):
     return small_mirabest_bundle(tmp_path_factory, mirabest_dir)

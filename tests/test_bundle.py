@@ -423,6 +423,7 @@ def _build_and_check_pooled(shared_data, tmp_path, ra_range):
     return bundle, griese_dropped / len(griese)
 
 
+@pytest.mark.slow
 def test_pooled_inputs_in_one_sky_region_are_deduplicated(shared_data, tmp_path):
     """MiraBest + Griese et al. + FRDEEP/FIRST in 140 <= RA < 150 deg (fast: about 250 files)."""
     _build_and_check_pooled(shared_data, tmp_path, (140.0, 150.0))

@@ -50,6 +50,7 @@ def test_tau_rises_from_base_to_one_on_a_cosine():
     assert cosine_tau(25, 100) == pytest.approx(1 - 0.004 * (math.cos(math.pi / 4) + 1) / 2)
 
 
+@pytest.mark.slow
 def test_target_starts_as_a_frozen_copy_and_moves_by_tau():
     torch.manual_seed(0)
     model = BYOL()

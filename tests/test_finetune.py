@@ -321,6 +321,7 @@ def test_a_bundle_of_another_data_set_is_refused(tmp_path, griese_dir, weights, 
     assert "confident" in capsys.readouterr().err.lower()
 
 
+@pytest.mark.slow
 def test_griese_bent_task(tmp_path, griese_dir):
     images = tmp_path / "griese"
     for label in ("FRI", "FRII", "Compact", "Bent"):

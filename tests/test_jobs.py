@@ -46,6 +46,7 @@ def _finished(run_id):
     return jobs.run_status(run_id)["state"] != "running"
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_finish_in_their_own_folders(runs, bundle_path, weights):
     common = dict(bundle=bundle_path, weights=weights, epochs=2, depth=1, num_threads=1)
     first = jobs.start_run(labels=10, seed=1, **common)
@@ -95,6 +96,7 @@ def test_run_ids_are_unique(runs):
     assert len(made) == 50 and len(list(runs.iterdir())) == 50
 
 
+@pytest.mark.slow
 def test_cancel_stops_the_run_cleanly(runs, bundle_path, weights):
     run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=0, labels=10, num_threads=1)
     _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
@@ -108,6 +110,7 @@ def test_cancel_stops_the_run_cleanly(runs, bundle_path, weights):
     assert jobs.cancel_run(run_id)["state"] == "cancelled"  # cancelling twice is harmless
 
 
+@pytest.mark.slow
 def test_a_killed_process_is_reported_as_failed(runs, bundle_path, weights):
     run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=0, labels=10, num_threads=1)
     _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")

@@ -170,6 +170,7 @@ def test_training_steps_change_weights_and_move_the_target_by_tau(bundle, tmp_pa
     assert len(convolutions) == 20 and not unchanged
 
 
+@pytest.mark.slow
 def test_fit_writes_metrics_checkpoint_backbone_and_config(bundle, tmp_path):
     run = tmp_path / "run"
     trainer = Trainer(small_config(bundle), run, progress=False)
@@ -319,6 +320,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
     """End to end on real FIRST cutouts: bundle 40 MiraBest files, train one epoch."""
     from pretrain.data.bundle import build_bundle
