@@ -211,7 +211,7 @@ def build_bundle(
     specs += [("catalogue", p) for p in catalogues]
     if not specs:
         raise BundleError("no inputs: give at least one --fits DIR, --images DIR or --catalogue FILE.")
-    _check_out(out, overwrite)
+    _check_out(out, overwrite, [Path(p) for _, p in specs])
     if survey is not None:
         survey = survey_profile(survey).key  # UnknownSurveyError lists the known ones
         if cutout_client is None and any(kind == "catalogue" for kind, _ in specs):
@@ -221,11 +221,17 @@ def build_bundle(
     if not tasks and not failures:
         raise BundleError("the inputs hold no files or catalogue rows to build from.")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir()
+    target = out.resolve()  # `--out .` has no name to put a partial folder beside
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir()
+    except OSError as exc:
+        raise BundleError(
+            f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder."
+        ) from exc
     try:
         records, staging = _process_all(tasks, failures, partial, progress, workers, cutout_client)
         if not records:
@@ -250,7 +256,7 @@ def build_bundle(
         manifest = _manifest(bundle_id, catalogue, specs, input_records, failures, duplicate_radius_arcsec)
         manifest["surveys"] = _survey_record(catalogue, survey)
         (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
-        _move_into_place(partial, out)
+        _move_into_place(partial, target)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
@@ -900,11 +906,40 @@ def _tool_version() -> str:
             return "unknown"
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an ``--out`` whose replacement would delete anything the project did not write:
+    it must be absent, empty, or (with ``overwrite``) a bundle, and hold none of the inputs."""
     if out.exists() and not out.is_dir():
         raise BundleError(f"{out}: exists and is not a folder; choose another --out.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    target = out.resolve()
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        # the build replaces --out by renaming: the current folder would be swapped under the shell
+        raise BundleError(f"--out {out} is the current folder or holds it; give a new folder, e.g. --out bundle.")
+    for source in inputs:
+        resolved = source.resolve()
+        if resolved == target or target in resolved.parents:
+            raise BundleError(
+                f"--out {out} is, or holds, the input {source}; replacing it would delete the input. "
+                "Choose an --out folder outside the inputs."
+            )
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise BundleError(f"{out}: the folder exists and is not empty; choose another --out or pass --overwrite.")
+    if not is_bundle_folder(out):
+        raise BundleError(
+            f"{out}: --overwrite replaces only a bundle this tool wrote (with its {MANIFEST_FILE}), and this "
+            "folder is not one; nothing was deleted. Choose an empty or new --out folder."
+        )
+
+
+def is_bundle_folder(path: Path) -> bool:
+    """Whether ``path`` is a bundle written by this tool (its manifest names a bundle id)."""
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("bundle_id"), str)
 
 
 def _move_into_place(partial: Path, out: Path) -> None:
