@@ -111,6 +111,7 @@ MAP_MIN_DIST = 0.0005
 MAP_METRIC = "cosine"
 MAP_SEED = 42  # UMAP random_state: the same embeddings give the same map
 MAP_MIN_SOURCES = 5  # fewer images than this cannot make a meaningful map
+MAP_PLACE_NEIGHBOURS = 5  # a new point's map position: weighted mean of this many nearest sources
 
 # --- Evaluation (pretrain/evaluate.py) ---------------------------------------------------
 MIRABEST_TEST_SIZE = 104  # the standard MiraBest Confident test set

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pretrain.__main__ import main as cli
 from pretrain.data.bundle import build_bundle, load_bundle
+from pretrain.errors import ExplorerError
 
 
 def _fits_folder(skyview_raw_dir: Path, folder: Path, n: int = 3) -> Path:
@@ -65,3 +68,91 @@ def test_bundle_out_dot_in_an_empty_folder_is_refused_clearly(skyview_raw_dir, t
     monkeypatch.chdir(work)
     assert cli(["bundle", "--fits", str(data), "--out", "."]) == 2
     assert "current folder" in capsys.readouterr().err
+
+
+# --- B. loading a space runs no code ---------------------------------------------------
+
+
+def _clusters(n_per: int = 20, dim: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=6.0, size=(3, dim))
+    x = np.concatenate([c + rng.normal(size=(n_per, dim)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(3), n_per)
+
+
+def _space(tmp_path: Path, x: np.ndarray):
+    from pretrain.mapping import MapProjector
+    from pretrain.space import save_space
+
+    projector = MapProjector(random_state=1, n_neighbors=10)
+    xy = projector.fit_transform(x)
+    ids = [f"J{i:04d}" for i in range(len(x))]
+    provenance = {"weights": {"sha256": "w", "file": "w.safetensors"}, "bundle": {"id": "b"}}
+    return save_space(tmp_path / "space", ids, x, xy, None, projector, provenance), xy
+
+
+class _Boom:
+    """Unpickling this runs code: it leaves a file behind."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+def test_a_planted_pickle_never_runs(tmp_path):
+    import joblib
+
+    from pretrain.files import sha256_file
+    from pretrain.space import PROJECTOR_FILE, SpaceError, is_stale, load_space
+
+    x, _ = _clusters()
+    space, _ = _space(tmp_path, x)
+    marker = tmp_path / "ran.txt"
+    # someone who can write the cache replaces the projector and its hash in the manifest
+    for name in (PROJECTOR_FILE, "projector.joblib"):
+        joblib.dump(_Boom(str(marker)), space.path / name)
+    manifest = json.loads((space.path / "manifest.json").read_text())
+    manifest["files"][PROJECTOR_FILE]["sha256"] = sha256_file(space.path / PROJECTOR_FILE)
+    (space.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ExplorerError):
+        _ = load_space(space.path).projector
+    # an old-format space (a pickled projector) is stale and never unpickled
+    manifest["format_version"] = 1
+    (space.path / "manifest.json").write_text(json.dumps(manifest))
+    assert "older version" in str(is_stale(space.path))
+    with pytest.raises(SpaceError, match="never loaded"):
+        load_space(space.path)
+    assert not marker.exists()
+
+
+def test_placing_new_points_without_umap(tmp_path):
+    from pretrain.space import load_space
+
+    x, labels = _clusters()
+    space, xy = _space(tmp_path, x)
+    assert not (space.path / "projector.joblib").exists()
+    loaded = load_space(space.path).projector
+    # a member lands on its own position; a new point from cluster 2 among cluster 2
+    np.testing.assert_allclose(loaded.transform(x[[0, 30]]), xy[[0, 30]], atol=1e-4)
+    new = x[labels == 2].mean(0) + np.random.default_rng(3).normal(size=x.shape[1]).astype(np.float32)
+    placed = loaded.transform(new)[0]
+    assert labels[np.argmin(np.linalg.norm(xy - placed, axis=1))] == 2
+
+
+def test_embed_out_that_is_not_a_space_is_refused(tmp_path):
+    from pretrain.mapping import MapProjector
+    from pretrain.space import SpaceError, save_space
+
+    x, _ = _clusters()
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "map.parquet").write_text("my own map")
+    (out / "thesis.tex").write_text("years of work")
+    projector = MapProjector(random_state=1, n_neighbors=10)
+    xy = projector.fit_transform(x)
+    provenance = {"weights": {"sha256": "w", "file": "w"}, "bundle": {"id": "b"}}
+    with pytest.raises(SpaceError, match="not a space"):
+        save_space(out, [str(i) for i in range(len(x))], x, xy, None, projector, provenance)
+    assert (out / "map.parquet").read_text() == "my own map"
