@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from pretrain.__main__ import main as cli
 from pretrain.data.bundle import build_bundle, load_bundle
-from pretrain.errors import ExplorerError
+from pretrain.errors import ExplorerError, PositionError
 
 
 def _fits_folder(skyview_raw_dir: Path, folder: Path, n: int = 3) -> Path:
@@ -156,3 +157,42 @@ def test_embed_out_that_is_not_a_space_is_refused(tmp_path):
     with pytest.raises(SpaceError, match="not a space"):
         save_space(out, [str(i) for i in range(len(x))], x, xy, None, projector, provenance)
     assert (out / "map.parquet").read_text() == "my own map"
+
+
+# --- C. inputs that would freeze the server ------------------------------------------------
+
+
+def _seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    try:
+        fn(*args)
+    except ExplorerError:
+        pass
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("text", ["1" * 8000, "1" * 100_000, "1 " * 50_000 + "x", "1h1m" + "1" * 100_000])
+def test_long_position_text_is_refused_at_once(text):
+    from pretrain.data.positions import parse_position
+
+    assert _seconds(parse_position, text) < 0.05
+    with pytest.raises(PositionError, match="at most 200"):
+        parse_position(text)
+
+
+def test_position_regexes_are_linear():
+    from pretrain.data import positions
+
+    # just under the length bound, and far beyond it (the regexes alone)
+    for text in ("1" * 199, "1" * 20_000, "1" + " " * 20_000 + "x", "1:" * 10_000, "1 1 1 " * 3000 + "x"):
+        start = time.perf_counter()
+        for regex in (positions._DECIMAL, positions._SEXAGESIMAL_PLAIN, positions._SEXAGESIMAL_MARKED):
+            regex.match(" ".join(text.split()))
+        assert time.perf_counter() - start < 0.1, text[:10]
+    assert positions.parse_position("  139.148 ,   +4.681 ").ra.deg == pytest.approx(139.148)
+    assert positions.parse_position("09   16 35.5   +04 40 52").dec.deg == pytest.approx(4.68111, abs=1e-4)
+
+
+def test_lookup_box_caps_its_length():
+    source = (Path(__file__).parents[1] / "pages" / "2_Lookup.py").read_text()
+    assert "max_chars=config.POSITION_MAX_CHARS" in source
