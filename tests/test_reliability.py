@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy import units as u
+from astropy.io import fits
 
 from pretrain.__main__ import main as cli
 from pretrain.data.bundle import build_bundle, load_bundle
-from pretrain.errors import ExplorerError, PositionError
+from pretrain.errors import ExplorerError, FitsReadError, PositionError
 
 
 def _fits_folder(skyview_raw_dir: Path, folder: Path, n: int = 3) -> Path:
@@ -196,3 +200,60 @@ def test_position_regexes_are_linear():
 def test_lookup_box_caps_its_length():
     source = (Path(__file__).parents[1] / "pages" / "2_Lookup.py").read_text()
     assert "max_chars=config.POSITION_MAX_CHARS" in source
+
+
+# --- C / D. FITS files too large, or whose WCS would be misread ---------------------------
+
+
+def _header(ctype=("RA---SIN", "DEC--SIN"), crval=(150.0, 20.0), cdelt=1.8 / 3600, n=64) -> fits.Header:
+    h = fits.Header()
+    h["CTYPE1"], h["CTYPE2"] = ctype
+    h["CRVAL1"], h["CRVAL2"] = crval
+    h["CRPIX1"], h["CRPIX2"] = (n + 1) / 2, (n + 1) / 2
+    h["CDELT1"], h["CDELT2"] = -cdelt, cdelt
+    return h
+
+
+def _fits_bytes(header: fits.Header, n: int = 64) -> bytes:
+    image = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    image[28:36, 28:36] += 40
+    buffer = io.BytesIO()
+    fits.PrimaryHDU(image, header).writeto(buffer)
+    return buffer.getvalue()
+
+
+def test_a_huge_compressed_image_is_refused_from_its_header():
+    from pretrain.data.fits_io import read_cutout
+
+    buffer = io.BytesIO()
+    hdu = fits.CompImageHDU(np.zeros((1000, 1000), np.int16), _header(n=1000))
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
+    # the same small file, claiming 16000 x 16000 (what a 1.7 MB tile-compressed upload holds)
+    raw = buffer.getvalue().replace(b"ZNAXIS1 =                 1000", b"ZNAXIS1 =                16000")
+    raw = raw.replace(b"ZNAXIS2 =                 1000", b"ZNAXIS2 =                16000")
+    assert raw != buffer.getvalue()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(FitsReadError, match="16000 x 16000 pixels"):
+        read_cutout(raw, source="upload.fits.fz")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: nothing decompressed
+
+
+def test_a_galactic_header_is_converted_to_icrs():
+    from astropy.coordinates import SkyCoord
+
+    from pretrain.data.fits_io import read_cutout
+
+    cutout = read_cutout(_fits_bytes(_header(ctype=("GLON-SIN", "GLAT-SIN"), crval=(120.0, 30.0))))
+    expected = SkyCoord(120.0 * u.deg, 30.0 * u.deg, frame="galactic").icrs
+    assert cutout.centre.separation(expected).arcsec < 5  # the centre pixel is within a pixel or two
+
+
+@pytest.mark.parametrize("card", ["CRVAL1", "CDELT2"])
+def test_a_nan_wcs_value_is_refused(card):
+    from pretrain.data.fits_io import read_cutout
+
+    raw = _fits_bytes(_header())
+    at = raw.index(f"{card:8}= ".encode()) + 10
+    raw = raw[:at] + b"NaN".rjust(20) + raw[at + 20 :]  # astropy refuses to write NaN cards itself
+    with pytest.raises(FitsReadError, match="fix"):
+        read_cutout(raw)
