@@ -60,6 +60,7 @@ CUTOUT_BACKOFF_S = 1.0  # first wait between retries; doubles each time
 CUTOUT_TOTAL_TIMEOUT_S = 60.0  # one look-up, all requests and retries, gives up after this
 CUTOUT_CENTRE_TOLERANCE_ARCSEC = 5.0  # image centre (WCS) vs the requested position
 CUTOUT_MAX_BYTES = 64 * 1024**2  # a FITS answer larger than this is not a cutout
+SKYVIEW_PAGE_MAX_BYTES = 4 * 1024**2  # a SkyView HTML page (form, result) larger than this, decoded, is refused
 FITS_MAX_PIXELS = 4096 * 4096  # larger images are refused from the header, before decompressing
 POSITION_MAX_CHARS = 200  # typed positions / names longer than this are refused (and the Look-up box caps)
 CUTOUT_CACHE_POSITION_DECIMALS = 4  # cache key: RA/Dec rounded to 1e-4 deg (0.36 arcsec)

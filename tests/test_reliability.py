@@ -257,3 +257,50 @@ def test_a_nan_wcs_value_is_refused(card):
     raw = raw[:at] + b"NaN".rjust(20) + raw[at + 20 :]  # astropy refuses to write NaN cards itself
     with pytest.raises(FitsReadError, match="fix"):
         read_cutout(raw)
+
+
+# --- C. a cutout service that trickles or floods ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fault_server(shared_data):
+    from tests.standins.skyview import SkyViewStandIn
+
+    with SkyViewStandIn(shared_data) as server:
+        yield server
+
+
+def _client(server, tmp_path, total_s: float):
+    from pretrain.data.first_client import FirstCutoutClient
+
+    return FirstCutoutClient(
+        base_url=server.url, cache_dir=tmp_path / "c", timeout_s=2.0, retries=1, backoff_s=0.01, total_timeout_s=total_s
+    )
+
+
+def test_a_trickling_service_is_given_up_on_time(fault_server, tmp_path):
+    from astropy.coordinates import SkyCoord
+
+    fault_server.reset()
+    fault_server.mode, fault_server.trickle_s = "trickle", 0.1  # each byte well inside the 2 s time-out
+    start = time.monotonic()
+    try:
+        with pytest.raises(ExplorerError):
+            _client(fault_server, tmp_path, total_s=2.0).fetch(SkyCoord(150 * u.deg, 20 * u.deg))
+    finally:
+        fault_server.reset()
+    assert time.monotonic() - start < 5.0  # the budget plus one read, not the page's length in seconds
+
+
+def test_a_gzip_bomb_page_is_refused_while_streaming(fault_server, tmp_path):
+    from astropy.coordinates import SkyCoord
+
+    fault_server.reset()
+    fault_server.mode = "bomb"  # ~250 kB on the wire, 256 MB decoded
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        with pytest.raises(ExplorerError, match="more than 4 MB"):
+            _client(fault_server, tmp_path, total_s=20.0).fetch(SkyCoord(150 * u.deg, 20 * u.deg))
+    finally:
+        fault_server.reset()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB
