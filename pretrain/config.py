@@ -39,6 +39,7 @@ EXTENT_MAX_ARM_ARCSEC = 150.0  # ... each lobe within this of the centre (chance
 
 # --- Bundles ----------------------------------------------------------------------------
 DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this
+NAME_WCS_TOLERANCE_ARCSEC = 300.0  # a file name's position farther than this from its WCS: the WCS wins
 BUNDLE_WORKERS = 2  # processes reading + preprocessing files while a bundle builds
 BUNDLE_POOL_MIN_FILES = 200  # fewer files than this: one process (starting workers costs seconds)
 PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = MODEL_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)

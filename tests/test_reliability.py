@@ -304,3 +304,33 @@ def test_a_gzip_bomb_page_is_refused_while_streaming(fault_server, tmp_path):
     finally:
         fault_server.reset()
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB
+
+
+# --- D / E. file names that disagree with their WCS; parameters that switch checks off -----
+
+
+def test_a_name_off_the_sky_or_far_from_its_wcs_does_not_stop_or_misplace(mirabest_dir, tmp_path):
+    real = sorted(mirabest_dir.glob("*.fits.fz"))[:3]
+    folder = _fits_folder(mirabest_dir, tmp_path / "mb", n=0)
+    for f in real:
+        (folder / f.name).symlink_to(f)
+    code, rest = real[0].name.split("_", 1)
+    (folder / f"{code}_999.000+095.000_{rest.split('_', 1)[1]}").symlink_to(real[0])  # Dec 95: off the sky
+    ra = float(rest.split("_")[0][:7])
+    far = f"{code}_{(ra + 105) % 360:07.3f}{rest.split('_')[0][7:]}_{rest.split('_', 1)[1]}"
+    (folder / far).symlink_to(real[1])  # 105 deg from its WCS
+    bundle = build_bundle(fits_dirs=[folder], out=tmp_path / "b", progress=False, duplicate_radius_arcsec=0)
+    catalogue = bundle.catalogue
+    assert len(catalogue) == 5
+    offset = np.hypot(
+        (catalogue["ra"] - catalogue["image_ra"]) * np.cos(np.radians(catalogue["dec"])),
+        catalogue["dec"] - catalogue["image_dec"],
+    )
+    assert (offset * 3600 <= 300).all()  # the WCS wins over a name that disagrees
+
+
+@pytest.mark.parametrize("radius", ["nan", "-5"])
+def test_a_duplicate_radius_that_would_switch_deduplication_off_is_refused(skyview_raw_dir, tmp_path, capsys, radius):
+    data = _fits_folder(skyview_raw_dir, tmp_path / "data")
+    assert cli(["bundle", "--fits", str(data), "--out", str(tmp_path / "b"), "--duplicate-radius", radius]) == 2
+    assert "--duplicate-radius" in capsys.readouterr().err

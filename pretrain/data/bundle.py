@@ -209,6 +209,11 @@ def build_bundle(
     out = Path(out)
     specs = list(inputs) + [("fits", p) for p in fits_dirs] + [("images", p) for p in image_dirs]
     specs += [("catalogue", p) for p in catalogues]
+    if not (np.isfinite(duplicate_radius_arcsec) and duplicate_radius_arcsec >= 0):
+        raise BundleError(
+            f"--duplicate-radius {duplicate_radius_arcsec}: must be a number of arcsec >= 0 "
+            f"(0 keeps every source; the default is {config.DUPLICATE_RADIUS_ARCSEC:g})."
+        )
     if not specs:
         raise BundleError("no inputs: give at least one --fits DIR, --images DIR or --catalogue FILE.")
     _check_out(out, overwrite, [Path(p) for _, p in specs])
@@ -501,7 +506,7 @@ def _from_cutout(
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
     # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.
-    position = (info.ra, info.dec) if info.position_is_catalogued else centre
+    position = (info.ra, info.dec) if _name_agrees(info, cutout) else centre
     record.update(
         ra=position[0],
         dec=position[1],
@@ -521,6 +526,17 @@ def _from_cutout(
         record["epoch"] = info.epoch
     record.update(overrides or {})
     return _Outcome(record, image)
+
+
+def _name_agrees(info: NameInfo, cutout: Cutout) -> bool:
+    """Whether a catalogued position in the name is usable: on the sky, and within
+    ``config.NAME_WCS_TOLERANCE_ARCSEC`` of the image's WCS (else the WCS is trusted)."""
+    if not info.position_is_catalogued or info.ra is None or info.dec is None:
+        return False
+    if not (np.isfinite(info.ra) and np.isfinite(info.dec) and 0 <= info.ra <= 360 and -90 <= info.dec <= 90):
+        return False
+    named = SkyCoord(info.ra * u.deg, info.dec * u.deg)
+    return bool(named.separation(cutout.centre).arcsec <= config.NAME_WCS_TOLERANCE_ARCSEC)
 
 
 def _from_png(task: _Task) -> _Outcome:
