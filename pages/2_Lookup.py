@@ -72,6 +72,7 @@ def lookup_inputs(space: ExplorerSpace) -> None:
                 "Position (RA Dec, degrees or sexagesimal) or object name",
                 placeholder="e.g. 139.148 +4.681 · 09h16m35.5s +04d40m52s · 3C 236",
                 key="lookup-text",
+                max_chars=config.POSITION_MAX_CHARS,
             )
         with right:
             submitted = st.form_submit_button("Look up", type="primary", icon=":material/search:", width="stretch")

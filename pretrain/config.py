@@ -39,6 +39,7 @@ EXTENT_MAX_ARM_ARCSEC = 150.0  # ... each lobe within this of the centre (chance
 
 # --- Bundles ----------------------------------------------------------------------------
 DUPLICATE_RADIUS_ARCSEC = 5.0  # the same source seen twice: positions closer than this
+NAME_WCS_TOLERANCE_ARCSEC = 300.0  # a file name's position farther than this from its WCS: the WCS wins
 BUNDLE_WORKERS = 2  # processes reading + preprocessing files while a bundle builds
 BUNDLE_POOL_MIN_FILES = 200  # fewer files than this: one process (starting workers costs seconds)
 PROCESSED_IMAGE_PIXEL_SCALE_ARCSEC = MODEL_PIXEL_SCALE_ARCSEC  # --images PNGs (Griese et al.: FIRST grid)
@@ -60,6 +61,9 @@ CUTOUT_BACKOFF_S = 1.0  # first wait between retries; doubles each time
 CUTOUT_TOTAL_TIMEOUT_S = 60.0  # one look-up, all requests and retries, gives up after this
 CUTOUT_CENTRE_TOLERANCE_ARCSEC = 5.0  # image centre (WCS) vs the requested position
 CUTOUT_MAX_BYTES = 64 * 1024**2  # a FITS answer larger than this is not a cutout
+SKYVIEW_PAGE_MAX_BYTES = 4 * 1024**2  # a SkyView HTML page (form, result) larger than this, decoded, is refused
+FITS_MAX_PIXELS = 4096 * 4096  # larger images are refused from the header, before decompressing
+POSITION_MAX_CHARS = 200  # typed positions / names longer than this are refused (and the Look-up box caps)
 CUTOUT_CACHE_POSITION_DECIMALS = 4  # cache key: RA/Dec rounded to 1e-4 deg (0.36 arcsec)
 
 # --- MiraBest, the default data set -----------------------------------------------------
@@ -111,6 +115,7 @@ MAP_MIN_DIST = 0.0005
 MAP_METRIC = "cosine"
 MAP_SEED = 42  # UMAP random_state: the same embeddings give the same map
 MAP_MIN_SOURCES = 5  # fewer images than this cannot make a meaningful map
+MAP_PLACE_NEIGHBOURS = 5  # a new point's map position: weighted mean of this many nearest sources
 
 # --- Evaluation (pretrain/evaluate.py) ---------------------------------------------------
 MIRABEST_TEST_SIZE = 104  # the standard MiraBest Confident test set

@@ -6,17 +6,20 @@ reference code (PCA to 200 components, UMAP with 50 neighbours, min_dist 0.0005,
 metric); for small sets the PCA components and UMAP neighbours are capped by the number of
 samples. The map's axes carry no physical meaning.
 
-Saved with joblib (a pickle) plus a JSON sidecar of the parameters. A pickle can run code
-when loaded, so :meth:`MapProjector.load` is meant only for files this project wrote
-(:mod:`pretrain.space` checks the file's hash against its manifest before loading it).
+New points are placed without UMAP: a point's map position is the similarity-weighted
+mean of the map positions of its ``config.MAP_PLACE_NEIGHBOURS`` nearest fitted points
+(cosine, in the representation), so a point equal to a fitted one lands on it. Saved as
+arrays in an ``.npz`` read with ``allow_pickle=False`` plus a JSON sidecar: loading a map,
+even one from a shared cache someone else can write, never runs code (a pickled UMAP would).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+import zipfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 from sklearn.decomposition import PCA
 
@@ -85,18 +88,34 @@ class MapProjector:
             warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
             warnings.filterwarnings("ignore", message=".*is too large for.*spectral.*")
             xy = self.umap_.fit_transform(reduced)
+        xy = np.asarray(xy, dtype=np.float32)
         self.n_samples_ = n
         self.input_dim_ = dim
         self.explained_variance_ = float(np.sum(self.pca_.explained_variance_ratio_))
-        return np.asarray(xy, dtype=np.float32)
+        self.pca_components_ = self.pca_.components_.astype(np.float32)
+        self.pca_mean_ = self.pca_.mean_.astype(np.float32)
+        self.set_reference(x, xy)
+        return xy
+
+    def set_reference(self, embeddings: np.ndarray, map_xy: np.ndarray) -> None:
+        """The fitted points new ones are placed among (a space's own embeddings and map)."""
+        unit = l2_normalise(np.asarray(embeddings, dtype=np.float32))
+        xy = np.asarray(map_xy, dtype=np.float32)
+        if unit.ndim != 2 or xy.shape != (len(unit), 2):
+            raise ExplorerError(f"map reference: {unit.shape} embeddings for {xy.shape} map positions.")
+        self.reference_unit_, self.reference_xy_ = unit, xy
 
     def transform(self, embeddings: np.ndarray) -> np.ndarray:
-        """Place new embeddings (M, D) on the fitted map -> (M, 2)."""
+        """Place new embeddings (M, D) on the fitted map -> (M, 2): the weighted mean of
+        the positions of their nearest fitted points (weights 1 / cosine distance)."""
         x = self._check(embeddings, fitted=True)
-        reduced = self.pca_.transform(l2_normalise(x))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning)
-            xy = self.umap_.transform(reduced)
+        similarity = l2_normalise(x) @ self.reference_unit_.T  # (M, N)
+        k = int(min(config.MAP_PLACE_NEIGHBOURS, similarity.shape[1]))
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        distance = np.clip(1.0 - np.take_along_axis(similarity, nearest, axis=1), 0.0, None)
+        weights = 1.0 / (distance + 1e-9)  # a point equal to a fitted one lands on it
+        weights /= weights.sum(axis=1, keepdims=True)
+        xy = np.einsum("mk,mkd->md", weights, self.reference_xy_[nearest])
         return np.asarray(xy, dtype=np.float32)
 
     def _check(self, embeddings: np.ndarray, fitted: bool) -> np.ndarray:
@@ -108,7 +127,7 @@ class MapProjector:
         if not np.all(np.isfinite(x)):
             raise ExplorerError("embeddings contain NaN or infinite values; the encoder or its input is broken.")
         if fitted:
-            if not hasattr(self, "umap_"):
+            if not hasattr(self, "reference_xy_"):
                 raise ExplorerError("the map projector is not fitted yet; call fit() first.")
             if x.shape[1] != self.input_dim_:
                 raise ExplorerError(
@@ -121,7 +140,7 @@ class MapProjector:
     def describe(self) -> dict:
         """Parameters and fitted facts, for the JSON sidecar and a space's manifest."""
         info = {"params": self.get_params()}
-        if hasattr(self, "umap_"):
+        if hasattr(self, "pca_components_"):
             info["fitted"] = {
                 "n_samples": self.n_samples_,
                 "input_dim": self.input_dim_,
@@ -131,28 +150,51 @@ class MapProjector:
             }
         return info
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``path`` (joblib) and ``path`` with suffix ``.json`` (parameters)."""
+    def save(self, path: str | Path, with_reference: bool = True) -> Path:
+        """Write ``path`` (``.npz`` of arrays) and ``path`` with suffix ``.json`` (parameters).
+
+        ``with_reference=False`` leaves out the fitted points (a space stores them in its own
+        files and hands them to :meth:`load`)."""
         path = Path(path)
+        if not hasattr(self, "pca_components_"):
+            raise ExplorerError("the map projector is not fitted yet; call fit() first.")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            joblib.dump(self, tmp, compress=3)
+        arrays = {"pca_components": self.pca_components_, "pca_mean": self.pca_mean_}
+        if with_reference:
+            arrays |= {"reference_unit": self.reference_unit_, "reference_xy": self.reference_xy_}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
         atomic_write_json(path.with_suffix(".json"), self.describe())
         return path
 
     @staticmethod
-    def load(path: str | Path) -> MapProjector:
-        """Load a projector this project saved. Never use it on files from elsewhere."""
+    def load(path: str | Path, reference: tuple[np.ndarray, np.ndarray] | None = None) -> MapProjector:
+        """Load a projector saved by :meth:`save` (arrays only: nothing in the file is run).
+
+        ``reference``: (embeddings, map positions) of the fitted points, when the file was
+        saved without them."""
         path = Path(path)
         if not path.is_file():
             raise ExplorerError(f"map projector not found at {path}.")
+        hint = "re-create the space with `python -m pretrain embed`."
         try:
-            projector = joblib.load(path)
-        except Exception as exc:  # truncated file, or one written by incompatible versions
-            raise ExplorerError(
-                f"{path} could not be loaded ({type(exc).__name__}: {exc}); "
-                "re-create the space with `python -m pretrain embed`."
-            ) from exc
-        if not isinstance(projector, MapProjector):
-            raise ExplorerError(f"{path} does not hold a map projector.")
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: np.asarray(data[name]) for name in data.files}
+            info = json.loads(path.with_suffix(".json").read_text())
+            params, fitted = info["params"], info["fitted"]
+            projector = MapProjector(**params)
+            projector.n_components_ = int(fitted["pca_components"])
+            projector.n_neighbors_ = int(fitted["umap_n_neighbors"])
+            projector.n_samples_ = int(fitted["n_samples"])
+            projector.input_dim_ = int(fitted["input_dim"])
+            projector.explained_variance_ = float(fitted["pca_explained_variance"])
+            projector.pca_components_ = arrays["pca_components"].astype(np.float32)
+            projector.pca_mean_ = arrays["pca_mean"].astype(np.float32)
+            if reference is None:
+                reference = (arrays["reference_unit"], arrays["reference_xy"])
+            projector.set_reference(*reference)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise ExplorerError(f"{path} could not be loaded ({type(exc).__name__}: {exc}); {hint}") from exc
+        if projector.reference_unit_.shape[1] != projector.input_dim_:
+            raise ExplorerError(f"{path} does not match its fitted points' dimensions; {hint}")
         return projector

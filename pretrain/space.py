@@ -5,7 +5,8 @@ A space is a folder::
     SPACE/
       embeddings.parquet   source_id, embedding (list<float32>, 512 values; raw, not normalised)
       map.parquet          source_id, umap_x, umap_y and every catalogue column
-      projector.joblib     the fitted PCA -> UMAP (MapProjector), to place new images
+      projector.npz        the fitted PCA as arrays (MapProjector; new images are placed among
+                           the space's own sources, so no UMAP model is stored)
       projector.json       its parameters (human-readable sidecar)
       manifest.json        provenance: weights sha256 + file name, bundle id, parameters,
                            creation time, package versions, counts, projector hash
@@ -42,10 +43,13 @@ from pretrain.provenance import default_backbone_path, package_versions, weights
 from pretrain.vectors import l2_normalise
 
 SPACE_FORMAT = "radio-latent-explorer/space"
-SPACE_FORMAT_VERSION = 1
+# 2: the projector is arrays (projector.npz); version 1 kept a pickle (projector.joblib),
+# which is never loaded: such a space is reported stale and re-embedded.
+SPACE_FORMAT_VERSION = 2
 EMBEDDINGS_FILE = "embeddings.parquet"
 MAP_FILE = "map.parquet"
-PROJECTOR_FILE = "projector.joblib"
+PROJECTOR_FILE = "projector.npz"
+LEGACY_PROJECTOR_FILE = "projector.joblib"
 MANIFEST_FILE = "manifest.json"
 MAP_COLUMNS = ("source_id", "umap_x", "umap_y")
 # 1 - cosine below which a placed image counts as a source already in the space: above the
@@ -94,7 +98,7 @@ class Space:
     def projector(self) -> MapProjector:
         """The fitted PCA -> UMAP, loaded on first use (it is the slow part to load)."""
         if self._projector is None:
-            self._projector = _load_projector(self.path, self.manifest)
+            self._projector = _load_projector(self.path, self.manifest, (self.embeddings, self.map_xy))
         return self._projector
 
     @property
@@ -139,6 +143,7 @@ def save_space(
     may hold ``parameters``. Counts, versions and the creation time are added here.
     """
     out = Path(out)
+    check_space_out(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = pd.Series(np.asarray(source_ids)).astype(str)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -156,7 +161,8 @@ def save_space(
     _write_parquet(_embeddings_table(ids, embeddings), out / EMBEDDINGS_FILE)
     catalogue_map = _catalogue_map(ids, map_xy, catalogue)
     _write_parquet(pa.Table.from_pandas(catalogue_map, preserve_index=False), out / MAP_FILE)
-    projector.save(out / PROJECTOR_FILE)
+    projector.save(out / PROJECTOR_FILE, with_reference=False)  # the space's own files hold the points
+    (out / LEGACY_PROJECTOR_FILE).unlink(missing_ok=True)
 
     manifest = {
         "format": SPACE_FORMAT,
@@ -171,6 +177,33 @@ def save_space(
     }
     atomic_write_json(out / MANIFEST_FILE, manifest)
     return Space(out, catalogue_map, embeddings, manifest, _projector=projector)
+
+
+SPACE_NAMES = frozenset(
+    {EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, "projector.json", LEGACY_PROJECTOR_FILE, MANIFEST_FILE, "bundle"}
+)
+
+
+def check_space_out(out: Path) -> None:
+    """Refuse to write a space over a folder this tool did not write: writing replaces files
+    of these names, so ``out`` must be absent, empty, a space, or hold only a space's files."""
+    if out.exists() and not out.is_dir():
+        raise SpaceError(f"--out {out}: exists and is not a folder; choose another --out.")
+    if not out.is_dir():
+        return
+    try:
+        manifest = json.loads((out / MANIFEST_FILE).read_text())
+        if isinstance(manifest, dict) and manifest.get("format") == SPACE_FORMAT:
+            return
+    except (OSError, ValueError):
+        pass
+    others = sorted(p.name for p in out.iterdir() if p.name not in SPACE_NAMES and not p.name.startswith("."))
+    if others or (out / MANIFEST_FILE).exists():
+        shown = ", ".join(others[:3]) or MANIFEST_FILE
+        raise SpaceError(
+            f"--out {out}: the folder is not a space this tool wrote (it holds {shown}); nothing was "
+            "changed. Choose an empty or new --out folder."
+        )
 
 
 def _embeddings_table(ids: pd.Series, embeddings: np.ndarray) -> pa.Table:
@@ -256,6 +289,12 @@ def read_manifest(path: str | Path) -> dict:
     if manifest.get("format") != SPACE_FORMAT:
         raise SpaceError(f"{file} does not describe a space (format {manifest.get('format')!r}).")
     if manifest.get("format_version") != SPACE_FORMAT_VERSION:
+        if (path / LEGACY_PROJECTOR_FILE).exists():
+            raise SpaceError(
+                f"the space at {path} was written by an older version (its map projector is a pickle, "
+                f"{LEGACY_PROJECTOR_FILE}, which is never loaded: it could run code); re-create it with "
+                "`python -m pretrain embed`."
+            )
         raise SpaceError(
             f"the space at {path} has format version {manifest.get('format_version')}; "
             f"this program reads version {SPACE_FORMAT_VERSION}. Re-create it."
@@ -266,16 +305,16 @@ def read_manifest(path: str | Path) -> dict:
     return manifest
 
 
-def _load_projector(path: Path, manifest: dict) -> MapProjector:
+def _load_projector(path: Path, manifest: dict, reference: tuple[np.ndarray, np.ndarray]) -> MapProjector:
     file = path / PROJECTOR_FILE
     expected = manifest["files"].get(PROJECTOR_FILE, {}).get("sha256")
-    # joblib files are pickles: load only the exact file this project wrote.
+    # arrays only (nothing in them runs); the hash catches a changed or truncated file
     if not file.is_file() or sha256_file(file) != expected:
         raise SpaceError(
             f"{file} is missing or does not match the space's manifest (changed or "
             "truncated); re-create the space with `python -m pretrain embed`."
         )
-    return MapProjector.load(file)
+    return MapProjector.load(file, reference=reference)
 
 
 # --- staleness ----------------------------------------------------------------------------

@@ -200,7 +200,7 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
         ]
     )
     assert rc == 0
-    for name in ("embeddings.parquet", "map.parquet", "projector.joblib", "projector.json", "manifest.json"):
+    for name in ("embeddings.parquet", "map.parquet", "projector.npz", "projector.json", "manifest.json"):
         assert (out / name).is_file(), name
     bundle = load_bundle(out / "bundle")
     assert len(bundle) == 12
@@ -218,7 +218,11 @@ def test_embed_cli_on_real_mirabest_files(few_mirabest, tmp_path, encoder, capsy
     assert np.isfinite(space.map_xy).all()
 
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["weights"] == {"sha256": weights_sha256(weights), "file": "random.safetensors"}
+    assert manifest["weights"] == {
+        "sha256": weights_sha256(weights),
+        "file": "random.safetensors",
+        "held_out": "unknown",
+    }
     assert manifest["bundle"]["id"] == bundle.bundle_id and manifest["bundle"]["path"] == "bundle"
     assert space.bundle_path.resolve() == (out / "bundle").resolve()
     assert manifest["counts"]["sources"] == 12

@@ -76,7 +76,7 @@ def test_transform_places_points_near_their_own_map_position(clusters, fitted):
 def test_projector_save_load_roundtrip_and_errors(tmp_path, clusters, fitted):
     x, _ = clusters
     projector, _ = fitted
-    path = projector.save(tmp_path / "projector.joblib")
+    path = projector.save(tmp_path / "projector.npz")
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert sidecar["params"]["min_dist"] == 0.0005 and sidecar["params"]["metric"] == "cosine"
     assert sidecar["fitted"]["pca_components"] == len(x) - 1
@@ -90,9 +90,10 @@ def test_projector_save_load_roundtrip_and_errors(tmp_path, clusters, fitted):
         MapProjector().transform(x[:1])
     with pytest.raises(ExplorerError, match="at least"):
         MapProjector().fit(x[:3])
-    (tmp_path / "broken.joblib").write_bytes(path.read_bytes()[:100])
+    (tmp_path / "broken.npz").write_bytes(path.read_bytes()[:100])
+    (tmp_path / "broken.json").write_bytes(path.with_suffix(".json").read_bytes())
     with pytest.raises(ExplorerError, match="could not be loaded"):
-        MapProjector.load(tmp_path / "broken.joblib")
+        MapProjector.load(tmp_path / "broken.npz")
 
 
 # --- spaces on disk -------------------------------------------------------------------------
@@ -167,8 +168,8 @@ def test_is_stale_reasons(saved_space, weights, tmp_path):
 def test_load_space_says_what_is_wrong(saved_space, tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         load_space(tmp_path / "missing")
-    # A tampered projector is refused before it is unpickled.
-    (saved_space / "projector.joblib").write_bytes(b"not a pickle")
+    # A changed projector file is refused.
+    (saved_space / "projector.npz").write_bytes(b"not arrays")
     space = load_space(saved_space)
     with pytest.raises(SpaceError, match="does not match"):
         _ = space.projector

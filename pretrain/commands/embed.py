@@ -1,7 +1,7 @@
 """Embed a bundle (or a folder of FITS files) with a backbone and make its map: a "space".
 
 Writes SPACE/embeddings.parquet (source_id, 512-float embedding), SPACE/map.parquet
-(source_id, umap_x, umap_y + the catalogue), SPACE/projector.joblib (the fitted
+(source_id, umap_x, umap_y + the catalogue), SPACE/projector.npz (the fitted
 PCA -> UMAP, to place new images on the same map) and SPACE/manifest.json (provenance:
 weights SHA-256, bundle id, parameters). With --fits the images are first preprocessed
 into a bundle in SPACE/bundle/. A space that is already up to date (same weights, same
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from pretrain.data.bundle import build_bundle, load_bundle, summary
     from pretrain.errors import ExplorerError
     from pretrain.provenance import default_backbone_path
-    from pretrain.space import describe, embed_bundle_to_space, is_stale, read_manifest
+    from pretrain.space import check_space_out, describe, embed_bundle_to_space, is_stale, read_manifest
 
     if args.batch_size < 1:
         raise ExplorerError("--batch-size must be at least 1.")
@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "or train one with `python -m pretrain train`."
         )
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise ExplorerError(f"{out} exists and is not a folder; choose another --out.")
+    check_space_out(out)  # before --fits writes out/bundle
 
     if args.fits:
         bundle_dir = out / "bundle"

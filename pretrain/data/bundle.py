@@ -209,9 +209,14 @@ def build_bundle(
     out = Path(out)
     specs = list(inputs) + [("fits", p) for p in fits_dirs] + [("images", p) for p in image_dirs]
     specs += [("catalogue", p) for p in catalogues]
+    if not (np.isfinite(duplicate_radius_arcsec) and duplicate_radius_arcsec >= 0):
+        raise BundleError(
+            f"--duplicate-radius {duplicate_radius_arcsec}: must be a number of arcsec >= 0 "
+            f"(0 keeps every source; the default is {config.DUPLICATE_RADIUS_ARCSEC:g})."
+        )
     if not specs:
         raise BundleError("no inputs: give at least one --fits DIR, --images DIR or --catalogue FILE.")
-    _check_out(out, overwrite)
+    _check_out(out, overwrite, [Path(p) for _, p in specs])
     if survey is not None:
         survey = survey_profile(survey).key  # UnknownSurveyError lists the known ones
         if cutout_client is None and any(kind == "catalogue" for kind, _ in specs):
@@ -221,11 +226,17 @@ def build_bundle(
     if not tasks and not failures:
         raise BundleError("the inputs hold no files or catalogue rows to build from.")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir()
+    target = out.resolve()  # `--out .` has no name to put a partial folder beside
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir()
+    except OSError as exc:
+        raise BundleError(
+            f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder."
+        ) from exc
     try:
         records, staging = _process_all(tasks, failures, partial, progress, workers, cutout_client)
         if not records:
@@ -250,7 +261,7 @@ def build_bundle(
         manifest = _manifest(bundle_id, catalogue, specs, input_records, failures, duplicate_radius_arcsec)
         manifest["surveys"] = _survey_record(catalogue, survey)
         (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
-        _move_into_place(partial, out)
+        _move_into_place(partial, target)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
@@ -495,7 +506,7 @@ def _from_cutout(
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
     # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.
-    position = (info.ra, info.dec) if info.position_is_catalogued else centre
+    position = (info.ra, info.dec) if _name_agrees(info, cutout) else centre
     record.update(
         ra=position[0],
         dec=position[1],
@@ -515,6 +526,17 @@ def _from_cutout(
         record["epoch"] = info.epoch
     record.update(overrides or {})
     return _Outcome(record, image)
+
+
+def _name_agrees(info: NameInfo, cutout: Cutout) -> bool:
+    """Whether a catalogued position in the name is usable: on the sky, and within
+    ``config.NAME_WCS_TOLERANCE_ARCSEC`` of the image's WCS (else the WCS is trusted)."""
+    if not info.position_is_catalogued or info.ra is None or info.dec is None:
+        return False
+    if not (np.isfinite(info.ra) and np.isfinite(info.dec) and 0 <= info.ra <= 360 and -90 <= info.dec <= 90):
+        return False
+    named = SkyCoord(info.ra * u.deg, info.dec * u.deg)
+    return bool(named.separation(cutout.centre).arcsec <= config.NAME_WCS_TOLERANCE_ARCSEC)
 
 
 def _from_png(task: _Task) -> _Outcome:
@@ -900,11 +922,40 @@ def _tool_version() -> str:
             return "unknown"
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an ``--out`` whose replacement would delete anything the project did not write:
+    it must be absent, empty, or (with ``overwrite``) a bundle, and hold none of the inputs."""
     if out.exists() and not out.is_dir():
         raise BundleError(f"{out}: exists and is not a folder; choose another --out.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    target = out.resolve()
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        # the build replaces --out by renaming: the current folder would be swapped under the shell
+        raise BundleError(f"--out {out} is the current folder or holds it; give a new folder, e.g. --out bundle.")
+    for source in inputs:
+        resolved = source.resolve()
+        if resolved == target or target in resolved.parents:
+            raise BundleError(
+                f"--out {out} is, or holds, the input {source}; replacing it would delete the input. "
+                "Choose an --out folder outside the inputs."
+            )
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise BundleError(f"{out}: the folder exists and is not empty; choose another --out or pass --overwrite.")
+    if not is_bundle_folder(out):
+        raise BundleError(
+            f"{out}: --overwrite replaces only a bundle this tool wrote (with its {MANIFEST_FILE}), and this "
+            "folder is not one; nothing was deleted. Choose an empty or new --out folder."
+        )
+
+
+def is_bundle_folder(path: Path) -> bool:
+    """Whether ``path`` is a bundle written by this tool (its manifest names a bundle id)."""
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("bundle_id"), str)
 
 
 def _move_into_place(partial: Path, out: Path) -> None:

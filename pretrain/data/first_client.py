@@ -152,7 +152,36 @@ class _SkyView(SkyViewClass):
         # which would otherwise also keep SkyView's error pages (astroquery issue #1915).
         kwargs["cache"] = False
         kwargs["timeout"] = self.time_left()
-        return super()._request(method, url, **kwargs)
+        if kwargs.get("stream") or kwargs.get("save"):
+            return super()._request(method, url, **kwargs)
+        # pages too: streamed, so that a trickle or a gzip bomb is stopped while it arrives
+        response = super()._request(method, url, **{**kwargs, "stream": True})
+        try:
+            response._content = self.read_capped(response, config.SKYVIEW_PAGE_MAX_BYTES, url, "page")
+        finally:
+            response.close()
+        return response
+
+    def read_capped(self, response: requests.Response, max_bytes: int, url: str, what: str) -> bytes:
+        """The body, refused once it passes ``max_bytes`` (decoded) or the look-up's deadline.
+
+        ``read1`` returns as soon as any bytes arrive, so the deadline is checked however
+        slowly they come (the socket time-out restarts with every byte); small reads bound
+        what one compressed chunk can expand to."""
+        chunks, total = [], 0
+        while True:
+            chunk = response.raw.read1(1 << 14, decode_content=True)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:
+                raise CutoutServiceError(
+                    f"The cutout service sent more than {max_bytes // 1024**2} MB for one {what} "
+                    f"({url}); that is not a {self.survey_name} {what}. Try again later or check the service URL."
+                )
+            self.time_left()  # raises requests.Timeout once the budget is spent
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def image_urls(self, request: CutoutRequest) -> tuple[list[str], requests.Response]:
         """Submit the query form; the FITS links of the result page, and the page."""
@@ -174,19 +203,9 @@ class _SkyView(SkyViewClass):
         response = self._request("GET", url, stream=True)
         try:
             response.raise_for_status()
-            chunks, total = [], 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise CutoutServiceError(
-                        f"The cutout service sent more than {max_bytes // 1024**2} MB for one "
-                        f"cutout ({url}); that is not a {self.survey_name} cutout."
-                    )
-                self.time_left()  # a trickling answer must not outlast the budget
-                chunks.append(chunk)
+            return self.read_capped(response, max_bytes, url, "cutout")
         finally:
             response.close()
-        return b"".join(chunks)
 
 
 class FirstCutoutClient:

@@ -9,6 +9,7 @@ that astropy's verifier complains about (SkyView writes TAB characters into COMM
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,9 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 from astropy.wcs import WCS, FITSFixedWarning
-from astropy.wcs.utils import proj_plane_pixel_scales
+from astropy.wcs.utils import proj_plane_pixel_scales, wcs_to_celestial_frame
 
+from pretrain import config
 from pretrain.errors import FitsReadError
 
 FITS_MAGIC = b"SIMPLE  ="
@@ -88,11 +90,17 @@ def read_cutout(path_or_bytes: str | Path | bytes, source: str | None = None) ->
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = _celestial_wcs(header, name)
     ny, nx = image.shape
-    ra, dec = wcs.wcs_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
-    frame = (wcs.wcs.radesys or "icrs").strip().lower()
-    centre = SkyCoord(ra * u.deg, dec * u.deg, frame=frame if frame in ("icrs", "fk5", "fk4") else "icrs")
+    lon, lat = wcs.wcs_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        raise FitsReadError(
+            f"{name}: the header's WCS gives no sky position for the image centre (CRVAL/CRPIX/CDELT "
+            "are NaN or unusable); fix the header or download the file again."
+        )
+    centre = SkyCoord(lon * u.deg, lat * u.deg, frame=_celestial_frame(wcs))  # Galactic etc. -> ICRS below
     scales_deg = proj_plane_pixel_scales(wcs)
     pixel_scale_arcsec = float(np.mean(np.abs(scales_deg)) * 3600.0)
+    if not (np.isfinite(pixel_scale_arcsec) and pixel_scale_arcsec > 0):
+        raise FitsReadError(f"{name}: the header's pixel scale is {pixel_scale_arcsec} arcsec; fix CDELT/CD.")
     return Cutout(
         data=image,
         wcs=wcs,
@@ -118,10 +126,25 @@ def _check_looks_like_fits(raw: bytes, name: str) -> None:
 def _first_image_hdu(hdul: fits.HDUList, name: str):
     for hdu in hdul:
         is_image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+        if is_image and hdu.header.get("NAXIS", 0) >= 2:
+            _check_size(hdu.header, name)  # from the header, before anything is decompressed
         if is_image and hdu.header.get("NAXIS", 0) >= 2 and hdu.data is not None:
             return hdu
     kinds = ", ".join(type(h).__name__ for h in hdul)
     raise FitsReadError(f"{name}: no image HDU with at least two axes (found: {kinds}).")
+
+
+def _check_size(header: fits.Header, name: str) -> None:
+    """Refuse an image too large to be a cutout (a tiny tile-compressed file can hold 16000²)."""
+    shape = [header.get(f"NAXIS{i}", 0) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise FitsReadError(f"{name}: the header's axis lengths {shape} are not whole numbers.")
+    pixels = int(np.prod(shape, dtype=np.float64))
+    if pixels > config.FITS_MAX_PIXELS:
+        raise FitsReadError(
+            f"{name}: the image has {' x '.join(map(str, shape))} pixels, more than the "
+            f"{config.FITS_MAX_PIXELS:,} a cutout may have; cut out the region around the source first."
+        )
 
 
 def _squeeze_to_2d(data: np.ndarray, name: str) -> np.ndarray:
@@ -133,7 +156,40 @@ def _squeeze_to_2d(data: np.ndarray, name: str) -> np.ndarray:
     return image.astype(np.float32, copy=False)  # native byte order, float32
 
 
+def _celestial_frame(wcs: WCS):
+    """The WCS's own sky frame (a Galactic GLON/GLAT header is not RA/Dec)."""
+    try:
+        return wcs_to_celestial_frame(wcs)
+    except ValueError:
+        frame = (wcs.wcs.radesys or "icrs").strip().lower()
+        return frame if frame in ("icrs", "fk5", "fk4") else "icrs"
+
+
+_WCS_NUMBER_CARDS = re.compile(r"^(CRVAL|CRPIX|CDELT|CROTA)\d$|^(CD|PC)\d_\d$")
+
+
+def _check_wcs_cards(header: fits.Header, name: str) -> None:
+    """astropy's WCS reads an unparsable or missing CRVAL as 0 (RA 0, Dec 0): refuse instead."""
+    for card in header.cards:
+        if not _WCS_NUMBER_CARDS.match(card.keyword):
+            continue
+        try:
+            value = float(card.value)
+        except Exception:  # VerifyError for a card like "CRVAL1 = NaN"
+            value = float("nan")
+        if not np.isfinite(value):
+            raise FitsReadError(
+                f"{name}: the header card {card.keyword} is not a finite number ({card.image.strip()[10:40]!r}); "
+                "fix the header, the image's sky position is unknown."
+            )
+    if any(str(header.get(f"CTYPE{i}", "")).strip() for i in (1, 2)):
+        missing = [k for k in ("CRVAL1", "CRVAL2") if k not in header]
+        if missing:
+            raise FitsReadError(f"{name}: the header lacks {', '.join(missing)}; fix the header (position unknown).")
+
+
 def _celestial_wcs(header: fits.Header, name: str) -> WCS:
+    _check_wcs_cards(header, name)
     try:
         wcs = WCS(header).celestial
     except Exception as exc:

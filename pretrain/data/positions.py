@@ -14,14 +14,16 @@ import re
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from pretrain import config
 from pretrain.errors import PositionError
 
-_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)"
+# Each number has one way to match (no "\d+\.?\d*", whose split points backtrack quadratically).
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 # Two decimal numbers (degrees), separated by a comma and/or blanks; an optional "d" or "°".
 _DECIMAL = re.compile(rf"^\s*({_NUMBER})\s*(?:d|deg|°)?\s*[,\s]\s*({_NUMBER})\s*(?:d|deg|°)?\s*$", re.I)
 # Sexagesimal: 3 + 3 numbers separated by blanks or colons, or with h/m/s and d/m/s markers.
 _SEXAGESIMAL_PLAIN = re.compile(
-    r"^\s*(\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+\.?\d*)\s*,?\s*([+-]?\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+\.?\d*)\s*$"
+    r"^\s*(\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+(?:\.\d*)?)\s*,?\s*([+-]?\d{1,2})[\s:]+(\d{1,2})[\s:]+(\d+(?:\.\d*)?)\s*$"
 )
 _SEXAGESIMAL_MARKED = re.compile(
     rf"^\s*\d{{1,2}}h\s*\d{{1,2}}m\s*{_NUMBER}s?\s*,?\s*[+-]?\d{{1,2}}[d°]\s*\d{{1,2}}[m']\s*{_NUMBER}(?:s|\")?\s*$",
@@ -38,6 +40,13 @@ def parse_position(text: str) -> SkyCoord | None:
     """
     if not isinstance(text, str) or not text.strip():
         return None
+    if len(text) > config.POSITION_MAX_CHARS:  # bounded before any regex sees it
+        raise PositionError(
+            f"the text is {len(text)} characters long; a position or object name has at most "
+            f"{config.POSITION_MAX_CHARS}. Type a shorter one (e.g. 139.148 +4.681 or 3C 236)."
+        )
+    # one blank between tokens: runs of blanks would give the regexes' \s* many ways to match
+    text = " ".join(text.split())
     match = _DECIMAL.match(text)
     if match:
         return sky_position(float(match.group(1)), float(match.group(2)))

@@ -25,7 +25,9 @@ all-zero image, as SkyView returns outside the FIRST footprint. Names resolve th
 Fault modes for tests (attributes): ``mode`` = ``"slow"`` (every answer waits
 ``slow_s`` seconds), ``"html"`` (the FITS link answers with an HTML error page),
 ``"truncated"`` (the FITS file is cut short), ``"offset"`` (cutouts centred 1 arcmin
-north of the request), ``"size"`` (the requested size is ignored: 300 px at 1.8"); ``blank_value`` (0.0, or NaN) fills
+north of the request), ``"size"`` (the requested size is ignored: 300 px at 1.8"),
+``"trickle"`` (every answer one byte per ``trickle_s`` seconds), ``"bomb"`` (HTML pages are
+gzip expanding to ``bomb_bytes``); ``blank_value`` (0.0, or NaN) fills
 the images outside the footprint; ``fail_next(n, status=500)`` makes the next
 ``n`` requests fail with that status. ``requests`` logs every request (kind, path);
 ``served_files`` lists the real file behind each cutout (None for a blank one).
@@ -41,7 +43,9 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gzip
 import html
+import io
 import itertools
 import re
 import threading
@@ -305,8 +309,10 @@ class SkyViewStandIn:
         self.data_dir = Path(data_dir) if data_dir is not None else config.SHARED_DATA_DIR
         self.port = port
         self.match_radius_arcsec = match_radius_arcsec
-        self.mode: str | None = None  # None, "slow", "html", "truncated", "offset", "size"
+        self.mode: str | None = None  # None, "slow", "html", "truncated", "offset", "size", "trickle", "bomb"
         self.slow_s = 5.0
+        self.trickle_s = 1.0  # "trickle": every answer arrives one byte per this many seconds
+        self.bomb_bytes = 256 * 1024**2  # "bomb": pages are gzip that expands to this many bytes
         self.blank_value = 0.0  # outside the footprint; SkyView gives zeros (NaN for some surveys)
         self.requests: list[tuple[str, str]] = []  # (kind, path): kind = form, query, fits, other
         self.served_files: list[Path | None] = []
@@ -475,14 +481,38 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, error_page(f"{parts.path} not found."), "text/html")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
+        mode = self.standin.mode
+        gzipped = mode == "bomb" and content_type == "text/html"
+        if gzipped:
+            body = _gzip_bomb(self.standin.bomb_bytes)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if gzipped:
+                self.send_header("Content-Encoding", "gzip")
             self.end_headers()
-            self.wfile.write(body)
+            if mode == "trickle":  # a service answering one byte at a time
+                for i in range(len(body)):
+                    if self.standin._stop.wait(self.standin.trickle_s):
+                        return
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+            else:
+                self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out tests)
             pass
+
+
+@functools.lru_cache(maxsize=2)
+def _gzip_bomb(size: int) -> bytes:
+    """A small gzip body that expands to ``size`` bytes of zeros."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as f:
+        block = bytes(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> None:
