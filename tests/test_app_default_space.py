@@ -102,6 +102,7 @@ def test_a_spawned_worker_importing_app_py_does_not_run_the_app(monkeypatch):
     runpy.run_path(str(APP), run_name="__mp_main__")
 
 
+@pytest.mark.slow
 def test_the_preparation_runs_in_the_background_and_is_shared(fresh_env):
     """Started by one page run, it goes on without it (a page change used to start it over),
     and every caller meanwhile gets the same preparation and its progress."""

@@ -179,7 +179,7 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
         features,
         map_xy,
         catalogue,
-        MapProjector(),
+        MapProjector().fit(features[:200]),  # a space holds a fitted projector (new points are placed with it)
         {
             "weights": {"sha256": weights_sha256(weights), "file": weights.name},
             "bundle": {"id": mirabest_bundle.bundle_id, "path": None},
@@ -232,7 +232,7 @@ def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
         np.ones((n, 4), np.float32),
         np.random.default_rng(0).normal(size=(n, 2)),
         catalogue,
-        MapProjector(),
+        MapProjector().fit(np.random.default_rng(1).normal(size=(n, 4))),
         {
             "weights": {"sha256": weights_sha256(weights), "file": weights.name},
             "bundle": {"id": "b", "path": None},

@@ -63,6 +63,7 @@ def cli_run(tmp_path_factory, bundle_path, weights):
     return out
 
 
+@pytest.mark.slow
 def test_cli_run_writes_every_file_with_sane_content(cli_run, bundle_path):
     bundle = load_bundle(bundle_path)
     catalogue = bundle.catalogue
@@ -118,6 +119,7 @@ def test_cli_run_writes_every_file_with_sane_content(cli_run, bundle_path):
     assert run_config["trainable_blocks"] == ["layer4"]
 
 
+@pytest.mark.slow
 def test_cli_run_trains_exactly_the_last_block(cli_run, weights):
     before, after = load_file(str(weights)), load_file(str(cli_run / "encoder.safetensors"))
     assert set(before) == set(after)

@@ -156,6 +156,7 @@ def test_not_fits_and_missing_files(tmp_path):
 VLASS_NAME_ROUNDING_ARCSEC = 0.0005 * 3600 * np.sqrt(2)  # VLASS names give RA, Dec to 0.001 deg
 
 
+@pytest.mark.slow
 def test_vlass_image_centre_comes_from_the_wcs_not_crval(vlass_dir):
     """The centre read from the WCS is the file name's position; CRVAL is the parent tile's centre."""
     from pretrain.data.names import parse_vlass_name
