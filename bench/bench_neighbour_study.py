@@ -168,7 +168,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *notes,
         "",
-        "| representation | dim | FR purity LOO | FRI | FRII | hybrid | FR purity held-out | hybrid held-out "
+        "| representation | dim | FR purity LOO | FRI LOO | FRII LOO | hybrid LOO | FR purity held-out | hybrid held-out "
         "| probe error % | kNN error % |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -181,7 +181,8 @@ def main() -> None:
     lines += [
         "",
         "The extent rows append the pixels' estimated angular extent (`angular_extent_estimated_arcsec`, "
-        "log, standardised) to the standardised representation, weighted w x sqrt(512)/10 of one column; "
+        "log, standardised) to the standardised representation, weighted w x sqrt(d)/10 of one column "
+        "(d: the representation's size); "
         "both weights tried are shown.",
     ]
     text = "\n".join(lines)

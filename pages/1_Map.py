@@ -28,7 +28,7 @@ from explorer.widgets.neighbourhood import unusual_sources
 from explorer.widgets.neighbours import neighbours_section
 from explorer.widgets.selection import selection_section
 from explorer.widgets.sidebar import neighbour_settings
-from explorer.widgets.source_panel import all_columns, source_panel
+from explorer.widgets.source_panel import source_details, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.tags import tag_sets
 from explorer.widgets.url_state import follow
@@ -159,7 +159,7 @@ def map_fragment(
         if neighbours is not None:
             neighbours_section(space, neighbours, query_row=query, key=f"nb:{space.key}", in_fragment=True)
         if query is not None:
-            all_columns(space, query)
+            source_details(space, query)
     with below:
         if state.get("selected"):
             selection_section(space, state)

@@ -48,11 +48,16 @@ def source_panel(
         warning = field_warning(entry.get("angular_extent_arcsec"))
         if warning:
             st.warning(warning, icon=":material/crop_free:")
-    source_links(entry)
+        source_links(entry)
+    if not compact:  # (the map page shows these below its gallery, so the neighbours stay in view)
+        source_details(space, row)
+
+
+def source_details(space: ExplorerSpace, row: int) -> None:
+    """Below the image and facts: the neighbourhood's figures, tags, every catalogue column."""
     neighbourhood_facts(space, row)
     source_tags(space, row)
-    if not compact:  # (the map page shows them below its gallery: all_columns)
-        all_columns(space, row)
+    all_columns(space, row)
 
 
 def all_columns(space: ExplorerSpace, row: int) -> None:
