@@ -48,12 +48,21 @@ def colour_fact(colour_name: str, colour: pd.Series | None, row: int) -> tuple[s
     return pretty_name(colour_name), colour.iloc[row]
 
 
-def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = ()) -> str:
+def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = (), compact: bool = False) -> str:
     """The main catalogue facts of a source as a compact two-column table; ``extra``:
-    more (title, value) rows first (the map's colour, when it is not a catalogue column)."""
+    more (title, value) rows first (the map's colour, when it is not a catalogue column).
+    ``compact``: the position once (J2000 sexagesimal, degrees in its tooltip), no survey row:
+    the map page's panel, where the neighbours must stay in view."""
     rows = [_extra_row(title, value) for title, value in extra if not is_missing(value)]
+    skipped = ("ra", "survey") if compact else ()
     for column, title in FACT_COLUMNS:
-        if column not in entry.index or is_missing(entry[column]):
+        if column not in entry.index or is_missing(entry[column]) or column in skipped:
+            continue
+        if compact and column == "dec":
+            if "ra" in entry.index and not is_missing(entry["ra"]):
+                degrees = f"{entry['ra']}, {entry['dec']}"
+                position = html.escape(sexagesimal(entry["ra"], entry["dec"]))
+                rows.append(f'<tr><td>J2000</td><td title="{html.escape(degrees)} deg">{position}</td></tr>')
             continue
         value = entry[column]
         if isinstance(value, (float, np.floating)):

@@ -126,11 +126,12 @@ GALLERY_CSS = """
 .nb-card .nb-missing{display:flex;align-items:center;justify-content:center;text-align:center;
  background:#000004;color:#999;font-size:11px;padding:6px;box-sizing:border-box}
 .nb-head{display:flex;justify-content:space-between;margin-top:4px;font-weight:600}
-.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums}
+.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums;font-size:10.5px}
 .nb-id{font-family:monospace;font-size:11px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .nb-meta{opacity:.8;font-variant-numeric:tabular-nums}
 .nb-label{display:inline-block;border-radius:3px;padding:0 4px;background:rgba(230,159,0,.25)}
 .nb-links{font-size:10.5px;opacity:.85;line-height:1.5}.nb-links a{text-decoration:none}
+.nb-links summary{cursor:pointer;opacity:.8}
 .nb-card{cursor:zoom-in}.nb-card:focus{outline:2px solid #00E5FF}
 .nb-card .nb-big{display:none}
 .nb-card:focus .nb-big{display:block;position:fixed;z-index:100000;top:50%;left:50%;transform:translate(-50%,-50%);
@@ -189,7 +190,9 @@ def gallery_html(
             f"{score_short} {card.score:.3f}{_rank_text(card)}</span></div>"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
-            f'<div class="nb-links">{links_html(card.ra, card.dec, short=True)}</div></div>'
+            # Folded to one line: open, the links would make every card several lines taller.
+            f'<details class="nb-links"><summary>links</summary>{links_html(card.ra, card.dec, short=True)}</details>'
+            "</div>"
         )
     return (
         GALLERY_CSS + f'<div class="nb-gallery" data-query="{html.escape(query_id)}" '

@@ -32,7 +32,8 @@ def neighbours_section(
         if space.has_embeddings
         else "by distance **on the 2-D map** (this space has no representations)"
     )
-    st.markdown(f"##### {len(neighbours.rows)} nearest neighbours {how}")
+    st.markdown(f"##### {len(neighbours.rows)} nearest neighbours")
+    st.caption(how[0].upper() + how[1:])
     _, radius = neighbour_settings()
     note = dropped_note(space, neighbours, radius)
     if note:

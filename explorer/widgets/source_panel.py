@@ -44,17 +44,17 @@ def source_panel(
     with facts_box:
         if compact:  # a denser table beside the image
             st.html("<style>.facts{font-size:12.5px;margin:0}.facts td{padding:1px 10px 1px 0}</style>")
-        st.html(facts_html(entry, extra=[coloured_by] if coloured_by else ()))
+        st.html(facts_html(entry, extra=[coloured_by] if coloured_by else (), compact=compact))
         warning = field_warning(entry.get("angular_extent_arcsec"))
         if warning:
             st.warning(warning, icon=":material/crop_free:")
-        source_links(entry)
     if not compact:  # (the map page shows these below its gallery, so the neighbours stay in view)
         source_details(space, row)
 
 
 def source_details(space: ExplorerSpace, row: int) -> None:
-    """Below the image and facts: the neighbourhood's figures, tags, every catalogue column."""
+    """Below the image and facts: links out, the neighbourhood's figures, tags, every catalogue column."""
+    source_links(space.catalogue.iloc[row])
     neighbourhood_facts(space, row)
     source_tags(space, row)
     all_columns(space, row)
