@@ -140,7 +140,7 @@ def test_rgz_catalogue_space_finds_neighbours_on_its_published_map(app_env, rgz_
     )
     assert shown == rgz["source_id"].to_numpy()[np.asarray(order)[keep]][:K].tolist()
     assert "distance on the map" in html and "FIRST image not fetched yet" in html
-    assert any("on the 2-D map" in m.value for m in at.markdown)
+    assert any("on the 2-D map" in m.value for m in [*at.markdown, *at.caption])  # the method, under the heading
     assert any(b.label.startswith("Fetch") for b in at.button)  # images come from FIRST on request
 
 

@@ -52,7 +52,7 @@ def _submit(at, labels: int, epochs: int, depth: int = 1) -> None:
     at.sidebar.number_input[0].set_value(labels)  # label budget
     at.sidebar.select_slider[0].set_value(depth)
     at.sidebar.number_input[1].set_value(epochs)
-    at.sidebar.button[0].click()  # the form's submit button
+    next(b for b in at.sidebar.button if b.label == "Start training").click()  # the form's submit button
     at.run()
     assert not at.exception, at.exception
 
