@@ -41,6 +41,13 @@ def _cell_is_held_out(band: int, column: int) -> bool:
     return int.from_bytes(digest[:8], "big") < FRACTION * 2**64
 
 
+def held_out_rows(catalogue) -> np.ndarray | None:
+    """Boolean mask of a catalogue's held-out rows; None when it has no ``ra``/``dec`` columns."""
+    if not {"ra", "dec"} <= set(catalogue.columns):
+        return None
+    return is_held_out(catalogue["ra"].to_numpy(dtype=float), catalogue["dec"].to_numpy(dtype=float))
+
+
 def is_held_out(ra_deg, dec_deg) -> np.ndarray:
     """Boolean array: True where the position lies in a held-out cell (NaN positions: False)."""
     ra = np.atleast_1d(np.asarray(ra_deg, np.float64))

@@ -45,6 +45,7 @@ from pretrain.clock import utc_timestamp
 from pretrain.devices import choose_device
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
+from pretrain.holdout import held_out_rows
 from pretrain.models.backbone import save_encoder
 from pretrain.models.byol import BYOL, cosine_tau
 from pretrain.models.resnet import resnet18_encoder
@@ -127,15 +128,6 @@ def confident_fr_mask(catalogue) -> np.ndarray:
     return is_fr & confident
 
 
-def held_out_mask(catalogue) -> np.ndarray:
-    """Sources in the held-out sky (:mod:`pretrain.holdout`); none when positions are unknown."""
-    from pretrain.holdout import is_held_out
-
-    if not {"ra", "dec"} <= set(catalogue.columns):
-        return np.zeros(len(catalogue), dtype=bool)
-    return is_held_out(catalogue["ra"].to_numpy(dtype=float), catalogue["dec"].to_numpy(dtype=float))
-
-
 def load_training_data(
     bundle_paths: Sequence[str | Path], min_extent_arcsec: float, exclude_held_out: bool = False
 ) -> TrainingData:
@@ -147,7 +139,9 @@ def load_training_data(
     for path in bundle_paths:
         bundle = load_bundle(path)
         large = select_by_extent(bundle.catalogue, min_extent_arcsec)
-        held_out = held_out_mask(bundle.catalogue) if exclude_held_out else np.zeros(len(large), dtype=bool)
+        held_out = held_out_rows(bundle.catalogue) if exclude_held_out else None
+        if held_out is None:  # not asked, or no positions: nothing is held out
+            held_out = np.zeros(len(large), dtype=bool)
         keep = large & ~held_out
         images.append(np.asarray(bundle.images[np.flatnonzero(keep)]))
         ids.append(bundle.bundle_id)

@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pretrain.errors import ExplorerError
-    from pretrain.evaluate import KNN_K, PURITY_K, extent_ordering_spearman, neighbour_purity, probe_over_splits
-    from pretrain.holdout import is_held_out
+    from pretrain.evaluate import KNN_K, PURITY_K, extent_ordering_spearman, probe_over_splits
     from pretrain.space import load_space
 
     if args.seeds < 2:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             "test": int(splits["n_test"].iloc[0]),
             "seeds": args.seeds,
         }
-    result["neighbour_purity"] = _purity(space, catalogue, neighbour_purity, is_held_out)
+    result["neighbour_purity"] = _purity(space, catalogue)
     result["extent_column"] = args.extent_column
     if args.extent_column in catalogue:
         extent = pd.to_numeric(catalogue[args.extent_column], errors="coerce").to_numpy(dtype=float)
@@ -120,13 +119,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _purity(space, catalogue: pd.DataFrame, neighbour_purity, is_held_out) -> dict:
+def _purity(space, catalogue: pd.DataFrame) -> dict:
     """Neighbour purity, leave-one-out over all sources and for the held-out queries."""
     from pretrain.errors import ExplorerError
+    from pretrain.evaluate import neighbour_purity
+    from pretrain.holdout import held_out_rows
 
     if "label" not in catalogue:
         return {"not computed": "the catalogue has no label column"}
-    held_out = is_held_out(catalogue["ra"], catalogue["dec"]) if {"ra", "dec"} <= set(catalogue) else None
+    held_out = held_out_rows(catalogue)
     pretrained_on = space.manifest["weights"].get("held_out", "unknown")
     figures: dict = {"weights_pretrained_on_held_out": pretrained_on}
     for name, rows in (("all", None), ("held_out", None if held_out is None else np.flatnonzero(held_out))):
