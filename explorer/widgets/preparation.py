@@ -93,9 +93,11 @@ def _refinement_notice() -> None:
         job = default_space.start_refinement()
     if job.finished:
         st.rerun(scope="app")  # the refined space is in place (its new manifest reloads it)
-    fraction, _ = job.progress()["embeddings"]
+    progress = job.progress()
+    fraction, _ = progress["embeddings"]
+    step = f"{fraction:.0%} embedded" if fraction < 1.0 else (progress["map"][1] or "fitting the map").lower()
     st.caption(
-        f"⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
-        f"neighbours and look-ups use from then on) is being computed in the background: {fraction:.0%}. "
+        "⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
+        f"neighbours and look-ups use from then on) is being computed in the background ({step}). "
         "The map and neighbours update when it is ready."
     )
