@@ -63,6 +63,8 @@ CUTOUT_CENTRE_TOLERANCE_ARCSEC = 5.0  # image centre (WCS) vs the requested posi
 CUTOUT_MAX_BYTES = 64 * 1024**2  # a FITS answer larger than this is not a cutout
 SKYVIEW_PAGE_MAX_BYTES = 4 * 1024**2  # a SkyView HTML page (form, result) larger than this, decoded, is refused
 FITS_MAX_PIXELS = 4096 * 4096  # larger images are refused from the header, before decompressing
+FITS_MAX_BYTES = FITS_MAX_PIXELS * 8 + 1024**2  # a FITS file (or what its .gz expands to): its largest image in float64
+FITS_MAX_RESAMPLED_PIXELS = 10_000**2  # an image resampled onto the model's grid: at most 5 x 5 deg of 1.8" pixels
 POSITION_MAX_CHARS = 200  # typed positions / names longer than this are refused (and the Look-up box caps)
 CUTOUT_CACHE_POSITION_DECIMALS = 4  # cache key: RA/Dec rounded to 1e-4 deg (0.36 arcsec)
 
