@@ -179,6 +179,8 @@ FINETUNE_EVAL_BATCH_SIZE = 256
 RUNS_DIR_ENV = "EXPLORER_RUNS"  # where the app's training runs go (default: cache_dir() / "runs")
 JOB_CANCEL_GRACE_S = 10.0  # after SIGTERM, wait this long before SIGKILL
 JOB_REFRESH_S = 2.0  # the Training page re-reads a running job's progress this often
+JOB_MAX_RUNNING = 2  # runs training at once from one host (each takes the CPU cores it finds); more are refused
+MAX_RUNS_ENV = "EXPLORER_MAX_RUNS"  # overrides JOB_MAX_RUNNING
 
 # --- The explorer app (app.py, pages/, explorer/) ---------------------------------------
 APP_NEIGHBOURS_K = 12  # neighbours shown for a click or a look-up
