@@ -182,7 +182,7 @@ class EmbeddingSpace(ExplorerSpace):
         self.key, self.title = key, title
         self.catalogue = space.catalogue_map.reset_index(drop=True)
         self.index = CosineIndex(space.unit_embeddings)
-        self.images = _bundle_images(space)
+        self.images, self.images_problem = _bundle_images(space)
         self.has_images = self.images is not None
         self.projector_lock = threading.Lock()
 
@@ -226,17 +226,18 @@ class EmbeddingSpace(ExplorerSpace):
         return self.space.manifest["weights"].get("file", "")
 
 
-def _bundle_images(space) -> np.ndarray | None:
-    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources."""
+def _bundle_images(space) -> tuple[np.ndarray | None, str]:
+    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources;
+    and, when it is there but damaged, what is wrong (shown on the cards instead of "no image")."""
     from pretrain.data.bundle import load_bundle
 
     path = space.bundle_path
     if path is None or not Path(path).is_dir():
-        return None
+        return None, ""
     try:
         bundle = load_bundle(path)
-    except ExplorerError:
-        return None
+    except ExplorerError as exc:
+        return None, f"bundle damaged: {exc}"
     same = (
         len(bundle.catalogue) == len(space.catalogue_map)
         and (
@@ -244,7 +245,7 @@ def _bundle_images(space) -> np.ndarray | None:
             == space.catalogue_map["source_id"].astype(str).to_numpy()
         ).all()
     )
-    return bundle.images if same else None
+    return (bundle.images, "") if same else (None, "")
 
 
 class CatalogueSpace(ExplorerSpace):

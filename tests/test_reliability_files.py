@@ -244,3 +244,60 @@ def test_a_second_user_reads_a_shared_cache_and_ignores_a_private_one(standin, s
     assert mine.cached(mine.request(real.centre)) is not None
     os.chown(path, 65534, 65534)
     assert mine.cached(mine.request(real.centre)) is None
+
+
+# --- damaged spaces and bundles: reported for that item, with the command that rebuilds it --
+
+
+def _small_space(tmp_path: Path, bundle_path: Path):
+    from pretrain.mapping import MapProjector
+    from pretrain.space import save_space
+
+    x = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
+    projector = MapProjector(random_state=1, n_neighbors=10)
+    xy = projector.fit_transform(x)
+    provenance = {"weights": {"sha256": "w", "file": "w.safetensors"}, "bundle": {"id": "b", "path": str(bundle_path)}}
+    return save_space(tmp_path / "space", [f"J{i:04d}" for i in range(40)], x, xy, None, projector, provenance)
+
+
+@pytest.mark.slow  # UMAP's first fit compiles (numba)
+@pytest.mark.parametrize("name", ["map.parquet", "embeddings.parquet"])
+def test_a_damaged_space_file_makes_the_space_stale_with_a_full_rebuild_command(tmp_path, name):
+    from pretrain.space import SpaceError, is_stale, load_space
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"weights")
+    space = _small_space(tmp_path, tmp_path / "bundle")
+    raw = (space.path / name).read_bytes()
+    (space.path / name).write_bytes(raw[: len(raw) // 2])
+    assert name in str(is_stale(space.path, weights))  # stale: the app's preparation rebuilds it
+    with pytest.raises(SpaceError) as error:
+        load_space(space.path)
+    message = str(error.value)
+    assert f"--bundle {tmp_path / 'bundle'}" in message and "--weights w.safetensors" in message
+    assert f"--out {space.path}" in message
+
+
+def test_a_truncated_images_file_is_reported_not_shown_as_no_image(tmp_path, skyview_raw_dir):
+    from explorer.space_registry import _bundle_images
+    from pretrain.data.bundle import load_bundle
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in sorted(skyview_raw_dir.glob("*.fits"))[:5]:
+        (data / f.name).symlink_to(f)
+    bundle = build_bundle(fits_dirs=[data], out=tmp_path / "bundle", progress=False)
+    images = bundle.path / "images.npy"
+    raw = images.read_bytes()
+    images.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(BundleError, match=f"bundle --fits {data} --out {bundle.path} --overwrite"):
+        load_bundle(bundle.path)
+
+    class FakeSpace:
+        bundle_path = bundle.path
+
+    found, problem = _bundle_images(FakeSpace())
+    assert found is None and "images.npy" in problem  # the cards say this instead of "no image"
+    from explorer.default_space import bundle_matches
+
+    assert not bundle_matches(bundle.path, data)  # the default space's bundle is rebuilt

@@ -132,11 +132,17 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
     try:
         images = np.load(path / IMAGES_FILE, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{path / IMAGES_FILE}: unreadable image array ({exc}). Build the bundle again.") from exc
+        raise BundleError(
+            f"{path / IMAGES_FILE}: unreadable image array ({exc}). Build the bundle again: "
+            f"`{rebuild_command(path, manifest)}`."
+        ) from exc
     try:
         catalogue = pd.read_parquet(path / CATALOGUE_FILE)
     except Exception as exc:  # pyarrow raises several kinds for damaged files
-        raise BundleError(f"{path / CATALOGUE_FILE}: unreadable catalogue ({exc}). Build the bundle again.") from exc
+        raise BundleError(
+            f"{path / CATALOGUE_FILE}: unreadable catalogue ({exc}). Build the bundle again: "
+            f"`{rebuild_command(path, manifest)}`."
+        ) from exc
 
     size = config.IMAGE_SIZE_PX
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
@@ -167,6 +173,18 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
                 f"content {actual}); a file was changed after the build. Build it again."
             )
     return Bundle(path=path, images=images, catalogue=catalogue, manifest=manifest)
+
+
+def rebuild_command(path: str | Path, manifest: dict | None = None) -> str:
+    """The command that builds the bundle at ``path`` again from the inputs its manifest records."""
+    inputs = (manifest or {}).get("inputs") if isinstance(manifest, dict) else None
+    flags = {"fits": "--fits", "images": "--images", "catalogue": "--catalogue"}
+    args = [
+        f"{flags[i['type']]} {i['path']}"
+        for i in inputs or []
+        if isinstance(i, dict) and i.get("type") in flags and isinstance(i.get("path"), str)
+    ]
+    return f"python -m pretrain bundle {' '.join(args) or '--fits DIR'} --out {path} --overwrite"
 
 
 # --- Building ---------------------------------------------------------------------------
