@@ -355,9 +355,12 @@ def read_metrics(run_id: str) -> dict | None:
     for name in ("n_train", "n_test", "n_ood", "seed"):
         if metrics.get(name) is not None:
             metrics[name] = int(metrics[name])
+    for name in _METRIC_NUMBERS:
+        metrics.setdefault(name, None)
     for name in ("device", "device_name", "ood_name", "positive_class"):
-        if name in metrics and not isinstance(metrics[name], str):
-            metrics[name] = str(metrics[name])
+        if not isinstance(metrics.get(name), str):
+            metrics[name] = "" if metrics.get(name) is None else str(metrics[name])
+    metrics["positive_class"] = metrics["positive_class"] or "FRII"
     if metrics.get("ood_error_percent") is None:
         metrics["ood_error"] = None  # the page shows the out-of-distribution error only with its figure
     complete = metrics.get("test_error_percent") is not None and metrics.get("wall_time_s") is not None

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from pretrain import config
 from pretrain.clock import utc_timestamp
 from pretrain.errors import ExplorerError
-from pretrain.files import atomic_path, atomic_write_json, sha256_file
+from pretrain.files import atomic_path, atomic_write_json, make_dirs, sha256_file
 from pretrain.mapping import MapProjector
 from pretrain.provenance import default_backbone_path, package_versions, weights_sha256
 from pretrain.vectors import l2_normalise
@@ -144,7 +144,7 @@ def save_space(
     """
     out = Path(out)
     check_space_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)  # shared inside a shared cache
     ids = pd.Series(np.asarray(source_ids)).astype(str)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     map_xy = np.asarray(map_xy, dtype=np.float32)

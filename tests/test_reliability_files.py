@@ -301,3 +301,30 @@ def test_a_truncated_images_file_is_reported_not_shown_as_no_image(tmp_path, sky
     from explorer.default_space import bundle_matches
 
     assert not bundle_matches(bundle.path, data)  # the default space's bundle is rebuilt
+
+
+# --- SkyView faults through the real client: huge answers, redirect loops, resets -------------
+
+
+@pytest.mark.parametrize(
+    "mode, words",
+    [
+        ("huge", "more than 64 MB for one cutout"),
+        ("redirect", "Check the service URL"),
+        ("reset", "Could not reach the FIRST cutout service"),
+    ],
+)
+def test_service_faults_give_one_clear_error_and_cache_nothing(standin, tmp_path, mode, words):
+    from pretrain.errors import CutoutServiceError
+
+    standin.reset()
+    standin.mode = mode
+    client = _client(standin.url, tmp_path / "c")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        with pytest.raises(CutoutServiceError, match=words):
+            client.fetch(SkyCoord(150 * u.deg, 20 * u.deg))
+    finally:
+        standin.reset()
+    assert not any((tmp_path / "c").glob("*.fits"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: a 1 GB answer is not held

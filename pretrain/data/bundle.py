@@ -53,7 +53,7 @@ from pretrain.data.fits_io import Cutout, read_cutout
 from pretrain.data.names import NameInfo, parse_fits_name, parse_position_prefix, source_id, unique_source_ids
 from pretrain.data.preprocess import preprocess_cutout, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
-from pretrain.files import FITS_SUFFIXES
+from pretrain.files import FITS_SUFFIXES, make_dirs
 from pretrain.surveys import DEFAULT_SURVEY, SURVEYS, Survey, infer_survey
 from pretrain.surveys import survey as survey_profile
 
@@ -250,11 +250,11 @@ def build_bundle(
 
     target = out.resolve()  # `--out .` has no name to put a partial folder beside
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)  # in a shared cache, shared too (another user may rebuild it)
         partial = target.parent / f".{target.name}.partial-{os.getpid()}"
         if partial.exists():
             shutil.rmtree(partial)
-        partial.mkdir()
+        make_dirs(partial, exist_ok=False)
     except OSError as exc:
         raise BundleError(
             f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder."
