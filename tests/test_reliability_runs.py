@@ -300,3 +300,36 @@ def test_sigterm_in_the_middle_of_a_step_resumes_bit_identically(tmp_path):
     resumed.fit()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.slow  # the app in AppTest
+def test_the_training_page_shows_damaged_and_foreign_runs(tmp_path, monkeypatch, tmp_path_factory):
+    from streamlit.testing.v1 import AppTest
+
+    from pretrain import config
+    from tests.finetune_data import random_encoder_weights
+
+    monkeypatch.setenv("EXPLORER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(random_encoder_weights(tmp_path_factory)))
+    runs = jobs.runs_dir()
+    _run_folder(runs, "20260101-000001-aaaaaa", status_json=[1, 2, 3])
+    _run_folder(runs, "20260101-000002-bbbbbb", status_json={"state": "running", "epoch": "abc"})
+    _run_folder(
+        runs,
+        "20260101-000003-cccccc",
+        status_json={"state": "finished", "epoch": "3", "epochs": 3},
+        metrics_json={"test_error_percent": 12.5, "wall_time_s": 30, "ood_error": 0.2, "n_train": "x"},
+        progress_jsonl='[1]\n{"epoch": 1, "loss": null, "train_acc": "a"}\n{"epoch": 2, "loss": 0.4}\n',
+    )
+    foreign = {"run_id": "20260101-000004-dddddd", "pid": 4242, "host": "elsewhere", "options": {"epochs": 4}}
+    _run_folder(runs, "20260101-000004-dddddd", status_json={"state": "running", "epoch": 1}, job_json=foreign)
+    at = AppTest.from_file(str(config.REPO_ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/3_Training.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("elsewhere" in c.value for c in at.caption)  # the foreign run: shown, not cancellable here
+    menu = at.selectbox(key="training_selected_run")
+    for run_id in [o for o in jobs.list_runs()["run_id"]]:
+        menu.set_value(run_id)
+        at.run()
+        assert not at.exception, (run_id, at.exception)
