@@ -275,10 +275,10 @@ class CatalogueSpace(ExplorerSpace):
         if row in self._images:
             return self._images[row]
         client = client or _default_client()
-        path = client.cache_path(self._request(row, client))
-        if not path.is_file():
+        cutout = client.cached(self._request(row, client))  # only an entry the cache may trust
+        if cutout is None:
             return None
-        return self._remember(row, _model_image_from_file(path))
+        return self._remember(row, _model_image_from_cutout(cutout))
 
     def is_blank(self, row: int) -> bool:
         """The source's FIRST cutout was fetched and holds no image (blank, or outside the survey)."""
@@ -326,12 +326,10 @@ def _default_client():
     return cutout_client("first")
 
 
-def _model_image_from_file(path: Path) -> np.ndarray | None:
-    from pretrain.data.fits_io import read_cutout
+def _model_image_from_cutout(cutout) -> np.ndarray | None:
     from pretrain.data.preprocess import preprocess_image
 
     try:
-        cutout = read_cutout(path)
         return preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
     except ExplorerError:
         return None
