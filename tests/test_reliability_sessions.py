@@ -55,7 +55,7 @@ def test_six_sessions_at_once_with_pasted_walls_of_digits(app):
         browser = launch_chromium(playwright)
         pages = [browser.new_context(viewport={"width": 1400, "height": 1600}).new_page() for _ in range(SESSIONS)]
         for page in pages:
-            page.goto(url)
+            page.goto(url, wait_until="commit", timeout=180_000)  # six at once, on a busy machine
         for page in pages:
             wait_for_map(page)
         for page in pages:
