@@ -61,8 +61,11 @@ def _space_folders(root: Path) -> list[Path]:
         return []
     if (root / MANIFEST_FILE).is_file() and (root / "map.parquet").is_file():
         return [root]
+    # dot-folders are hidden: the default space's refinement is written into one
     return sorted(
-        p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
     )
 
 
