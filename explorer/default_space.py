@@ -77,7 +77,12 @@ def space_path() -> Path:
 def _fits_files(folder: Path) -> list[Path]:
     from pretrain.files import is_fits_name
 
-    return [p for p in folder.iterdir() if p.is_file() and is_fits_name(p.name)]
+    # as bundle counts its inputs: hidden files are skipped, a broken link is an input that failed
+    return [
+        p
+        for p in folder.iterdir()
+        if is_fits_name(p.name) and not p.name.startswith(".") and (p.is_file() or (p.is_symlink() and not p.exists()))
+    ]
 
 
 def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
@@ -97,7 +102,15 @@ def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
     inputs = manifest.get("inputs") or []
     if len(inputs) != 1 or Path(inputs[0].get("path", "")).resolve() != fits_dir.resolve():
         return False
-    return int(inputs[0].get("n_items", -1)) == len(_fits_files(fits_dir))
+    if int(inputs[0].get("n_items", -1)) != len(_fits_files(fits_dir)):
+        return False
+    from pretrain.data.bundle import load_bundle
+
+    try:  # a truncated images.npy or a damaged catalogue: rebuilt, not shown as "no image"
+        load_bundle(bundle_dir)
+    except ExplorerError:
+        return False
+    return True
 
 
 @dataclass
