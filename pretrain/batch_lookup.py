@@ -464,12 +464,14 @@ def place_rows(
 ) -> list[ListRow]:
     """Embed the OK rows' model inputs with ``encoder`` (the space's) and place them on ``space``'s map.
 
+    Rows that have an embedding already (taken from an earlier run) are left as they are.
+
     ``space``: a ``pretrain.space.Space``; ``lock``: held around each call (the app's
     projector lock). A failure of a chunk marks its rows NOT_PLACED with the reason.
     """
     from pretrain.space import place_image
 
-    ready = [r for r in rows if r.ok and r.model_image is not None]
+    ready = [r for r in rows if r.ok and r.model_image is not None and r.embedding is None]
     for start in range(0, len(ready), max(1, chunk)):
         part = ready[start : start + chunk]
         stack = np.stack([np.asarray(r.model_image) for r in part])
@@ -678,9 +680,57 @@ def provenance(space, k: int, sky_radius_arcsec: float, source: str) -> dict[str
     }
 
 
-def write_results(out: Path, frame: pd.DataFrame, infos: Mapping[str, object], rows: list[ListRow]) -> list[Path]:
-    """``results.csv``, ``results.vot`` and ``embeddings.npy`` (one row per list row; NaN where not placed)."""
-    from pretrain.files import atomic_write_bytes
+RUN_FILE = "lookup.json"  # what the embeddings in a results folder were made with (resuming checks it)
+
+
+def run_key(space) -> dict[str, str]:
+    """What a row's embedding and map position depend on besides its cutout: the space and its backbone."""
+    return {
+        "space": str(Path(space.path).resolve()),
+        "backbone_sha256": str(space.weights_sha256),
+        "symmetry": str(space.symmetry),
+        "space_created": str(space.manifest.get("created", "")),
+    }
+
+
+def resume_from(out: Path, rows: list[ListRow], space) -> int:
+    """Take the embeddings and map positions of an earlier run in ``out`` for rows with the same cutout.
+
+    An earlier run counts only when it was made on the same space with the same backbone
+    (``lookup.json``); a row is matched by its cutout file in the cache. Returns how many rows
+    were taken (they need no embedding again).
+    """
+    import json
+
+    try:
+        if json.loads((out / RUN_FILE).read_text()) != run_key(space):
+            return 0
+        earlier = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+        embeddings = np.load(out / "embeddings.npy")
+    except (OSError, ValueError, KeyError):
+        return 0
+    if len(earlier) != len(embeddings) or "cutout_file" not in earlier:
+        return 0
+    known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for i, record in enumerate(earlier.itertuples(index=False)):
+        xy = np.array([getattr(record, "map_x", np.nan), getattr(record, "map_y", np.nan)], dtype=np.float64)
+        done = embeddings.shape[1] > 0 and np.isfinite(embeddings[i]).all() and np.isfinite(xy).all()
+        if done and isinstance(record.cutout_file, str) and record.cutout_file:
+            known[record.cutout_file] = (embeddings[i], xy)
+    taken = 0
+    for row in rows:
+        if row.ok and row.embedding is None and row.cutout_path in known:
+            row.embedding, row.map_xy = (np.array(a) for a in known[row.cutout_path])
+            taken += 1
+    return taken
+
+
+def write_results(
+    out: Path, frame: pd.DataFrame, infos: Mapping[str, object], rows: list[ListRow], space=None
+) -> list[Path]:
+    """``results.csv``, ``results.vot``, ``embeddings.npy`` (one row per list row; NaN where not placed)
+    and, given the ``space``, ``lookup.json`` (what a rerun needs to reuse the embeddings)."""
+    from pretrain.files import atomic_write_bytes, atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
     dim = next((r.embedding.size for r in rows if r.embedding is not None), 0)
@@ -698,6 +748,8 @@ def write_results(out: Path, frame: pd.DataFrame, infos: Mapping[str, object], r
     ):
         atomic_write_bytes(out / name, data)
         written.append(out / name)
+    if space is not None:
+        written.append(atomic_write_json(out / RUN_FILE, run_key(space)))
     return written
 
 

@@ -141,7 +141,9 @@ def _real_positions(shared_data: Path, count: int, skip: int = 0) -> list[tuple[
     return [(f.ra, f.dec) for f in files[skip : skip + count]]
 
 
-def mixed_list(good: list[tuple[float, float]], server: FailingSkyView) -> tuple[str, dict[int, str]]:
+def mixed_list(
+    good: list[tuple[float, float]], server: FailingSkyView, bad_lines: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, dict[int, str]]:
     """A list of the ``good`` positions and names with failing rows mixed in; expected status per line."""
     failing_500, failing_slow = good[-2], good[-1]
     server.failing = {failing_500: "500", failing_slow: "slow"}
@@ -167,6 +169,8 @@ def mixed_list(good: list[tuple[float, float]], server: FailingSkyView) -> tuple
     add(f"{failing_500[0]:.5f},{failing_500[1]:+.5f},fails", batch.SERVICE)
     add(f"{failing_slow[0]:.5f},{failing_slow[1]:+.5f},hangs", batch.NO_ANSWER)
     add(",,3C 192", batch.OK)
+    for text, status in bad_lines:  # more rows that must fail, each its own way
+        add(text, status)
     return "\n".join(lines) + "\n", expected
 
 
@@ -231,6 +235,36 @@ def small_space(mirabest_dir, tmp_path_factory):
     return build_small_space(mirabest_dir, small_space_root(tmp_path_factory))
 
 
+MORE_BAD_LINES = (  # (line, status): no cutout is fetched for any of them
+    ("200.0,-75.0,deep south", batch.OUTSIDE),
+    ("15.0,-89.9,pole", batch.OUTSIDE),
+    ("359.0,-70.5,south again", batch.OUTSIDE),
+    ("abc,def,letters", batch.MALFORMED),
+    ("1e5,2,huge", batch.MALFORMED),
+    ("12,95,dec too large", batch.MALFORMED),
+    ("23:61:00,+10:00:00,bad minutes", batch.MALFORMED),
+    ("10,,no dec", batch.MALFORMED),
+    (",20,no ra", batch.MALFORMED),
+    (",,", batch.MALFORMED),
+    ("-5,10,negative ra", batch.MALFORMED),
+    ("12 30 00,+100 00 00,bad dec", batch.MALFORMED),
+    ("nan,nan,not numbers", batch.MALFORMED),
+    ("12,-91,below the pole", batch.MALFORMED),
+    ("200.0,-80.0,far south 2", batch.OUTSIDE),
+    ("1.2.3,4,two points", batch.MALFORMED),
+    ("0.0,-45.0,just south of FIRST", batch.OUTSIDE),
+    ("12h30m,+10d,half sexagesimal", batch.MALFORMED),
+    ("100.0,-41.0,below FIRST's limit", batch.OUTSIDE),
+    ("300.0,-50.0,south", batch.OUTSIDE),
+    ("180,+95,beyond the pole", batch.MALFORMED),
+    ("361,0,ra too large", batch.MALFORMED),
+    ("12:30,+10:00,two sexagesimal parts", batch.MALFORMED),
+    ("12 30 00,,ra only", batch.MALFORMED),
+    ("+,-,signs", batch.MALFORMED),
+    ("0x10,0x20,hex", batch.MALFORMED),
+)
+
+
 def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_cache(
     small_space, shared_data, failing_skyview, tmp_path, monkeypatch, capsys
 ):
@@ -242,11 +276,11 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     space_dir = small_space.cache / "spaces" / "mirabest"
     space = load_space(space_dir)
     catalogue = space.catalogue_map
-    in_space = [(float(catalogue["ra"].iloc[i]), float(catalogue["dec"].iloc[i])) for i in range(0, 40, 4)]
-    others = [p for p in _real_positions(shared_data, 60, skip=400)]  # MiraBest files outside the small space
+    in_space = [(float(catalogue["ra"].iloc[i]), float(catalogue["dec"].iloc[i])) for i in range(0, 40, 5)]
+    others = _real_positions(shared_data, 8, skip=400)  # MiraBest files outside the small space
     failing_skyview.reset()
-    text, expected = mixed_list(in_space + others[:30], failing_skyview)
-    assert len(expected) == 48
+    text, expected = mixed_list(in_space + others, failing_skyview, MORE_BAD_LINES)
+    assert len(expected) == 50 and sum(s == batch.OK for s in expected.values()) == 16
     listing = tmp_path / "paper.csv"
     listing.write_text(text)
     out = tmp_path / "results"
@@ -257,7 +291,7 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     assert "from the cache" in printed.out and "cutouts" in printed.err  # summary, tqdm bar
 
     frame = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
-    assert len(frame) == 48 and frame["line"].tolist() == sorted(expected)
+    assert len(frame) == 50 and frame["line"].tolist() == sorted(expected)
     assert dict(zip(frame["line"], frame["status"], strict=True)) == expected
     good = frame[frame["status"] == batch.OK]
     assert good["nn4_source_id"].str.len().gt(0).all() and good["nn1_cosine"].between(-1, 1).all()
@@ -271,7 +305,7 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     assert not (twins["in_space_as"] == twins["nn1_source_id"]).any()
 
     embeddings = np.load(out / "embeddings.npy")
-    assert embeddings.shape == (48, 512)
+    assert embeddings.shape == (50, 512)
     assert np.isfinite(embeddings[frame["status"].eq(batch.OK).to_numpy()]).all()
     assert np.isnan(embeddings[frame["status"].ne(batch.OK).to_numpy()]).all()
     # a row at a catalogued position reproduces that source's embedding (the stand-in serves its file,
@@ -290,7 +324,7 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     table = votable.get_first_table()
     assert {f.name: f.ucd for f in table.fields}["ra"] == "pos.eq.ra;meta.main"
     read = table.to_table().to_pandas()
-    assert len(read) == 48 and list(read["status"]) == list(frame["status"])
+    assert len(read) == 50 and list(read["status"]) == list(frame["status"])
     assert {i.name: i.value for i in votable.resources[0].infos}["backbone_sha256"] == space.weights_sha256
 
     # the same neighbours as the app's search of that space
@@ -308,9 +342,11 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     failing_skyview.reset()
     failing_skyview.failing = {}
     assert main(argv) == 0
+    assert "16 from the earlier run" in capsys.readouterr().out  # the rows done are not embedded again
     again = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
     assert (again["status"] == batch.OK).sum() == len(good) + 2
     assert again.loc[good.index, "from_cache"].all()
+    assert np.allclose(np.load(out / "embeddings.npy")[good.index], embeddings[good.index])
     assert len(failing_skyview.queried()) == 4  # the 500 row, the slow row, the unknown name, the blank position
 
 

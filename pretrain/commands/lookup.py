@@ -21,7 +21,8 @@ results.csv and results.vot (one row per list row: status or error, position, ma
 position, neighbours) and embeddings.npy (NaN rows where a row failed). A row that fails
 (malformed, outside the footprint, unknown name, service failure, time-out) says why and
 the rest go on; a rerun takes the cutouts fetched before from the cache and retries the
-failed rows.
+failed rows (and reuses the embeddings of the rows done, when DIR holds an earlier run on
+the same space).
 
   python -m pretrain lookup --list sources.csv --out runs/sources
   python -m pretrain lookup --list sources.txt --space runs/space --k 8 --out runs/sources
@@ -192,10 +193,11 @@ def run_list(args: argparse.Namespace) -> int:
             bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in batch.summary(rows).items() if k != "not looked up"))
 
         batch.fetch_rows(rows, client, workers=args.workers, progress=advance)
+    ready = sum(r.ok for r in rows)
+    resumed = batch.resume_from(args.out, rows, space)  # rows embedded by an earlier run in --out
     device = choose_device(args.device)
     encoder = load_encoder(weights, device=device)
-    ready = sum(r.ok for r in rows)
-    with tqdm(total=ready, unit="image", desc="embedding") as bar:
+    with tqdm(total=ready - resumed, unit="image", desc="embedding") as bar:
 
         def embedded(done: int, total: int) -> None:
             bar.update(done - bar.n)
@@ -205,12 +207,13 @@ def run_list(args: argparse.Namespace) -> int:
     batch.add_neighbours(rows, batch.SpaceNeighbours(space, args.sky_radius), args.k, catalogue)
     frame = batch.results_frame(rows, catalogue, args.k)
     infos = batch.provenance(space, args.k, args.sky_radius, str(args.list))
-    written = batch.write_results(args.out, frame, infos, rows)
+    written = batch.write_results(args.out, frame, infos, rows, space)
     if args.copy_cutouts:
         written.append(_copy_cutouts(rows, args.out / "cutouts"))
     cached = sum(r.from_cache for r in rows if r.ok)
     print("  " + ", ".join(f"{count} {status}" for status, count in batch.summary(rows).items()))
     print(f"  cutouts:     {cached} from the cache, {ready - cached} fetched")
+    print(f"  embeddings:  {resumed} from the earlier run in {args.out}, {ready - resumed} computed")
     for row in rows:
         if not row.ok:
             print(f"  row {row.row} (line {row.line}) {row.text!r}: {row.status}: {row.error}")
