@@ -361,3 +361,61 @@ def test_command_line_refuses_a_list_without_its_folder_or_space(tmp_path, capsy
     assert f"No space at {tmp_path}" in capsys.readouterr().err
     assert main(["lookup", "--list", str(listing), "--ra", "1", "--dec", "2", "--out", str(tmp_path / "o")]) == 2
     assert "leave out --ra" in capsys.readouterr().err
+
+
+# --- the Look-up page's "A list" tab -----------------------------------------------------------
+def test_the_list_tab_places_a_list_on_the_map_with_errors_per_row(small_space, failing_skyview, monkeypatch):
+    from explorer.lookup import ListLookup
+    from pretrain.space import load_space
+    from tests.app_space import app_test, gallery_html, plotly_spec
+
+    for key, value in small_space.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("EXPLORER_SKYVIEW_URL", failing_skyview.url)
+    monkeypatch.delenv("EXPLORER_SPACES", raising=False)
+    failing_skyview.reset()
+    failing_skyview.failing = {}
+    catalogue = load_space(small_space.cache / "spaces" / "mirabest").catalogue_map
+    lines = [f"{catalogue['ra'].iloc[i]:.5f} {catalogue['dec'].iloc[i]:+.5f}" for i in (1, 9, 17, 25, 33)]
+    lines += ["3C 236", "400 +10", "10.0 -60.0", "Nonexistent galaxy 123", "3C 192"]
+    at = app_test()
+    at.switch_page("pages/2_Lookup.py")
+    at.run()
+    at.text_area(key="lookup-list-text").input("\n".join(lines))
+    next(b for b in at.button if b.label == "Look up the list").click()
+    at.run()
+    assert not at.exception, at.exception
+    outcome = at.session_state["lookup-list"]
+    assert isinstance(outcome, ListLookup)
+    assert [r.status for r in outcome.rows] == ["ok"] * 6 + ["malformed", "outside footprint", "unknown name", "ok"]
+    assert any("7 of 10 rows placed" in w.value for w in at.warning)
+    table = at.dataframe[0].value
+    assert len(table) == 10 and table["error"].iloc[6].startswith("RA 400.0 deg is outside")
+    assert table["nn1_source_id"].iloc[:6].str.len().gt(0).all()
+    assert all(outcome.frame["in_space_as"].iloc[:5] == catalogue["source_id"].iloc[[1, 9, 17, 25, 33]].to_numpy())
+    # the map: the list as a layer of 7 points, the chosen row's neighbours ringed, its gallery below
+    spec = plotly_spec(at, len(at.get("plotly_chart")) - 1)
+    layer = next(t for t in spec["data"] if t.get("name", "").startswith("looked-up list"))
+    assert _points(layer["x"]) == 7
+    rings = next(t for t in spec["data"] if t.get("name") == "neighbours")
+    assert _points(rings["x"]) == len(outcome.rows[0].neighbour_rows) == 12  # the sidebar's k
+    assert 'data-count="12"' in gallery_html(at)
+    # another row's neighbours
+    at.selectbox(key="lookup-list-show").select(outcome.rows[5].row)
+    at.run()
+    assert not at.exception
+    spec = plotly_spec(at, len(at.get("plotly_chart")) - 1)
+    assert [t["name"] for t in spec["data"] if t.get("mode") == "markers+text" and t["name"] != "neighbours"] == [
+        "3C 236"
+    ]  # the × of the row shown
+    rings = next(t for t in spec["data"] if t.get("name") == "neighbours")
+    assert _points(rings["x"]) == 12 and 'data-count="12"' in gallery_html(at)
+
+
+def _points(values) -> int:
+    """How many values a plotly array holds (a list, or a typed array: base64 'bdata' of 'dtype')."""
+    if isinstance(values, dict):
+        import base64
+
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values)
