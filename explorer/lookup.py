@@ -160,7 +160,7 @@ def look_up_list(
     return ListLookup(source, space.key, rows, frame, k, sky_radius_arcsec)
 
 
-LIST_LAYER_COLOUR = "#FFD60A"  # the list's points: apart from the neighbours' cyan and the query's red
+LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale of the map, nor its rings and ×
 
 
 def list_layer(placed: list):
@@ -177,8 +177,8 @@ def list_layer(placed: list):
         y=[float(r.map_xy[1]) for r in placed],
         name=f"looked-up list ({len(placed)})",
         mode="markers",
-        showlegend=True,
+        showlegend=False,  # the caption under the map says what the diamonds are (a legend would cover the colour bar)
         hovertext=hover,
         hoverinfo="text",
-        marker=dict(symbol="diamond", size=10, color=LIST_LAYER_COLOUR, line=dict(color="black", width=1)),
+        marker=dict(symbol="diamond", size=11, color=LIST_LAYER_COLOUR, line=dict(color="black", width=1.5)),
     )

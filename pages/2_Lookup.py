@@ -243,7 +243,7 @@ def lookup_map(
 # neighbours are shown).
 LIST_KEY = "lookup-list"
 LIST_TEXT_MAX_CHARS = 200_000  # the paste box; a list is also capped at batch_lookup.MAX_ROWS rows
-LIST_SHOWN_COLUMNS = ("row", "input", "status", "error", "ra", "dec", "angular_extent_arcsec", "in_space_as")
+LIST_SHOWN_COLUMNS = ("row", "input", "status", "ra", "dec", "angular_extent_arcsec", "in_space_as")
 
 
 def list_lookup_section(space: ExplorerSpace) -> None:
@@ -331,9 +331,8 @@ def show_list_lookup(space: ExplorerSpace, outcome: lookup.ListLookup) -> None:
     (st.success if len(placed) == len(outcome.rows) else st.warning)(
         f"**{outcome.source}**: {len(placed)} of {len(outcome.rows)} rows placed on the map ({said})."
     )
-    columns = [c for c in LIST_SHOWN_COLUMNS if c in outcome.frame] + [
-        c for c in outcome.frame.columns if c.startswith("nn")
-    ]
+    columns = [c for c in LIST_SHOWN_COLUMNS if c in outcome.frame]
+    columns += [c for c in outcome.frame.columns if c.startswith("nn")] + ["error"]
     st.dataframe(outcome.frame[columns], hide_index=True, height=260, key=f"lookup-list-table:{space.key}")
     stem = "lookup_list"
     left, right = st.columns([1, 3])
@@ -367,6 +366,10 @@ def show_list_lookup(space: ExplorerSpace, outcome: lookup.ListLookup) -> None:
     figure.add_trace(lookup.list_layer(placed))
     st.plotly_chart(
         figure, key=f"lookup-list-map:{space.key}", width="stretch", config={"scrollZoom": True, "displaylogo": False}
+    )
+    st.caption(
+        f"◆ the {len(placed)} rows placed on the map (hover for each one's input and best match) · "
+        f"× row {row.row}, whose {len(row.neighbour_rows)} nearest neighbours are ringed and numbered."
     )
     if row.twin:
         st.info(f"This position is in the space as **{row.twin}** ({row.twin_sep_arcsec:.1f}″ away).")
