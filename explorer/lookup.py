@@ -122,6 +122,13 @@ class ListLookup:
     frame: pd.DataFrame  # pretrain.batch_lookup.results_frame
     k: int
     sky_radius_arcsec: float
+    space_version: dict = field(default_factory=dict)  # pretrain.batch_lookup.run_key: rebuilt space, stale list
+
+    def is_for(self, space) -> bool:
+        """Was this list placed on ``space`` as it is now (not on another space, or before it was rebuilt)?"""
+        from pretrain.batch_lookup import run_key
+
+        return self.space_key == space.key and self.space_version == run_key(space.space)
 
     @property
     def placed(self) -> list:
@@ -157,7 +164,7 @@ def look_up_list(
 
     batch.add_neighbours(rows, neighbours, k, space.catalogue)
     frame = batch.results_frame(rows, space.catalogue, k)
-    return ListLookup(source, space.key, rows, frame, k, sky_radius_arcsec)
+    return ListLookup(source, space.key, rows, frame, k, sky_radius_arcsec, batch.run_key(space.space))
 
 
 LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale of the map, nor its rings and ×

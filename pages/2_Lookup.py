@@ -279,8 +279,11 @@ def list_lookup_section(space: ExplorerSpace) -> None:
     if isinstance(outcome, str):
         st.error(outcome, icon="⚠️")
     elif isinstance(outcome, lookup.ListLookup):
-        if outcome.space_key != space.key:
-            st.info("The list was looked up on another space: look it up again to place it on this one.")
+        if not outcome.is_for(space):
+            st.info(
+                f"The list ({outcome.source}) was looked up on another space, or before this one was rebuilt: "
+                "look it up again to place it here (its cutouts come from the cache)."
+            )
         else:
             show_list_lookup(space, outcome)
 
