@@ -181,6 +181,7 @@ def mixed_list(
     return "\n".join(lines) + "\n", expected
 
 
+@pytest.mark.slow  # ~12 s: 18 rows, one of them waits for its time-out
 def test_every_row_ends_with_its_result_or_a_clear_error_and_a_rerun_uses_the_cache(
     shared_data, failing_skyview, tmp_path
 ):
