@@ -358,17 +358,23 @@ def test_command_line_list_writes_results_with_neighbours_and_resumes_from_the_c
     assert len(failing_skyview.queried()) == 4  # the 500 row, the slow row, the unknown name, the blank position
 
 
-def test_command_line_refuses_a_list_without_its_folder_or_space(tmp_path, capsys):
-    from pretrain.__main__ import main
+def test_command_line_refuses_a_list_without_its_folder_or_space(tmp_path):
+    import argparse
 
+    from pretrain.commands import lookup
+
+    parser = argparse.ArgumentParser()
+    lookup.add_arguments(parser)
     listing = tmp_path / "list.txt"
     listing.write_text("139.148 +4.681\n")
-    assert main(["lookup", "--list", str(listing)]) == 2
-    assert "--list needs --out DIR" in capsys.readouterr().err
-    assert main(["lookup", "--list", str(listing), "--out", str(tmp_path / "o"), "--space", str(tmp_path)]) == 2
-    assert f"No space at {tmp_path}" in capsys.readouterr().err
-    assert main(["lookup", "--list", str(listing), "--ra", "1", "--dec", "2", "--out", str(tmp_path / "o")]) == 2
-    assert "leave out --ra" in capsys.readouterr().err
+    for argv, message in (
+        (["--list", str(listing)], "--list needs --out DIR"),
+        (["--list", str(listing), "--out", str(tmp_path / "o"), "--space", str(tmp_path)], f"No space at {tmp_path}"),
+        (["--list", str(listing), "--ra", "1", "--dec", "2", "--out", str(tmp_path / "o")], "leave out --ra"),
+        (["--list", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")], "Cannot read the list"),
+    ):
+        with pytest.raises(ExplorerError, match=message):
+            lookup.run(parser.parse_args(argv))
 
 
 # --- the Look-up page's "A list" tab -----------------------------------------------------------
