@@ -134,7 +134,8 @@ GALLERY_CSS = """
 .nb-card .nb-missing{display:flex;align-items:center;justify-content:center;text-align:center;
  background:#000004;color:#999;font-size:11px;padding:6px;box-sizing:border-box}
 .nb-head{display:flex;flex-wrap:wrap;justify-content:space-between;column-gap:6px;margin-top:4px;font-weight:600}
-.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums;font-size:10.5px}
+.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums;font-size:10.5px;white-space:nowrap}
+.nb-share{font-size:10.5px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .nb-id{font-family:monospace;font-size:11px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .nb-meta{opacity:.8;font-variant-numeric:tabular-nums}
 .nb-label{display:inline-block;border-radius:3px;padding:0 4px;background:rgba(230,159,0,.25)}
@@ -149,8 +150,12 @@ GALLERY_CSS = """
 """
 
 
-def _rank_text(card: Card) -> str:
-    return f" · {describe_percentile(card.percentile)}" if np.isfinite(card.percentile) else ""
+def _rank_line(card: Card, score_name: str) -> str:
+    """The score's rank among all pairs, on its own line (beside the score it wrapped mid-phrase)."""
+    if not np.isfinite(card.percentile):
+        return ""
+    title = html.escape(_score_title(card, score_name))
+    return f'<div class="nb-meta nb-share" title="{title}">{describe_percentile(card.percentile)} of pairs</div>'
 
 
 def _score_title(card: Card, score_name: str) -> str:
@@ -199,7 +204,7 @@ def gallery_html(
             # A space between the two: copied or read aloud, the header is "#1 sim 0.987", not "#1sim".
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span> '
             f'<span class="nb-score" title="{html.escape(_score_title(card, score_name))}">'
-            f"{score_short} {card.score:.3f}{_rank_text(card)}</span></div>"
+            f"{score_short} {card.score:.3f}</span></div>{_rank_line(card, score_name)}"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
             # Folded to one line: open, the links would make every card several lines taller.

@@ -40,12 +40,14 @@ if TYPE_CHECKING:  # imported when used: the map page imports this module at sta
 # --- Settings (the viewer's defaults, in one place) ----------------------------------------
 STRETCHES = ("linear", "sqrt", "asinh", "log")
 DEFAULT_STRETCH = "sqrt"  # faint lobes visible beside a bright core, one compression only
-# Limits at two percentiles of the pixels shown. The lower at the median (the sky): from the
-# 0.5th percentile (-2.6 sigma) a square root lifts the noise and FIRST's sidelobe stripes to a
-# third of the colour range (in a noisy field they dominate). The upper at 99.9 rather than
-# 99.5: a compact source covers a few hundred of a 300 x 300 cutout's 90,000 pixels, and 99.5
-# would saturate all of it. Both can be changed in the viewer.
-DEFAULT_PERCENTILES = (50.0, 99.9)
+# Limits at two percentiles of the pixels shown. The lower at the 84th, about the sky's median
+# + 1 sigma for Gaussian noise: from the 0.5th (-2.6 sigma) a square root lifts the noise and
+# FIRST's sidelobe stripes to a third of the colour range and they dominate a noisy field (the
+# median still leaves a speckled purple sky); from +1 sigma the sky is dark and 3-sigma emission
+# is at a third of the range. The upper at 99.9 rather than 99.5: a compact source covers a few
+# hundred of a 300 x 300 cutout's 90,000 pixels, and 99.5 would saturate all of it. Both can
+# be changed in the viewer (0.5 shows the negative noise and sidelobes too).
+DEFAULT_PERCENTILES = (84.0, 99.9)
 ASINH_SOFTENING = 0.1  # astropy AsinhStretch(a): the linear part near the lower limit
 LOG_A = 1000.0  # astropy LogStretch(a)
 COLOUR_MAP = "inferno"  # perceptually uniform, as the gallery's thumbnails

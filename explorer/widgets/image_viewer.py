@@ -39,28 +39,26 @@ def _figure(identity: str, settings: tuple, _view: ViewImage) -> bytes:
 
 
 def viewer_settings(key: str) -> ViewSettings:
-    """The viewer's controls (two rows); returns what they say."""
-    top = st.columns([3, 2], vertical_alignment="bottom")
-    with top[0]:
-        stretch = st.segmented_control(
-            "Stretch", STRETCHES, default=ViewSettings.stretch, key=f"{key}:stretch", help="How values map to colour."
-        )
-    with top[1]:
-        field = st.selectbox("Show", list(FIELDS), format_func=lambda name: FIELD_TITLES[name], key=f"{key}:field")
-    bottom = st.columns([1, 1, 1.3], vertical_alignment="bottom")
-    with bottom[0]:
+    """The viewer's controls, one above the other (beside the figure); returns what they say."""
+    stretch = st.segmented_control(
+        "Stretch", STRETCHES, default=ViewSettings.stretch, key=f"{key}:stretch", help="How values map to colour."
+    )
+    field = st.selectbox("Show", list(FIELDS), format_func=lambda name: FIELD_TITLES[name], key=f"{key}:field")
+    lower_box, upper_box = st.columns(2)
+    with lower_box:
         lower = st.number_input(
-            "Lower limit (percentile)",
+            "Lower percentile",
             0.0,
             99.9,
             DEFAULT_PERCENTILES[0],
             step=0.5,
             key=f"{key}:lower",
-            help="The colour scale starts at this percentile of the pixels shown (50: the sky's median).",
+            help="The colour scale starts at this percentile of the pixels shown (84: about the sky's "
+            "median + 1σ; 50: the median; 0.5 shows the negative noise and sidelobes too).",
         )
-    with bottom[1]:
+    with upper_box:
         upper = st.number_input(
-            "Upper limit (percentile)",
+            "Upper percentile",
             0.1,
             100.0,
             DEFAULT_PERCENTILES[1],
@@ -69,42 +67,44 @@ def viewer_settings(key: str) -> ViewSettings:
             key=f"{key}:upper",
             help="Pixels above this percentile are shown at the top colour (100: the peak).",
         )
-    with bottom[2]:
-        contours = st.toggle(
-            "Contours of the model input",
-            value=ViewSettings.contours,
-            key=f"{key}:contours",
-            help="The image the model is given (clipped and scaled), as contours over the raw cutout.",
-        )
+    contours = st.toggle(
+        "Contours of the model input",
+        value=ViewSettings.contours,
+        key=f"{key}:contours",
+        help="The image the model is given (clipped at 3σ, scaled), as contours over the raw cutout.",
+    )
     return ViewSettings(stretch or ViewSettings.stretch, float(lower), float(upper), bool(contours), field or FIELDS[0])
 
 
 def image_viewer(view: ViewImage, key: str, identity: str) -> None:
-    """One source's image with the controls, its caption, the extent warning and the FITS download."""
-    settings = viewer_settings(key)
-    try:
-        settings = settings.checked()
-    except ValueError as exc:
-        st.warning(f"{exc} Showing the default limits.")
-        settings = dataclasses.replace(
-            settings, lower_percentile=DEFAULT_PERCENTILES[0], upper_percentile=DEFAULT_PERCENTILES[1]
+    """One source's image with the controls beside it, its caption, the extent warning and the FITS download."""
+    controls, figure = st.columns([1, 2], gap="small")
+    with controls:
+        settings = viewer_settings(key)
+        try:
+            settings = settings.checked()
+        except ValueError as exc:
+            st.warning(f"{exc} Showing the default limits.")
+            settings = dataclasses.replace(
+                settings, lower_percentile=DEFAULT_PERCENTILES[0], upper_percentile=DEFAULT_PERCENTILES[1]
+            )
+        st.download_button(
+            "Download the cutout (FITS)",
+            data=lambda: fits_bytes(view),  # written only when clicked
+            file_name=fits_file_name(view),
+            mime="application/fits",
+            key=f"{key}:fits:{identity}",
+            icon=":material/download:",
+            help="The original file when the image came from one (with its header and WCS), else a FITS "
+            "file written with the cutout's header.",
         )
-    png = _figure(identity, dataclasses.astuple(settings), view)
-    st.image(png, width="stretch")
-    st.caption(caption(view, settings))
+    with figure:
+        png = _figure(identity, dataclasses.astuple(settings), view)
+        st.image(png, width="content")  # its own 600 px (sharp), narrower where the column is
     warning = extent_warning(view)
     if warning:
         st.warning(warning, icon=":material/crop_free:")
-    st.download_button(
-        "Download the cutout (FITS)",
-        data=lambda: fits_bytes(view),  # written only when clicked
-        file_name=fits_file_name(view),
-        mime="application/fits",
-        key=f"{key}:fits:{identity}",
-        icon=":material/download:",
-        help="The original file when the image came from one (with its header and WCS), else a FITS "
-        "file written with the cutout's header.",
-    )
+    st.caption(caption(view, settings))
 
 
 def view_of_row(space: ExplorerSpace, row: int) -> ViewImage | None:
