@@ -155,7 +155,7 @@ def _rank_line(card: Card, score_name: str) -> str:
     if not np.isfinite(card.percentile):
         return ""
     title = html.escape(_score_title(card, score_name))
-    return f'<div class="nb-meta nb-share" title="{title}">{describe_percentile(card.percentile)} of pairs</div>'
+    return f'<div class="nb-meta nb-share" title="{title}">{describe_percentile(card.percentile)}</div>'
 
 
 def _score_title(card: Card, score_name: str) -> str:

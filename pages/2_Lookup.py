@@ -128,19 +128,19 @@ def show_lookup(space: ExplorerSpace, result: LookupResult) -> None:
     """The cutout, the model input, what was found, the map with the result, its neighbours."""
     st.markdown(f"##### {result.title}")
     st.caption(lookup_caption(result))
-    raw, facts = st.columns([3, 2], gap="medium")
-    with raw:
-        lookup_viewer(result)
+    lookup_viewer(result)  # the page's width: the figure at its own size beside its controls
+    model, facts = st.columns([1, 2], gap="medium")
     neighbours: Neighbours | None = None
     query: int | None = None
     marker: tuple[float, float] | None = None
-    with facts:
+    with model:
         st.image(
             rgb_image(north_up(result.model_image), LOOKUP_MODEL_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
             caption=f"Model input (clipped at {config.CLIP_SIGMA:g}σ, {config.IMAGE_FIELD_ARCSEC / 60:.1f}′; "
             f"the box: the central {config.MODEL_INPUT_PX} px it sees)",
             width=LOOKUP_MODEL_IMAGE_PX,
         )
+    with facts:
         for note in result.notes:
             st.info(note)
         if isinstance(space, EmbeddingSpace) and result.map_xy is not None and result.embedding is not None:

@@ -170,9 +170,9 @@ def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
     assert len(thumbnails) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in thumbnails)
     assert len(enlarged) == 4 and all(im.size == (450, 450) for im in enlarged)
     assert "FIRST image not fetched yet" in html and "sim 0.700" in html
-    assert "of pairs" not in html  # no percentile given: the raw cosine alone
+    assert 'class="nb-meta nb-share"' not in html  # no percentile given: the raw cosine alone
     ranked = gallery_html([Card(rank=1, source_id="J1", image=None, score=0.98, percentile=99.6)])
-    assert "sim 0.980</span>" in ranked and ">top 0.40 % of pairs</div>" in ranked  # the rank on its own line
+    assert "sim 0.980</span>" in ranked and ">top 0.40 %</div>" in ranked  # the rank on its own line
     assert "only 0.40 % of all pairs" in ranked
 
 

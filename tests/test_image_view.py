@@ -153,6 +153,7 @@ def test_a_model_image_without_its_file_gets_axes_from_its_position_and_no_unit(
     assert back.centre.separation(centre).arcsec < 1e-6
 
 
+@pytest.mark.slow  # imports matplotlib and draws two figures: a few seconds on two busy cores
 def test_the_figure_shows_the_chosen_stretch_and_the_contours(first_view):
     linear = iv.render_png(first_view, iv.ViewSettings(stretch="linear", field="model image"))
     sqrt_contours = iv.render_png(first_view, iv.ViewSettings(stretch="sqrt", contours=True, field="model image"))
