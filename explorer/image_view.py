@@ -499,7 +499,7 @@ def render_png(view: ViewImage, settings: ViewSettings = ViewSettings()) -> byte
     )
     axes.set_title(view.title, size=10)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})  # speed over size
     return buffer.getvalue()
 
 
