@@ -360,9 +360,11 @@ def beam_ellipse_px(beam: Beam, pixel_scale_arcsec: float) -> tuple[float, float
 
 
 def beam_text(beam: Beam) -> str:
+    """'beam 5.0″ (FIRST survey profile)', 'beam 2.5″ × 2.1″, PA -17° (from the header)'."""
+    origin = "from the header" if beam.origin == "header" else beam.origin
     if abs(beam.major_arcsec - beam.minor_arcsec) < 0.05:
-        return f"beam {beam.major_arcsec:.1f}″ ({beam.origin})"
-    return f"beam {beam.major_arcsec:.1f}″ × {beam.minor_arcsec:.1f}″, PA {beam.pa_deg:.0f}° ({beam.origin})"
+        return f"beam {beam.major_arcsec:.1f}″ ({origin})"
+    return f"beam {beam.major_arcsec:.1f}″ × {beam.minor_arcsec:.1f}″, PA {beam.pa_deg:.0f}° ({origin})"
 
 
 def image_centre_px(shape: tuple[int, int]) -> tuple[float, float]:
@@ -516,7 +518,7 @@ def caption(view: ViewImage, settings: ViewSettings) -> str:
         f"{settings.stretch} stretch from {vmin:.3g} to {vmax:.3g} {unit_text} "
         f"({settings.lower_percentile:g}–{settings.upper_percentile:g} percentiles of the pixels shown)",
         f"rms {rms:.3g} {unit_text}" if np.isfinite(rms) else "",
-        beam_text(view.beam) + " (the white ellipse, lower left)",
+        beam_text(view.beam) + ", the white ellipse lower left",
         f"dashed box: the model's field ({config.MODEL_INPUT_PX} px of {config.MODEL_PIXEL_SCALE_ARCSEC}″ = "
         f"{MODEL_FIELD_ARCSEC:.0f}″)",
     ]

@@ -96,6 +96,9 @@ def test_the_beam_comes_from_bmaj_bmin_bpa_else_from_the_surveys_profile(first_v
     )
     width, height, angle = iv.beam_ellipse_px(beam, 1.0)  # 1″ pixels: the axes in pixels are the arcsec
     assert (width, height, angle) == pytest.approx((header["BMIN"] * 3600, header["BMAJ"] * 3600, header["BPA"]))
+    assert f"PA {header['BPA']:.0f}° (from the header)" in iv.beam_text(beam)
+    written = read_cutout(iv.fits_bytes(iv.view_of_cutout(vlass_cutout, "v")))  # the download keeps the beam
+    assert iv.view_of_cutout(written, "v").beam == beam
     assert "BMAJ" not in first_view.header  # SkyView's FIRST cutouts carry no beam: FIRST's 5″ profile
     first = first_view.beam
     assert (first.major_arcsec, first.minor_arcsec, first.origin) == (5.0, 5.0, "FIRST survey profile")
