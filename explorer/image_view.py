@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -571,8 +571,3 @@ def fits_bytes(view: ViewImage) -> bytes:
     buffer = io.BytesIO()
     hdu.writeto(buffer, output_verify="silentfix")
     return buffer.getvalue()
-
-
-def with_settings(settings: ViewSettings, **changes) -> ViewSettings:
-    """The settings with some values changed (and checked)."""
-    return replace(settings, **changes).checked()
