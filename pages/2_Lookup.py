@@ -14,16 +14,17 @@ import streamlit as st
 
 from explorer import lookup
 from explorer.figures import map_figure
-from explorer.gallery import display_stretch, rgb_image
+from explorer.gallery import north_up, rgb_image
+from explorer.image_view import view_of_cutout
 from explorer.lookup import LookupFailure, LookupResult
 from explorer.similarity import CosineIndex
 from explorer.sky import nearest_on_sky
 from explorer.space_registry import CatalogueSpace, EmbeddingSpace, ExplorerSpace, Neighbours
 from explorer.widgets import frame
 from explorer.widgets.export import vo_buttons
+from explorer.widgets.image_viewer import image_viewer
 from explorer.widgets.neighbours import neighbours_section
 from explorer.widgets.sidebar import neighbour_settings
-from explorer.widgets.source_panel import MAIN_IMAGE_PX
 from explorer.widgets.spaces import current_space, encoder_for
 from pretrain import config
 from pretrain.data.fits_io import Cutout
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # imported when first used: astroquery is slow to import
 # page script runs afresh each time, so a class defined in it is a new class on every run and
 # isinstance() would not know the one a previous run stored.
 LOOKUP_KEY = "lookup"
+LOOKUP_MODEL_IMAGE_PX = 220  # the model input beside the viewer
 
 
 def lookup_client() -> FirstCutoutClient:
@@ -126,24 +128,18 @@ def show_lookup(space: ExplorerSpace, result: LookupResult) -> None:
     """The cutout, the model input, what was found, the map with the result, its neighbours."""
     st.markdown(f"##### {result.title}")
     st.caption(lookup_caption(result))
-    raw, model, facts = st.columns([1, 1, 1])
-    with raw:
-        field = max(result.cutout.shape) * result.cutout.pixel_scale_arcsec / 60
-        st.image(
-            rgb_image(display_stretch(result.cutout.data), MAIN_IMAGE_PX),
-            caption=f"Raw cutout ({field:.1f}′, asinh stretch)",
-            width=MAIN_IMAGE_PX,
-        )
-    with model:
-        st.image(
-            rgb_image(result.model_image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
-            caption=f"Model input (clipped at {config.CLIP_SIGMA:g}σ, {config.IMAGE_FIELD_ARCSEC / 60:.1f}′; "
-            f"the box: the central {config.MODEL_INPUT_PX} px it sees)",
-            width=MAIN_IMAGE_PX,
-        )
+    lookup_viewer(result)  # the page's width: the figure at its own size beside its controls
+    model, facts = st.columns([1, 2], gap="medium")
     neighbours: Neighbours | None = None
     query: int | None = None
     marker: tuple[float, float] | None = None
+    with model:
+        st.image(
+            rgb_image(north_up(result.model_image), LOOKUP_MODEL_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
+            caption=f"Model input (clipped at {config.CLIP_SIGMA:g}σ, {config.IMAGE_FIELD_ARCSEC / 60:.1f}′; "
+            f"the box: the central {config.MODEL_INPUT_PX} px it sees)",
+            width=LOOKUP_MODEL_IMAGE_PX,
+        )
     with facts:
         for note in result.notes:
             st.info(note)
@@ -156,6 +152,13 @@ def show_lookup(space: ExplorerSpace, result: LookupResult) -> None:
         lookup_map(space, result, neighbours, query, marker)
     if neighbours is not None:
         neighbours_section(space, neighbours, query_row=None, query_id=result.title, key=f"lookup-nb:{space.key}")
+
+
+@st.fragment
+def lookup_viewer(result: LookupResult) -> None:
+    """The cutout in the image viewer (its controls rerun only the viewer, not the map and neighbours)."""
+    view = view_of_cutout(result.cutout, result.title, result.model_image, result.extent_arcsec)
+    image_viewer(view, key="lookup-viewer", identity=f"lookup:{result.title}:{result.ra:.6f}:{result.dec:.6f}")
 
 
 def lookup_caption(result: LookupResult) -> str:
