@@ -56,7 +56,8 @@ def start_form() -> None:
                 options=list(DEPTHS),
                 value=config.FINETUNE_DEPTH,
                 format_func=lambda d: str(d),
-                help="0: linear probe on the frozen encoder. D: the last D blocks "
+                help="0: linear probe on the frozen encoder's d4 representation (the one the map shows; the "
+                "probe and figure of `pretrain evaluate`). D: the last D blocks "
                 f"learn too, each block down at {config.FINETUNE_LAYER_DECAY}x "
                 "the learning rate of the one above.",
             )
@@ -65,7 +66,15 @@ def start_form() -> None:
                 help="The same network trained from scratch, every layer: what the "
                 "pretrained backbone is compared with.",
             )
-            epochs = st.number_input("Epochs", min_value=1, max_value=1000, value=config.FINETUNE_EPOCHS, step=1)
+            epochs = st.number_input(
+                "Epochs",
+                min_value=1,
+                max_value=1000,
+                value=config.FINETUNE_EPOCHS,
+                step=1,
+                help="Passes over the training labels. A linear probe (depth 0) has none: it is the "
+                "logistic regression of `pretrain evaluate`, fitted to convergence on the app's representation.",
+            )
             seed = st.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
             submitted = st.form_submit_button("Start training", type="primary", width="stretch")
         st.caption(DEPTHS[len(BLOCKS)] if scratch else DEPTHS[int(depth)])
