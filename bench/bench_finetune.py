@@ -371,13 +371,15 @@ def probe_agreement(args, out: Path, weights: Path, bundle: Path) -> str:
     n_test = read["n_test"]
 
     def row(name, error, seconds, note):
-        return f"| {name} | {100 * error:.2f} % | {100 * (error - evaluate_error):+.2f} | {seconds:.0f} s | {note} |"
+        difference = round(100 * (error - evaluate_error), 2) + 0.0  # + 0.0: no "-0.00"
+        return f"| {name} | {100 * error:.2f} % | {difference:+.2f} | {seconds:.0f} s | {note} |"
 
     return "\n".join(
         [
             "## The sidebar's linear probe against `pretrain evaluate` (one representation, one probe)",
             "",
-            f"`bench/bench_finetune.py --probe-agreement` ({today()}), {machine_description()}, device "
+            f"`bench/bench_finetune.py --probe-agreement` ({today()}), {machine_description()}, load average "
+            f"{os.getloadavg()[0]:.0f} at the end (a shared machine: wall times are long), device "
             f"{read['device']}. Shipped backbone sha256 `{str(read['weights_sha256'])[:16]}…`, MiraBest bundle "
             f"`{data_bundle.bundle_id}` ({len(space)} sources), d4 representation; the fine-tuning task's fixed split "
             f"(`mirabest_confident_split`, seed {config.FINETUNE_SPLIT_SEED}): {read['n_train']} training labels, "

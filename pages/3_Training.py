@@ -247,7 +247,7 @@ def results(run_id: str, metrics: dict, predictions: pd.DataFrame) -> None:
     st.dataframe(training_results.split_counts(predictions), hide_index=True)
     splits = [("test", "test")]
     if metrics.get("n_ood"):
-        splits.append(("ood", f"out of distribution ({metrics.get('ood_name') or 'OOD'})"))
+        splits.append(("ood", "out of distribution"))
     splits.append(("train", "training"))
     columns = st.columns(len(splits))
     for column, (split, title) in zip(columns, splits, strict=True):
