@@ -131,6 +131,7 @@ def live_run(run_id: str, title: str) -> None:
     epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or 1)
     with st.container(border=True):
         st.markdown(f"**{title}**")
+        st.caption(f"run {run_id}")  # the name of its colours on the Map page
         stage = status.get("stage") or "starting"
         st.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch} / {epochs} · {stage}")
         progress = jobs.read_progress(run_id)
