@@ -114,7 +114,6 @@ def plan(args, n_available: int) -> list[dict]:
                     }
                 )
     if args.probe_epochs:
-        per_epoch = _batch_count(n_available, config.FINETUNE_BATCH_SIZE)
         for seed in range(args.seeds):
             runs.append(
                 {
@@ -125,8 +124,8 @@ def plan(args, n_available: int) -> list[dict]:
                     "seed": seed,
                     "depth": 0,
                     "scratch": False,
-                    "epochs": args.probe_epochs,
-                    "steps": args.probe_epochs * per_epoch,
+                    "epochs": 0,  # evaluate's logistic regression, fitted to convergence
+                    "steps": 0,
                 }
             )
     return runs
@@ -181,7 +180,7 @@ def run_sweep(args, runs, out: Path, weights, bundle) -> None:
             (out / r["name"] / "encoder.safetensors").unlink(missing_ok=True)
         done_steps += r["steps"]
         elapsed = time.monotonic() - started
-        eta = elapsed / done_steps * (total_steps - done_steps)
+        eta = elapsed / done_steps * (total_steps - done_steps) if done_steps else 0.0
         print(
             f"[{i}/{len(todo)}] {r['name']}: test error {metrics['test_error_percent']:.2f} %, "
             f"{metrics['wall_time_s']:.0f} s; about {eta / 60:.0f} min left",
