@@ -70,6 +70,7 @@ from pretrain.run_folder import (
     PREDICTIONS_FILE,
     PROGRESS_FILE,
     RunFolder,
+    locked_run_folder,
 )
 
 
@@ -359,8 +360,13 @@ def run_finetune(
     (linear probe only): the space whose embeddings the probe reads (None: a matching one in
     the cache, else the bundle is embedded; :mod:`pretrain.probe_features`).
     The status file says how it ended: finished, failed (with the error) or cancelled.
+    A second run into the same ``out`` while this one goes on is refused (the folder's lock).
     """
-    out = Path(out)
+    with locked_run_folder(out):
+        return _locked_finetune(settings, Path(out), weights, bundle, overwrite, progress, space)
+
+
+def _locked_finetune(settings, out: Path, weights, bundle, overwrite: bool, progress: bool, space=None) -> dict:
     _prepare_out(out, overwrite)
     run = RunFolder(out)
     started = time.monotonic()
