@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from explorer.training_results import MARK_COLOURS
+
 CATEGORICAL_MAX_VALUES = 24  # more distinct values than this: a numeric column is continuous
 CONTINUOUS_SCALE = "Viridis"
 CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's defaults
@@ -35,8 +37,9 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
 )
 HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
-# Values with a meaning of their own: a run's mistakes stand out, its right answers recede.
-FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", "correct": "rgba(86,180,233,0.45)"}
+# Values with a meaning of their own: a run's mistakes stand out (one colour per split), its right
+# answers recede.
+FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", **MARK_COLOURS}
 NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"

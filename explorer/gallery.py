@@ -171,15 +171,17 @@ def gallery_html(
     query_id: str = "",
     thumbnail_px: int = config.IMAGE_SIZE_PX,
     view_px: int | None = config.MODEL_INPUT_PX,
+    score_short: str | None = None,
 ) -> str:
     """The neighbour gallery as HTML (thumbnails inlined). ``query_id`` tags the block for tests.
+    ``score_short``: the word before each card's score (default "sim" for a cosine, else "dist").
 
     A thumbnail shows the central ``view_px`` pixels (the model's field: a 30″ source is then
     a sixth of the tile, not a sixteenth); a click on a card shows the whole image enlarged,
     with that field outlined (CSS only: the card takes the focus).
     """
     tiles = []
-    score_short = "sim" if score_name.startswith("cosine") else "dist"
+    score_short = score_short or ("sim" if score_name.startswith("cosine") else "dist")
     for card in cards:
         if card.image is not None:
             image = north_up(card.image)

@@ -611,10 +611,14 @@ def prediction_columns(space_source_ids, max_runs: int = 10) -> dict[str, pd.Ser
 
     For each of the ``max_runs`` newest finished runs whose predictions share sources
     with the space: ``"run <id>: P(<positive class>)"`` (float 0..1, NaN where the run has
-    no prediction) and ``"run <id>: misclassified"`` ("misclassified" / "correct" for
-    sources with a label of the task, NaN otherwise). The Series carry the index of
+    no prediction) and ``"run <id>: misclassified"`` ("correct", or "misclassified · <split>"
+    saying whether the mistake is a training, test or out-of-distribution source
+    (:func:`explorer.training_results.prediction_marks`), for sources with a label of the
+    task; NaN otherwise). The Series carry the index of
     ``space_source_ids`` (a positional RangeIndex for a list or array).
     """
+    from explorer.training_results import prediction_marks
+
     ids = space_source_ids if isinstance(space_source_ids, pd.Series) else pd.Series(list(space_source_ids))
     ids = ids.astype(str)
     columns: dict[str, pd.Series] = {}
@@ -631,8 +635,7 @@ def prediction_columns(space_source_ids, max_runs: int = 10) -> dict[str, pd.Ser
             continue  # a run on other data than this space
         positive = prob_columns[0][len("prob_") :]
         prob = ids.map(predictions[prob_columns[0]].astype(float))
-        correct = ids.map(predictions["correct"].astype("object"))
-        marked = correct.map(lambda c: None if pd.isna(c) else ("correct" if bool(c) else "misclassified"))
+        marked = ids.map(prediction_marks(predictions))  # "misclassified · test" etc.: the split of each mistake
         columns[f"run {run_id}: P({positive})"] = pd.Series(prob.to_numpy(dtype=float), index=ids.index)
         columns[f"run {run_id}: misclassified"] = pd.Series(marked.to_numpy(dtype=object), index=ids.index)
     return columns

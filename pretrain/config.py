@@ -170,8 +170,6 @@ FINETUNE_BATCH_SIZE = 64
 FINETUNE_BASE_LR = 1e-3  # AdamW; the lr used is base x batch / 256
 FINETUNE_WEIGHT_DECAY = 0.005  # on weights only; not on biases and batch-norm parameters
 FINETUNE_LAYER_DECAY = 0.75  # block i from the top gets lr x decay^i (the head: i = 0)
-PROBE_LR = 0.1  # linear probe (frozen encoder): SGD with momentum, cosine decay
-PROBE_MOMENTUM = 0.9
 FINETUNE_SPLIT_SEED = 0  # fixed, not the run's seed: every run is scored on the same test sources
 GRIESE_TEST_FRACTION = 0.2  # griese-bent: stratified test split
 FRDEEP_MATCH_RADIUS_ARCSEC = 60.0  # FRDEEP bundle rows <-> release catalogue (for its train/test split)
