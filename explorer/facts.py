@@ -101,13 +101,15 @@ def _flux_and_fr_row(entry: pd.Series) -> list[str]:
     """The compact panel's one row of pixel measurements: "62.7 mJy · FR 0.36" (what it has of them)."""
     parts = []
     if "integrated_flux_mjy" in entry.index and not is_missing(entry["integrated_flux_mjy"]):
-        parts.append(f"{float(entry['integrated_flux_mjy']):.3g} mJy")
+        flux = float(entry["integrated_flux_mjy"])
+        parts.append(f"{flux:.{0 if abs(flux) >= 100 else 1 if abs(flux) >= 10 else 2}f} mJy")
     if "fr_ratio" in entry.index and not is_missing(entry["fr_ratio"]):
         parts.append(f"FR {float(entry['fr_ratio']):.2f}")
     if not parts:
         return []
+    title = "flux, FR ratio" if len(parts) == 2 else "flux density" if parts[0].endswith("mJy") else "FR ratio"
     tip = "integrated flux density; FR ratio: brightest points' separation over the size (FRI < 0.5 < FRII)"
-    return [f'<tr><td title="{html.escape(tip)}">flux, FR ratio</td><td>{html.escape(" · ".join(parts))}</td></tr>']
+    return [f'<tr><td title="{html.escape(tip)}">{title}</td><td>{html.escape(" · ".join(parts))}</td></tr>']
 
 
 def _extra_row(title: str, value: object) -> str:

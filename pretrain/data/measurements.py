@@ -23,7 +23,9 @@ lobes), so every figure here describes the same source as its angular extent:
   centres: 180 = straight, smaller = bent (wide-angle and head-tail sources).
 
 The core is the host's position, the image centre (cutouts are centred on the host), moved
-to the brightest peak within a beam of it when there is one. The sides: the emission's
+to the brightest peak within a beam of it when there is one. The sides are made of the
+source's emission above the detection threshold at full resolution (and its diffuse islands)
+further than a beam from the core; they are found as follows: the emission's
 directions from the core (flux-weighted) are split in two about an axis of their
 orientation tensor and refined by a few rounds of two-means on the circle, so a straight
 double splits into its lobes and a bent one (even one bent to less than 90 deg) into its arms.
@@ -31,7 +33,7 @@ double splits into its lobes and a bent one (even one bent to less than 90 deg) 
 A figure that does not exist for a source is NaN and :attr:`SourceMeasurements.note` says
 why (a compact source or a one-sided jet, with emission beyond a beam from the core on one
 side only, has no FR ratio, lobe ratio or bending angle; an image not in Jy/beam has no flux).
-The sides count pixels further than a beam from the core. Pure: numpy and scipy, no torch.
+Pure: numpy and scipy, no torch.
 """
 
 from __future__ import annotations
@@ -193,8 +195,15 @@ def measure_source(
     n_components = _components(signal, members)
     outline = np.concatenate([_outline(m.sharp) for m in members])
     size_px = float(pdist(outline).max()) + 1.0 if len(outline) > 1 else 1.0  # before the beam correction
+    # What the sides are made of: full-resolution emission and the diffuse islands (a compact
+    # source's faint wings, which the smoothed map adds to its mask, are not lobes).
+    significant = mask & (signal >= config.EXTENT_DETECTION_SIGMA)
+    for member in members:
+        if not member.detected:
+            rows, cols = member.pixels.astype(np.int64).T
+            significant[rows, cols] = True
     core = _core(signal, mask, beam_px)
-    fr_ratio, lobe_ratio, bending = _sides(signal, mask, core, beam_px, size_px)
+    fr_ratio, lobe_ratio, bending = _sides(signal, significant, core, beam_px, size_px)
     if not np.isfinite(fr_ratio):
         notes.append("fr_ratio, lobe_flux_ratio, bending_angle_deg: no emission on two sides of the core")
     return SourceMeasurements(
@@ -271,8 +280,8 @@ def _core(signal: np.ndarray, mask: np.ndarray, beam_px: float) -> np.ndarray:
 def _sides(
     signal: np.ndarray, mask: np.ndarray, core: np.ndarray, beam_px: float, size_px: float
 ) -> tuple[float, float, float]:
-    """(FR ratio, lobe flux ratio, bending angle in degrees) from the emission further than a
-    beam from the core, split into its two sides; NaNs when it lies on one side only.
+    """(FR ratio, lobe flux ratio, bending angle in degrees) from the emission in ``mask``
+    further than a beam from the core, split into its two sides; NaNs when it lies on one side only.
 
     S/N is flux over a constant, so ratios and directions are the same as in flux. The split
     weighs directions by the positive S/N; the sides' fluxes and centres sum the S/N as it is,
