@@ -116,7 +116,7 @@ def test_the_flux_beam_follows_the_header_then_firsts_declination():
 # --- Real MiraBest cutouts ----------------------------------------------------------------
 
 
-def _sample(mirabest_dir, per_class=20):
+def _sample(mirabest_dir, per_class=12):
     """Confident standard FRI and FRII files, evenly spread over the sorted names."""
     files = sorted(mirabest_dir.glob("*.fits.fz"))
     fri = [f for f in files if f.name.startswith("100_")]
