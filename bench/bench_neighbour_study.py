@@ -13,7 +13,8 @@ app does (layer-4 global average, d4 mean over the 8 turns and mirror images) an
 ways that need no training: one pass, layer-4 generalised-mean (p = 3) pooling, layer-3
 and layer-4 averages concatenated, and the backbone's representation with the pixels'
 estimated angular extent appended as one standardised column of weight w (physical
-measurement + representation). Baselines: a random ResNet-18 (torch seed 0) and PCA of the
+measurement + representation), and, where the bundle has them, the pixel measurements
+(``pretrain/data/measurements.py``: log flux, log extent, FR ratio, components) appended the same way. Baselines: a random ResNet-18 (torch seed 0) and PCA of the
 raw pixels, both d4.
 
 The figures go into BENCHMARKS.md between ``<!-- bench_neighbour_study:start -->`` and
@@ -47,6 +48,12 @@ from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
 from pretrain.provenance import default_backbone_path
 
 EXTENT_WEIGHTS = (1.0, 3.0)
+MEASURED = (  # pixel measurements appended in the hybrid rows, when the bundle has them
+    "integrated_flux_mjy",
+    "angular_extent_estimated_arcsec",
+    "fr_ratio",
+    "n_components",
+)
 
 
 @torch.no_grad()
@@ -86,6 +93,26 @@ def with_extent(features: np.ndarray, log_extent: np.ndarray, weight: float) -> 
     e = np.where(np.isfinite(log_extent), log_extent, np.nanmedian(log_extent))
     e = (e - e.mean()) / (e.std() + 1e-6)
     return np.column_stack([z, weight * np.sqrt(z.shape[1]) / 10 * e]).astype(np.float32)
+
+
+def measurement_matrix(table: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The named measurements as standardised columns (fluxes, sizes and ratios logged; NaN -> median)."""
+    logged = {"integrated_flux_mjy", "peak_flux_mjy", "angular_extent_estimated_arcsec", "lobe_flux_ratio"}
+    columns = []
+    for name in names:
+        values = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
+        if name in logged:
+            values = np.log(np.where(values > 0, values, np.nan))
+        values = np.where(np.isfinite(values), values, np.nanmedian(values))
+        columns.append((values - values.mean()) / (values.std() + 1e-9))
+    return np.column_stack(columns)
+
+
+def with_measurements(features: np.ndarray, measured: np.ndarray, weight: float) -> np.ndarray:
+    """As :func:`with_extent`, for several measurements: standardised features, each measurement
+    appended at ``weight`` x sqrt(d)/10 of one feature's scale."""
+    z = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    return np.column_stack([z, weight * np.sqrt(z.shape[1]) / 10 * measured]).astype(np.float32)
 
 
 def measure(
@@ -142,6 +169,11 @@ def main() -> None:
         for w in EXTENT_WEIGHTS:
             features = with_extent(d4["avg"], log_extent, w)
             rows.append(measure(f"{tag}: d4 + log extent (w={w:g})", features, catalogue, held_out, seeds))
+        if all(c in catalogue.columns for c in MEASURED):  # bundles built with pretrain/data/measurements.py
+            for w in EXTENT_WEIGHTS:
+                features = with_measurements(d4["avg"], measurement_matrix(catalogue, MEASURED), w)
+                name = f"{tag}: d4 + log flux, log extent, FR ratio, components (w={w:g})"
+                rows.append(measure(name, features, catalogue, held_out, seeds))
     torch.manual_seed(0)
     rows.append(measure("random ResNet-18, d4", readouts(resnet18_encoder(), images, "d4")["avg"], catalogue,
                         held_out, seeds))  # fmt: skip
@@ -183,7 +215,9 @@ def main() -> None:
         "The extent rows append the pixels' estimated angular extent (`angular_extent_estimated_arcsec`, "
         "log, standardised) to the standardised representation, weighted w x sqrt(d)/10 of one column "
         "(d: the representation's size); "
-        "both weights tried are shown.",
+        "both weights tried are shown. The measurement rows (bundles with `pretrain/data/measurements.py`'s "
+        "columns) append log flux, log extent, FR ratio and components the same way, each at that weight; "
+        "`bench/bench_measurements.py` tries more combinations.",
     ]
     text = "\n".join(lines)
     print(text)

@@ -7,7 +7,12 @@ about are shown as "no value".
 
 Built in: fine-tuned models' predictions, read by ``explorer.jobs.prediction_colour_columns``
 when that module (the Training page's) provides it; the user's tags ("tag: NAME",
-:mod:`explorer.tags`) and the outlier score (:mod:`explorer.neighbourhood`).
+:mod:`explorer.tags`), the outlier score (:mod:`explorer.neighbourhood`) and the pixel
+measurements' fluxes on a log scale (:data:`LOG_FLUX_COLUMNS`: they span four decades, so a
+linear colour scale shows only the brightest few). The measurements themselves
+(:data:`pretrain.data.measurements.COLUMNS`) are catalogue columns of spaces built from a
+bundle that has them and are offered as the catalogue's own; a space built before them has
+neither, and opens as before.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 Provider = Callable[[object], dict]
@@ -63,10 +69,29 @@ def _tags(space) -> dict[str, pd.Series]:
     return tag_colour_columns(space)
 
 
+LOG_FLUX_COLUMNS = {  # catalogue column -> colour option
+    "integrated_flux_mjy": "log10 flux density (mJy)",
+    "peak_flux_mjy": "log10 peak flux (mJy/beam)",
+}
+
+
+def _log_fluxes(space) -> dict[str, pd.Series]:
+    catalogue = space.catalogue
+    columns = {}
+    for column, name in LOG_FLUX_COLUMNS.items():
+        if column not in catalogue.columns:
+            continue
+        values = pd.to_numeric(catalogue[column], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logged = np.where(values > 0, np.log10(values), np.nan)
+        columns[name] = pd.Series(logged, index=catalogue["source_id"].astype(str).to_numpy(), name=name)
+    return columns
+
+
 def extra_colour_columns(space) -> dict[str, pd.Series]:
     """Every provider's columns for ``space``; a failing provider is logged and skipped."""
     columns: dict[str, pd.Series] = {}
-    for provider in [*_PROVIDERS, _training_predictions, _outlier_score, _tags]:
+    for provider in [*_PROVIDERS, _log_fluxes, _training_predictions, _outlier_score, _tags]:
         try:
             found = provider(space) or {}
         except Exception as exc:  # one broken provider must not break the map

@@ -23,10 +23,17 @@ FACT_COLUMNS = (  # shown first in a source's panel, when the space has them
     ("angular_extent_arcsec", "angular extent (″)"),
     ("angular_extent_estimated_arcsec", "estimated extent (″)"),
     ("redshift", "redshift"),
+    ("integrated_flux_mjy", "flux density (mJy)"),
+    ("fr_ratio", "FR ratio"),
+    ("peak_flux_mjy", "peak (mJy/beam)"),
+    ("n_components", "components"),
+    ("lobe_flux_ratio", "lobe flux ratio"),
+    ("bending_angle_deg", "bending angle (°)"),
     ("ra", "RA (°)"),
     ("dec", "Dec (°)"),
     ("survey", "survey"),
 )
+FULL_ONLY_COLUMNS = ("peak_flux_mjy", "n_components", "lobe_flux_ratio", "bending_angle_deg")  # not in compact
 
 FACTS_CSS = """<style>
 .facts{border-collapse:collapse;font-size:14px;margin:2px 0 6px 0}
@@ -43,7 +50,8 @@ def is_missing(value: object) -> bool:
 def colour_fact(colour_name: str, colour: pd.Series | None, row: int) -> tuple[str, object] | None:
     """(title, value) of the map's colour for one source, when it is not a catalogue fact
     already shown (a fine-tuned run's P(FRII) or its misclassified mark, say)."""
-    if colour is None or row >= len(colour) or colour_name in dict(FACT_COLUMNS):
+    shown = colour_name in dict(FACT_COLUMNS) and colour_name not in FULL_ONLY_COLUMNS  # compact hides those
+    if colour is None or row >= len(colour) or shown:
         return None
     return pretty_name(colour_name), colour.iloc[row]
 
@@ -52,10 +60,14 @@ def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = (), compa
     """The main catalogue facts of a source as a compact two-column table; ``extra``:
     more (title, value) rows first (the map's colour, when it is not a catalogue column).
     ``compact``: the position once (J2000 sexagesimal, degrees in its tooltip), no survey row:
-    the map page's panel, where the neighbours must stay in view."""
+    the map page's panel, where the neighbours must stay in view; of the pixel measurements only
+    the flux density and the FR ratio, in one row (:data:`FULL_ONLY_COLUMNS` are left out)."""
     rows = [_extra_row(title, value) for title, value in extra if not is_missing(value)]
-    skipped = ("ra", "survey") if compact else ()
+    skipped = ("ra", "survey", "fr_ratio", *FULL_ONLY_COLUMNS) if compact else ()
     for column, title in FACT_COLUMNS:
+        if compact and column == "integrated_flux_mjy":  # flux and FR ratio share one row
+            rows.extend(_flux_and_fr_row(entry))
+            continue
         if column not in entry.index or is_missing(entry[column]) or column in skipped:
             continue
         if compact and column == "dec":
@@ -102,6 +114,21 @@ def sexagesimal_to_precision(ra_deg: float, dec_deg: float) -> str:
     ra = position.ra.to_string(unit=u.hourangle, sep=":", precision=ra_digits, pad=True)
     dec = position.dec.to_string(unit=u.deg, sep=":", precision=dec_digits, alwayssign=True, pad=True)
     return f"{ra} {dec}"
+
+
+def _flux_and_fr_row(entry: pd.Series) -> list[str]:
+    """The compact panel's one row of pixel measurements: "62.7 mJy · FR 0.36" (what it has of them)."""
+    parts = []
+    if "integrated_flux_mjy" in entry.index and not is_missing(entry["integrated_flux_mjy"]):
+        flux = float(entry["integrated_flux_mjy"])
+        parts.append(f"{flux:.{0 if abs(flux) >= 100 else 1 if abs(flux) >= 10 else 2}f} mJy")
+    if "fr_ratio" in entry.index and not is_missing(entry["fr_ratio"]):
+        parts.append(f"FR {float(entry['fr_ratio']):.2f}")
+    if not parts:
+        return []
+    title = "flux, FR ratio" if len(parts) == 2 else "flux density" if parts[0].endswith("mJy") else "FR ratio"
+    tip = "integrated flux density; FR ratio: brightest points' separation over the size (FRI < 0.5 < FRII)"
+    return [f'<tr><td title="{html.escape(tip)}">{title}</td><td>{html.escape(" · ".join(parts))}</td></tr>']
 
 
 def _extra_row(title: str, value: object) -> str:

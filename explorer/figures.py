@@ -54,6 +54,7 @@ PREFERRED_COLOUR_COLUMNS = (  # the map is known to be ordered by extent; then t
 )
 NOT_COLOUR_COLUMNS = {"umap_x", "umap_y", "source_id", "file", "input", "name", "rgz_name", "row"}
 NOT_COLOUR_COLUMNS |= {"ra", "dec", "image_ra", "image_dec"}  # positions: no pattern on a map of shapes
+NOT_COLOUR_COLUMNS |= {"measurements_note"}  # why a pixel measurement is NaN: for the panel, not a colour
 HOVER = (
     "<b>%{text}</b><br>RA %{customdata[1]:.4f}°, Dec %{customdata[2]:+.4f}°"
     "<br>extent %{customdata[3]:.1f}″<extra></extra>"

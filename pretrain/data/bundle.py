@@ -13,8 +13,10 @@ A bundle folder holds
   ``angular_extent_catalogued_arcsec``, ``label``, ``confident``, ``subtype``,
   ``redshift``, ``survey`` (the survey's name, e.g. ``FIRST``, ``VLASS``: its profile in
   ``pretrain/surveys.py`` set the beam and clipping), ``pixel_scale_arcsec`` (of the input),
-  ``name``, ``file``, ``input``, ``epoch`` where file names give one (VLASS), and any
-  other column of an input catalogue;
+  ``name``, ``file``, ``input``, ``epoch`` where file names give one (VLASS), the pixel
+  measurements of FITS inputs (:data:`pretrain.data.measurements.COLUMNS`: fluxes in mJy,
+  components, FR ratio, lobe flux ratio, bending angle, and a note on any that is NaN), and
+  any other column of an input catalogue;
 - ``manifest.json``: provenance (``bundle_id`` = hash of images + catalogue, inputs,
   preprocessing parameters, counts);
 - ``report.csv``: one row for every input that is not in the catalogue as it came, with
@@ -48,8 +50,9 @@ from astropy.coordinates import Angle, SkyCoord, search_around_sky
 
 from pretrain import config
 from pretrain.clock import utc_timestamp
-from pretrain.data.extent import angular_extent_arcsec, cutout_extent_arcsec
+from pretrain.data.extent import angular_extent_arcsec
 from pretrain.data.fits_io import Cutout, read_cutout
+from pretrain.data.measurements import cutout_measurements
 from pretrain.data.names import NameInfo, parse_fits_name, parse_position_prefix, source_id, unique_source_ids
 from pretrain.data.preprocess import preprocess_cutout, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
@@ -555,8 +558,11 @@ def _from_cutout(
 ) -> _Outcome:
     profile, survey_name = (profile, profile.name) if profile is not None else _survey_for(task, cutout, info)
     image = preprocess_cutout(cutout, profile)
-    estimated = cutout_extent_arcsec(cutout, profile)  # the beam of the header, else of the profile
+    # Extent, fluxes and shape from one source mask, with the beam of the header, else of the profile
+    measured = cutout_measurements(cutout, profile)
+    estimated = measured.angular_extent_arcsec
     record = _base_record(task)
+    record.update(measured.columns())
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
     # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.

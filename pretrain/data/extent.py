@@ -114,9 +114,59 @@ def angular_extent_arcsec(
     ``min_island_px`` is in FIRST pixels (1.8"); it is scaled with the beam's area in pixels.
     Returns ``nan`` when there is no significant emission.
     """
+    found = _source_islands(
+        image,
+        pixel_scale_arcsec,
+        already_clipped=already_clipped,
+        beam_fwhm_arcsec=beam_fwhm_arcsec,
+        detection_sigma=detection_sigma,
+        island_peak_sigma=island_peak_sigma,
+        min_island_px=min_island_px,
+        seed_radius_arcsec=seed_radius_arcsec,
+        link_arcsec=link_arcsec,
+        relative_peak=relative_peak,
+        smoothed_resolution_arcsec=smoothed_resolution_arcsec,
+        pair_tolerance_deg=pair_tolerance_deg,
+        pair_arm_ratio=pair_arm_ratio,
+        max_arm_arcsec=max_arm_arcsec,
+    )
+    if found is None:
+        return float("nan")
+    _, members, beam_px = found
+    return _extent_arcsec(members, beam_px, pixel_scale_arcsec, detection_sigma)
+
+
+def _extent_arcsec(members: list[_Island], beam_px: float, pixel_scale_arcsec: float, detection_sigma: float) -> float:
+    """Step 4: the members' largest size less the detection contour's broadening by the beam."""
+    extent = _largest_distance_px(np.concatenate([_outline(m.sharp) for m in members])) * pixel_scale_arcsec
+    typical_peak = float(np.median([m.peak for m in members]))
+    beam_arcsec = beam_px * pixel_scale_arcsec
+    broadening = beam_arcsec * np.sqrt(np.log(max(typical_peak, detection_sigma) / detection_sigma) / np.log(2))
+    return float(max(extent - broadening, pixel_scale_arcsec))
+
+
+def _source_islands(
+    image: np.ndarray,
+    pixel_scale_arcsec: float,
+    *,
+    already_clipped: bool,
+    beam_fwhm_arcsec: float,
+    detection_sigma: float,
+    island_peak_sigma: float,
+    min_island_px: int,
+    seed_radius_arcsec: float,
+    link_arcsec: float,
+    relative_peak: float,
+    smoothed_resolution_arcsec: float,
+    pair_tolerance_deg: float,
+    pair_arm_ratio: float,
+    max_arm_arcsec: float,
+) -> tuple[np.ndarray, list[_Island], float] | None:
+    """(S/N map, the islands of the source at the centre, beam in pixels): steps 1-3 of the
+    module docstring, shared with :mod:`pretrain.data.measurements`; ``None``: no significant emission."""
     signal = _signal_to_noise(image, already_clipped, detection_sigma)
     if signal is None:
-        return float("nan")
+        return None
     beam_px = max(beam_fwhm_arcsec / pixel_scale_arcsec, MIN_PIXELS_PER_BEAM)
     first_beam_px = max(config.FIRST_BEAM_ARCSEC / config.FIRST_PIXEL_SCALE_ARCSEC, MIN_PIXELS_PER_BEAM)
     min_px = max(1, round(min_island_px * (beam_px / first_beam_px) ** 2))
@@ -126,7 +176,7 @@ def angular_extent_arcsec(
         smoothed = _smoothed_signal_to_noise(signal, kernel_px)
     islands = _islands(signal, smoothed, detection_sigma, island_peak_sigma, min_px)
     if not any(island.detected for island in islands):
-        return float("nan")
+        return None
 
     members, candidates = _central_islands(islands, seed_radius_arcsec / pixel_scale_arcsec, relative_peak)
     _link(members, candidates, link_arcsec / pixel_scale_arcsec)
@@ -142,12 +192,7 @@ def angular_extent_arcsec(
         island_peak_sigma,
         link_arcsec / pixel_scale_arcsec,
     )
-
-    extent = _largest_distance_px(np.concatenate([_outline(m.sharp) for m in members])) * pixel_scale_arcsec
-    typical_peak = float(np.median([m.peak for m in members]))
-    beam_arcsec = beam_px * pixel_scale_arcsec
-    broadening = beam_arcsec * np.sqrt(np.log(max(typical_peak, detection_sigma) / detection_sigma) / np.log(2))
-    return float(max(extent - broadening, pixel_scale_arcsec))
+    return signal, members, beam_px
 
 
 def cutout_extent_arcsec(cutout: Cutout, survey: Survey | str | None = None) -> float:
