@@ -88,9 +88,9 @@ def _fits_files(folder: Path) -> list[Path]:
 def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
     """Is the bundle at ``bundle_dir`` a complete build of exactly the files now in ``fits_dir``?
 
-    Compared: the input folder recorded in the manifest and the number of its files
-    (images + failures + duplicates). A different folder or a file added or removed
-    makes the bundle stale.
+    Compared: the bundle format's version, the input folder recorded in the manifest and
+    the number of its files (images + failures + duplicates). An older format, a different
+    folder or a file added or removed makes the bundle stale.
     """
     manifest_file = bundle_dir / "manifest.json"
     if not manifest_file.is_file():
@@ -98,6 +98,10 @@ def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
     try:
         manifest = json.loads(manifest_file.read_text())
     except (OSError, ValueError):
+        return False
+    from pretrain.data.bundle import FORMAT_VERSION
+
+    if manifest.get("format_version") != FORMAT_VERSION:  # made by an older version: columns missing
         return False
     inputs = manifest.get("inputs") or []
     if len(inputs) != 1 or Path(inputs[0].get("path", "")).resolve() != fits_dir.resolve():

@@ -287,6 +287,15 @@ def test_a_truncated_images_file_is_reported_not_shown_as_no_image(tmp_path, sky
     for f in sorted(skyview_raw_dir.glob("*.fits"))[:5]:
         (data / f.name).symlink_to(f)
     bundle = build_bundle(fits_dirs=[data], out=tmp_path / "bundle", progress=False)
+    from explorer.default_space import bundle_matches
+
+    # a bundle of an older format (without the pixel measurements) is rebuilt too
+    assert bundle_matches(bundle.path, data)
+    manifest_file = bundle.path / "manifest.json"
+    manifest = manifest_file.read_text()
+    manifest_file.write_text(manifest.replace('"format_version": 2', '"format_version": 1'))
+    assert not bundle_matches(bundle.path, data)
+    manifest_file.write_text(manifest)
     images = bundle.path / "images.npy"
     raw = images.read_bytes()
     images.write_bytes(raw[: len(raw) // 2])
@@ -298,8 +307,6 @@ def test_a_truncated_images_file_is_reported_not_shown_as_no_image(tmp_path, sky
 
     found, problem = _bundle_images(FakeSpace())
     assert found is None and "images.npy" in problem  # the cards say this instead of "no image"
-    from explorer.default_space import bundle_matches
-
     assert not bundle_matches(bundle.path, data)  # the default space's bundle is rebuilt
 
 

@@ -64,7 +64,9 @@ IMAGES_FILE = "images.npy"
 CATALOGUE_FILE = "catalogue.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.csv"
-FORMAT_VERSION = 1
+# 2: the catalogue carries the pixel measurements (pretrain/data/measurements.py). An older
+# bundle still loads; the app's default bundle is rebuilt when its version is older.
+FORMAT_VERSION = 2
 
 IMAGE_SUFFIXES = (".png",)
 INPUT_KINDS = ("fits", "images", "catalogue")
