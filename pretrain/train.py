@@ -20,6 +20,11 @@ A run folder holds:
 schedules and random streams (bit for bit on the same CPU; on a GPU up to cuDNN's
 nondeterminism; a run moved between the CPU and a GPU keeps everything but the augmentation
 random stream, which starts afresh).
+
+Under ``torchrun --nproc_per_node N`` the run is one DDP job over N processes (one per GPU,
+or gloo on the CPU) that trains as one process with the same global batch would:
+``pretrain.distributed`` says how; only rank 0 writes the run folder, and a checkpoint
+written with any number of processes resumes with any other.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pretrain import config
 from pretrain.augment import pretraining_augmentation
 from pretrain.clock import utc_timestamp
 from pretrain.devices import choose_device
+from pretrain.distributed import Processes, batch_norm_across_processes, process_group
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
 from pretrain.holdout import held_out_rows
@@ -225,17 +231,35 @@ class KnnMonitor:
 class Trainer:
     """One BYOL run in a run folder. ``fit()`` trains (or resumes) to ``cfg.epochs``."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: TrainingData | None = None, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        data: TrainingData | None = None,
+        progress: bool = True,
+        processes: Processes | None = None,
+        device: torch.device | None = None,
+    ):
+        """``processes`` / ``device``: this process's place in a DDP job and its device
+        (:func:`pretrain.distributed.process_group`); one process on ``cfg.device`` without."""
+        self.processes = processes or Processes()
+        self.main = self.processes.is_main  # the one process that writes and prints
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress and self.main
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
-        self.device = choose_device(cfg.device)
+        self.device = device if device is not None else choose_device(cfg.device)
         if data is None:
             data = load_training_data(cfg.bundles, cfg.min_extent_arcsec, cfg.exclude_held_out)
         self.data = data
         n = len(self.data.images)
         self.batch_size = min(cfg.resolve_batch_size(self.device), n)  # a tiny set still gets one step per epoch
+        world = self.processes.world_size
+        if self.batch_size % world:  # the global batch is split evenly: each process gets batch / N
+            raise ExplorerError(
+                f"a batch of {self.batch_size} images cannot be shared evenly by {world} processes: "
+                f"choose a --batch-size that is a multiple of {world}."
+            )
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         # A short run (a few epochs to try things) would otherwise end before its warm-up does.
@@ -244,13 +268,24 @@ class Trainer:
         )
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the same seed in every process: the same initial weights
         self.model = BYOL(resnet18_encoder(stem=cfg.stem, width=cfg.width)).to(self.device)
+        if self.processes.distributed:  # statistics of the global batch, as in one process
+            self.model = batch_norm_across_processes(self.model, self.device)  # type: ignore[assignment]
         self.cuda = self.device.type == "cuda"
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = self.precision == "bf16"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # What a step calls: DDP averages the gradients over the processes. Batch norm keeps
+        # its buffers equal everywhere itself (global statistics), so they are not broadcast.
+        self.step_model: torch.nn.Module = self.model
+        if self.processes.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_model = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.cuda else None, broadcast_buffers=False
+            )
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.SGD(
@@ -267,7 +302,8 @@ class Trainer:
         self.images = images
         self.monitor: KnnMonitor | None = None
         monitor_images, monitor_labels = self.data.monitor_images, self.data.monitor_labels
-        if monitor_images is not None and monitor_labels is not None and KnnMonitor.available(monitor_labels):
+        available = monitor_labels is not None and KnnMonitor.available(monitor_labels)
+        if self.main and monitor_images is not None and monitor_labels is not None and available:
             self.monitor = KnnMonitor(monitor_images, monitor_labels, cfg.seed, self.device)
 
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
@@ -316,11 +352,15 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT_FILE
+        if not self.main:  # rank 0 writes; every process holds the same state
+            return path
         with atomic_path(path) as tmp:  # a job killed mid-write never leaves half a checkpoint
             torch.save(self.state_dict(), tmp)
         return path
 
     def save_backbone(self) -> Path:
+        if not self.main:
+            return self.run_dir / BACKBONE_FILE
         meta = {
             "method": "BYOL",
             "bundle_ids": ",".join(self.data.bundle_ids),
@@ -328,6 +368,7 @@ class Trainer:
             "epochs_completed": str(self.epoch),
             "images": str(len(self.data.images)),
             "batch_size": str(self.batch_size),
+            "processes": str(self.processes.world_size),
             "min_extent_arcsec": str(self.cfg.min_extent_arcsec),
             "device": self._device_name(),
             "wall_time_s": f"{self.elapsed_s:.0f}",
@@ -364,10 +405,13 @@ class Trainer:
         return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
     def write_config(self, result: dict | None = None) -> None:
+        if not self.main:
+            return
         info = {
             "parameters": self.cfg.to_dict(),
             "resolved": {
                 "batch_size": self.batch_size,
+                "batch_per_process": self.batch_size // self.processes.world_size,
                 "peak_lr": self.peak_lr,
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
@@ -379,6 +423,7 @@ class Trainer:
             },
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
             "device": self._device_name(),
+            "processes": {"world_size": self.processes.world_size, "backend": self.processes.backend},
             "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
             "torch": torch.__version__,
             "python": sys.version.split()[0],
@@ -392,6 +437,8 @@ class Trainer:
         atomic_write_json(self.run_dir / CONFIG_FILE, info)
 
     def _log_metrics(self, record: dict) -> None:
+        if not self.main:
+            return
         with open(self.run_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -406,19 +453,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = batch_uint8.to(self.device, non_blocking=True)
-        view_1 = self.augment(batch, self.aug_generator)
-        view_2 = self.augment(batch, self.aug_generator)
+        # The global batch's views, drawn alike in every process; each keeps its share.
+        view_1 = self.processes.share(self.augment(batch, self.aug_generator))
+        view_2 = self.processes.share(self.augment(batch, self.aug_generator))
         if self.channels_last:
             view_1 = view_1.contiguous(memory_format=torch.channels_last)
             view_2 = view_2.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.precision):
-            loss = self.model(view_1, view_2)
+            loss = self.step_model(view_1, view_2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.global_step += 1
         self.model.update_target(cosine_tau(self.global_step, self.total_steps, self.cfg.tau_base))
-        return float(loss.detach())
+        return self.processes.mean(float(loss.detach()))  # the global batch's loss
 
     def fit(self) -> dict:
         """Train from the current position to ``cfg.epochs``; returns the final summary."""
@@ -461,6 +509,8 @@ class Trainer:
         except KeyboardInterrupt:
             self.save_checkpoint()
             bar.close()
+            if not self.main:
+                raise
             print(
                 f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
                 f"Continue with --resume --out {self.run_dir}",
@@ -468,6 +518,7 @@ class Trainer:
             )
             raise
         bar.close()
+        self.processes.barrier()  # rank 0's last metrics line is written
         summary = self._summary()
         self.write_config(result=summary)
         self.save_backbone()
@@ -502,6 +553,7 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
         self.save_checkpoint()
         self.save_backbone()
+        self.processes.barrier()  # the others wait for rank 0's monitor and files
 
     def _summary(self) -> dict:
         lines = (self.run_dir / METRICS_FILE).read_text().splitlines()
@@ -517,11 +569,15 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json."""
+    """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json.
+
+    Started by torchrun with several processes, each calls this and they train as one DDP job.
+    """
     run_dir = Path(run_dir)
-    if not resume and (run_dir / CHECKPOINT_FILE).exists():
-        raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
-    trainer = Trainer(cfg, run_dir, progress=progress)
-    if resume:
-        trainer.resume()
-    return trainer.fit()
+    with process_group(cfg.device) as (processes, device):
+        if not resume and (run_dir / CHECKPOINT_FILE).exists():
+            raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
+        trainer = Trainer(cfg, run_dir, progress=progress, processes=processes, device=device)
+        if resume:
+            trainer.resume()
+        return trainer.fit()
