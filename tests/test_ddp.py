@@ -2,11 +2,11 @@
 
 The equivalence tested: with the same seed and the same global batch (--batch-size 8: 4 per
 process), two processes train the same model as one process does: the same epoch losses and
-the same weights, up to float rounding (different batch shapes give the convolutions other
-summation orders). That holds because each process trains on its share of the same global
-batch with the views one process would draw, batch norm uses the global batch's statistics
-(pretrain.distributed.CrossProcessBatchNorm) and DDP averages the gradients; without the
-global batch norm the weights differ by orders of magnitude more than the tolerance. A
+the same weights, up to float rounding (other batch shapes and reduction orders). That holds
+because each process trains on its share of the same global batch with the views one
+process would draw, batch norm uses the global batch's statistics
+(pretrain.distributed.CrossProcessBatchNorm) and DDP averages the gradients; measured with
+per-process batch norm instead, the weights differ ~30 times the tolerance. A
 checkpoint resumes under torchrun as it does in one process, and only rank 0 writes.
 """
 
@@ -50,6 +50,7 @@ def test_each_process_trains_on_the_share_distributed_sampler_gives_it():
 
 def _args(bundle: Path, out: Path, epochs: int, resume: bool = False) -> list[str]:
     common = ["--out", str(out), "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32", "--no-progress"]
+    common += ["--num-threads", "1"]  # one process as each of the two: the same kernels
     if resume:
         return ["train", "--resume", *common]
     return ["train", "--bundle", str(bundle), *common, "--batch-size", "8", "--width", "8", "--seed", str(SEED)]
@@ -67,20 +68,28 @@ def _losses(run: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (run / METRICS_FILE).read_text().splitlines()]
 
 
+def _relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """|a - b| / |a| over every floating-point tensor together (L2)."""
+    names = [k for k in a if a[k].is_floating_point()]
+    flat_a = torch.cat([a[k].double().flatten() for k in names])
+    flat_b = torch.cat([b[k].double().flatten() for k in names])
+    return float((flat_a - flat_b).norm() / flat_a.norm())
+
+
 def _assert_same_training(single: Path, ddp: Path) -> None:
-    np.testing.assert_allclose(_losses(ddp), _losses(single), rtol=1e-4)
+    # Tolerances: rounding differences grow fast in a network this small (one process on 1
+    # thread vs 2 threads already differs by ~6e-4 in the weights after 6 steps); DDP with
+    # per-process batch norm differs by ~3 % in the first epoch's loss and ~7 % in the weights.
+    np.testing.assert_allclose(_losses(ddp), _losses(single), rtol=1e-3)
     a, b = load_file(str(single / BACKBONE_FILE)), load_file(str(ddp / BACKBONE_FILE))
     assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_allclose(b[name].numpy(), a[name].numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
+    assert _relative_difference(a, b) < 2e-3
     state_a = torch.load(single / CHECKPOINT_FILE, weights_only=True)
     state_b = torch.load(ddp / CHECKPOINT_FILE, weights_only=True)
     assert state_a["global_step"] == state_b["global_step"]
     assert torch.equal(state_a["aug_generator"], state_b["aug_generator"])  # the same views were drawn
-    for name, value in state_a["model"].items():  # the EMA target and every batch-norm buffer too
-        np.testing.assert_allclose(
-            state_b["model"][name].float().numpy(), value.float().numpy(), rtol=1e-3, atol=1e-4, err_msg=name
-        )
+    assert state_a["model"].keys() == state_b["model"].keys()
+    assert _relative_difference(state_a["model"], state_b["model"]) < 2e-3  # EMA target, batch-norm buffers too
 
 
 @pytest.mark.slow
