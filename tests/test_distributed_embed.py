@@ -56,8 +56,10 @@ def test_parts_job_adopts_whole_parts_redoes_changed_ones_and_drops_other_jobs(t
     # A part written just before the job was killed, not yet listed in job.json: adopted.
     listed = json.loads((tmp_path / "p" / JOB_FILE).read_text())
     np.save(tmp_path / "p" / "part-000002.npy", data[8:10])
+    (tmp_path / "p" / ".part-000001.npy.123-abcd.tmp").write_bytes(b"half a part")  # a write cut short
     reopened = PartsJob.open(tmp_path / "p", key, chunk_images=4)
     assert reopened.pending == [] and reopened.done[2]["adopted"]
+    assert not list((tmp_path / "p").glob(".*.tmp"))
     np.testing.assert_array_equal(reopened.assemble(), data)
     # A listed part whose content changed since is embedded again, the others kept.
     (tmp_path / "p" / JOB_FILE).write_text(json.dumps(listed))

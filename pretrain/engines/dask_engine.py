@@ -12,13 +12,15 @@ Without ``address`` a ``LocalCluster`` of ``workers`` processes is started (one 
 time each, the machine's cores shared among them) and closed afterwards. With ``address``
 (``tcp://host:8786``) the job runs on that cluster, whose workers must see the bundle and
 the weights at the same paths as this machine (a shared file system); a worker that does
-not, or that reads other weights, fails the job with a message saying so. A worker that
+not, or that reads other weights, fails the job with a message saying so (with GPUs, start
+one worker per GPU, each with its own ``CUDA_VISIBLE_DEVICES``, and pass --device cuda). A worker that
 dies has its task rerun elsewhere by Dask; a killed driver leaves the parts done so far,
 and the same command continues from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -197,7 +199,7 @@ class DaskEmbedder:
 
 
 def _with_threads(task: ChunkTask, threads: int) -> ChunkTask:
-    return ChunkTask(**{**task.__dict__, "torch_threads": threads})
+    return dataclasses.replace(task, torch_threads=threads)
 
 
 def _run(client, tasks: list[ChunkTask]) -> Iterator[tuple[int, np.ndarray, dict]]:

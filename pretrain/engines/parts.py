@@ -81,6 +81,8 @@ class PartsJob:
         if recorded is None and folder.is_dir():
             shutil.rmtree(folder)  # no readable job.json: nothing in it can be trusted
         folder.mkdir(parents=True, exist_ok=True)
+        for stray in folder.glob(".part-*.tmp"):  # half-written by a killed job: never a part
+            stray.unlink(missing_ok=True)
         job = cls(folder, key, chunks, {})
         listed = {int(k): v for k, v in (recorded or {}).get("done", {}).items()}
         for chunk in chunks:
