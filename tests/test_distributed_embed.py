@@ -72,6 +72,7 @@ def test_parts_job_adopts_whole_parts_redoes_changed_ones_and_drops_other_jobs(t
     assert len(other.pending) == 3 and not list((tmp_path / "p").glob("part-*.npy"))
 
 
+@pytest.mark.slow
 def test_a_two_worker_cluster_by_address_embeds_as_one_process(job_inputs, tmp_path):
     """An existing cluster (--address) of two workers; the local cluster the command starts by
     default is the one of the kill-and-resume test below."""
