@@ -64,6 +64,11 @@ def synthetic_bundle(folder: Path, n: int, seed: int = 0) -> Path:
             "ra": 150.0 + np.arange(n) * 1e-3,
             "dec": np.full(n, 2.0),
             "angular_extent_arcsec": np.full(n, 60.0),
+            "angular_extent_estimated_arcsec": np.full(n, 60.0),
+            "label": [""] * n,
+            "confident": pd.array([False] * n, dtype="boolean"),
+            "survey": ["FIRST"] * n,
+            "file": [f"synthetic_{i}.fits" for i in range(n)],
         }
     )
     catalogue.to_parquet(folder / "catalogue.parquet", index=False)
