@@ -15,8 +15,9 @@ one model in step across them. How the N processes keep the single-process run's
 - batch norm normalises with the statistics of the whole global batch, not of one process's
   share (``nn.SyncBatchNorm`` on CUDA, :class:`CrossProcessBatchNorm` on the CPU, where
   SyncBatchNorm does not run), and DDP averages the gradients;
-- only rank 0 writes the run folder (config, metrics, checkpoints, the backbone) and shows
-  progress; a resume reads the same checkpoint in every process.
+- only rank 0 writes the run folder (config, metrics, checkpoints, the backbone), holds its
+  lock and shows progress; a resume reads the same checkpoint in every process; a stop
+  (Ctrl-C, SIGTERM) asked of any process stops them all at the same step boundary.
 
 Without torchrun (no ``WORLD_SIZE``, or 1) nothing here changes anything.
 """
@@ -71,6 +72,16 @@ class Processes:
             tensor = tensor.cuda()
         dist.all_reduce(tensor)
         return float(tensor.item()) / self.world_size
+
+    def any(self, flag: bool) -> bool:
+        """Whether any process says yes (a stop asked of one process stops all at the same step)."""
+        if not self.distributed:
+            return flag
+        tensor = torch.tensor([int(flag)], dtype=torch.int32)
+        if self.backend == "nccl":
+            tensor = tensor.cuda()
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item())
 
     def share(self, batch: torch.Tensor) -> torch.Tensor:
         """This process's rows of a global batch: every world_size-th from its rank on
