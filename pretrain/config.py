@@ -111,6 +111,14 @@ EMBED_BATCH_SIZE = 256  # images per forward pass when embedding
 # passes per image. "none": one forward pass of the image as it is.
 EMBED_SYMMETRY = "d4"
 EMBED_SYMMETRIES = ("d4", "none")
+# Where `embed` runs (pretrain/engines/): "local" is this process; "dask" a Dask cluster, local
+# (EMBED_WORKERS worker processes) or an existing one (--address). Dask, not Ray: its wheels and
+# dependencies are 5 MB against Ray's 76 MB wheel alone, and a 2-worker LocalCluster starts in ~2 s here.
+EMBED_ENGINES = ("local", "dask")
+EMBED_ENGINE = "local"
+EMBED_WORKERS = 2  # worker processes of a local cluster, one task each (torch threads: cores / workers)
+EMBED_CHUNK_IMAGES = 1024  # images per task and per part file: the unit a killed job resumes from
+EMBED_CLUSTER_TIMEOUT_S = 30.0  # connecting to --address (or starting local workers) gives up after this
 MAP_PCA_COMPONENTS = 200  # 512-d -> 200-d before UMAP (99.7 % of the variance in the study)
 MAP_N_NEIGHBORS = 50  # UMAP, as in the reference code
 MAP_MIN_DIST = 0.0005

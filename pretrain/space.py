@@ -417,6 +417,7 @@ def embed_bundle_to_space(
     seed: int = config.MAP_SEED,
     projector: MapProjector | None = None,
     symmetry: str = config.EMBED_SYMMETRY,
+    embed: Callable[..., np.ndarray] | None = None,
 ) -> Space:
     """Embed every image of a bundle, fit the map and write the space to ``out``.
 
@@ -425,6 +426,8 @@ def embed_bundle_to_space(
     (embedding reports per batch; the map fit, which cannot report, is announced with
     ``done == total``). ``seed`` is UMAP's random_state. ``symmetry``: see
     ``pretrain.embed.embed_images``; recorded, and used again for images placed later.
+    ``embed``: what embeds the images, with ``embed_images``' signature (default: it, in this
+    process; ``pretrain.engines`` has a distributed one); its ``name`` is recorded as the engine.
     """
     from pretrain.devices import choose_device
     from pretrain.embed import Progress, embed_images
@@ -454,7 +457,8 @@ def embed_bundle_to_space(
     else:
         embed_progress, stage = None, (lambda message: None)
 
-    embeddings = embed_images(
+    embed = embed or embed_images
+    embeddings = embed(
         encoder, images, batch_size=batch_size, device=device_used, progress=embed_progress, symmetry=symmetry
     )
     projector = projector or MapProjector(random_state=seed)
@@ -487,6 +491,7 @@ def embed_bundle_to_space(
             "seed": seed,
             "model_input_px": config.MODEL_INPUT_PX,
             "symmetry": symmetry,
+            "engine": getattr(embed, "name", "local"),
         },
     }
     return save_space(out, catalogue["source_id"], embeddings, map_xy, catalogue, projector, provenance)

@@ -25,6 +25,12 @@ checkpoint, and the resumed run would differ); a second Ctrl-C stops at once, ke
 last checkpoint. A damaged checkpoint, ``config.json`` or ``metrics.jsonl`` line is reported
 (or, for a half-written metrics line, dropped), never a traceback. A process training into
 a run folder holds its lock (``pretrain.run_folder.locked_run_folder``): a second one is refused.
+
+Under ``torchrun --nproc_per_node N`` the run is one DDP job over N processes (one per GPU,
+or gloo on the CPU) that trains as one process with the same global batch would:
+``pretrain.distributed`` says how; only rank 0 holds the lock and writes the run folder, the
+processes agree at every step boundary whether to stop, and a checkpoint written with any
+number of processes resumes with any other.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from pretrain import config
 from pretrain.augment import pretraining_augmentation
 from pretrain.clock import utc_timestamp
 from pretrain.devices import choose_device
+from pretrain.distributed import Processes, batch_norm_across_processes, process_group
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path, atomic_write_json, atomic_write_text
 from pretrain.holdout import held_out_rows
@@ -275,17 +282,35 @@ class KnnMonitor:
 class Trainer:
     """One BYOL run in a run folder. ``fit()`` trains (or resumes) to ``cfg.epochs``."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, data: TrainingData | None = None, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        data: TrainingData | None = None,
+        progress: bool = True,
+        processes: Processes | None = None,
+        device: torch.device | None = None,
+    ):
+        """``processes`` / ``device``: this process's place in a DDP job and its device
+        (:func:`pretrain.distributed.process_group`); one process on ``cfg.device`` without."""
+        self.processes = processes or Processes()
+        self.main = self.processes.is_main  # the one process that writes and prints
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress and self.main
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
-        self.device = choose_device(cfg.device)
+        self.device = device if device is not None else choose_device(cfg.device)
         if data is None:
             data = load_training_data(cfg.bundles, cfg.min_extent_arcsec, cfg.exclude_held_out)
         self.data = data
         n = len(self.data.images)
         self.batch_size = min(cfg.resolve_batch_size(self.device), n)  # a tiny set still gets one step per epoch
+        world = self.processes.world_size
+        if self.batch_size % world:  # the global batch is split evenly: each process gets batch / N
+            raise ExplorerError(
+                f"a batch of {self.batch_size} images cannot be shared evenly by {world} processes: "
+                f"choose a --batch-size that is a multiple of {world}."
+            )
         self.steps_per_epoch = n // self.batch_size
         self.total_steps = self.steps_per_epoch * cfg.epochs
         # A short run (a few epochs to try things) would otherwise end before its warm-up does.
@@ -294,13 +319,24 @@ class Trainer:
         )
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the same seed in every process: the same initial weights
         self.model = BYOL(resnet18_encoder(stem=cfg.stem, width=cfg.width)).to(self.device)
+        if self.processes.distributed:  # statistics of the global batch, as in one process
+            self.model = batch_norm_across_processes(self.model, self.device)  # type: ignore[assignment]
         self.cuda = self.device.type == "cuda"
         self.precision = resolve_precision(cfg.precision, self.device)
         self.channels_last = self.precision == "bf16"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # What a step calls: DDP averages the gradients over the processes. Batch norm keeps
+        # its buffers equal everywhere itself (global statistics), so they are not broadcast.
+        self.step_model: torch.nn.Module = self.model
+        if self.processes.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_model = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.cuda else None, broadcast_buffers=False
+            )
         if self.cuda:
             torch.backends.cudnn.benchmark = True
         self.optimizer = torch.optim.SGD(
@@ -317,7 +353,8 @@ class Trainer:
         self.images = images
         self.monitor: KnnMonitor | None = None
         monitor_images, monitor_labels = self.data.monitor_images, self.data.monitor_labels
-        if monitor_images is not None and monitor_labels is not None and KnnMonitor.available(monitor_labels):
+        available = monitor_labels is not None and KnnMonitor.available(monitor_labels)
+        if self.main and monitor_images is not None and monitor_labels is not None and available:
             self.monitor = KnnMonitor(monitor_images, monitor_labels, cfg.seed, self.device)
 
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
@@ -368,11 +405,15 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / CHECKPOINT_FILE
+        if not self.main:  # rank 0 writes; every process holds the same state
+            return path
         with atomic_path(path) as tmp:  # a job killed mid-write never leaves half a checkpoint
             torch.save(self.state_dict(), tmp)
         return path
 
     def save_backbone(self) -> Path:
+        if not self.main:
+            return self.run_dir / BACKBONE_FILE
         meta = {
             "method": "BYOL",
             "bundle_ids": ",".join(self.data.bundle_ids),
@@ -380,6 +421,7 @@ class Trainer:
             "epochs_completed": str(self.epoch),
             "images": str(len(self.data.images)),
             "batch_size": str(self.batch_size),
+            "processes": str(self.processes.world_size),
             "min_extent_arcsec": str(self.cfg.min_extent_arcsec),
             "device": self._device_name(),
             "wall_time_s": f"{self.elapsed_s:.0f}",
@@ -421,10 +463,13 @@ class Trainer:
         return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
     def write_config(self, result: dict | None = None) -> None:
+        if not self.main:
+            return
         info = {
             "parameters": self.cfg.to_dict(),
             "resolved": {
                 "batch_size": self.batch_size,
+                "batch_per_process": self.batch_size // self.processes.world_size,
                 "peak_lr": self.peak_lr,
                 "steps_per_epoch": self.steps_per_epoch,
                 "total_steps": self.total_steps,
@@ -436,6 +481,7 @@ class Trainer:
             },
             "data": {"bundle_ids": self.data.bundle_ids, "bundles": self.data.counts},
             "device": self._device_name(),
+            "processes": {"world_size": self.processes.world_size, "backend": self.processes.backend},
             "precision": "bf16 autocast" if self.precision == "bf16" else "fp32",
             "torch": torch.__version__,
             "python": sys.version.split()[0],
@@ -449,6 +495,8 @@ class Trainer:
         atomic_write_json(self.run_dir / CONFIG_FILE, info)
 
     def _log_metrics(self, record: dict) -> None:
+        if not self.main:
+            return
         with open(self.run_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -463,19 +511,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = batch_uint8.to(self.device, non_blocking=True)
-        view_1 = self.augment(batch, self.aug_generator)
-        view_2 = self.augment(batch, self.aug_generator)
+        # The global batch's views, drawn alike in every process; each keeps its share.
+        view_1 = self.processes.share(self.augment(batch, self.aug_generator))
+        view_2 = self.processes.share(self.augment(batch, self.aug_generator))
         if self.channels_last:
             view_1 = view_1.contiguous(memory_format=torch.channels_last)
             view_2 = view_2.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.precision):
-            loss = self.model(view_1, view_2)
+            loss = self.step_model(view_1, view_2)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.global_step += 1
         self.model.update_target(cosine_tau(self.global_step, self.total_steps, self.cfg.tau_base))
-        return float(loss.detach())
+        return self.processes.mean(float(loss.detach()))  # the global batch's loss
 
     def _catch_stop_signals(self) -> dict:
         """Ctrl-C and SIGTERM ask for a stop at the next step boundary (main thread only)."""
@@ -508,7 +557,7 @@ class Trainer:
             while self.epoch < self.cfg.epochs:
                 order = self._permutation(self.epoch)
                 while self.batch_in_epoch < self.steps_per_epoch:
-                    if self.stop_requested:
+                    if self.processes.any(self.stop_requested):  # every process stops at the same step
                         raise KeyboardInterrupt
                     start = self.batch_in_epoch * self.batch_size
                     idx = order[start : start + self.batch_size]
@@ -534,9 +583,12 @@ class Trainer:
         except KeyboardInterrupt:
             bar.close()
             if self.stop_at_once:
-                print(f"\nstopped at once: the last checkpoint in {self.run_dir} stays as it was.", file=sys.stderr)
+                if self.main:
+                    print(f"\nstopped at once: the last checkpoint in {self.run_dir} stays as it was.", file=sys.stderr)
                 raise
-            self.save_checkpoint()
+            self.save_checkpoint()  # rank 0 writes it
+            if not self.main:
+                raise
             print(
                 f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
                 f"Continue with --resume --out {self.run_dir}",
@@ -547,6 +599,7 @@ class Trainer:
             for sig, previous in previous_handlers.items():
                 signal.signal(sig, previous)
         bar.close()
+        self.processes.barrier()  # rank 0's last metrics line is written
         summary = self._summary()
         self.write_config(result=summary)
         self.save_backbone()
@@ -581,6 +634,7 @@ class Trainer:
         self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
         self.save_checkpoint()
         self.save_backbone()
+        self.processes.barrier()  # the others wait for rank 0's monitor and files
 
     def _summary(self) -> dict:
         lines = (self.run_dir / METRICS_FILE).read_text().splitlines()
@@ -624,15 +678,25 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json."""
+    """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json.
+
+    Started by torchrun with several processes, each calls this and they train as one DDP job.
+    """
+    from contextlib import nullcontext
+
     from pretrain.run_folder import locked_run_folder
 
     run_dir = Path(run_dir)
     cfg.validate()
-    with locked_run_folder(run_dir):  # a second process training into the same folder is refused
-        if not resume and (run_dir / CHECKPOINT_FILE).exists():
-            raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
-        trainer = Trainer(cfg, run_dir, progress=progress)
-        if resume:
-            trainer.resume()
-        return trainer.fit()
+    with process_group(cfg.device) as (processes, device):
+        # a second process training into the same folder is refused; under torchrun rank 0 holds the lock
+        lock = locked_run_folder(run_dir) if processes.is_main else nullcontext(run_dir)
+        with lock:
+            if not resume and (run_dir / CHECKPOINT_FILE).exists():
+                raise ExplorerError(
+                    f"{run_dir} already holds a run. Continue it with --resume, or choose another --out."
+                )
+            trainer = Trainer(cfg, run_dir, progress=progress, processes=processes, device=device)
+            if resume:
+                trainer.resume()
+            return trainer.fit()

@@ -7,9 +7,19 @@ weights SHA-256, bundle id, parameters). With --fits the images are first prepro
 into a bundle in SPACE/bundle/. A space that is already up to date (same weights, same
 bundle, same parameters) is kept unless --force is given.
 
+--engine dask embeds the bundle as a distributed job, one task per chunk of --chunk-size
+images: on a local cluster of --workers processes, or on the Dask cluster at --address (its
+workers must see the bundle and the weights at the same paths). Each chunk's representations
+are written to SPACE/.embed-parts/ as soon as they come back; a killed job run again with the
+same command continues from the chunks it has (none is embedded twice), and the parts are
+removed once the space is written. The vectors equal those of --engine local (the default,
+this process).
+
 Examples:
   python -m pretrain embed --bundle bundles/mirabest --out spaces/mirabest
   python -m pretrain embed --fits ../shared/data/frdeep2/FIRST --out spaces/frdeep --device cpu
+  python -m pretrain embed --bundle bundles/big --out spaces/big --engine dask --workers 2
+  python -m pretrain embed --bundle /shared/big --out /shared/spaces/big --engine dask --address tcp://head:8786
 """
 
 from __future__ import annotations
@@ -62,6 +72,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     parser.add_argument("--force", action="store_true", help="re-embed even if the space is up to date")
+    engine = parser.add_argument_group("distributed embedding")
+    engine.add_argument(
+        "--engine",
+        choices=config.EMBED_ENGINES,
+        default=config.EMBED_ENGINE,
+        help="local: this process; dask: a Dask job over chunks of the bundle, resumable (default %(default)s)",
+    )
+    engine.add_argument(
+        "--workers",
+        type=int,
+        default=config.EMBED_WORKERS,
+        help="--engine dask without --address: worker processes of the local cluster (default %(default)s)",
+    )
+    engine.add_argument(
+        "--address",
+        help="--engine dask: the scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one",
+    )
+    engine.add_argument(
+        "--chunk-size",
+        type=int,
+        default=config.EMBED_CHUNK_IMAGES,
+        help="--engine dask: images per task and per part file, best a multiple of --batch-size (default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ExplorerError("--batch-size must be at least 1.")
+    if args.engine == "local" and args.address:
+        raise ExplorerError("--address names a Dask cluster: add --engine dask (or leave out --address).")
+    if args.workers < 1 or args.chunk_size < 1:
+        raise ExplorerError(f"--{'workers' if args.workers < 1 else 'chunk-size'} must be at least 1.")
     weights = args.weights if args.weights is not None else default_backbone_path()
     if not weights.is_file():
         raise ExplorerError(
@@ -94,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out} is up to date (same weights, bundle and parameters); --force re-embeds.")
         return 0
 
+    engine = None
+    if args.engine == "dask":
+        from pretrain.data.bundle import IMAGES_FILE
+        from pretrain.engines.dask_engine import DaskEmbedder, parts_folder_of
+
+        engine = DaskEmbedder(
+            Path(bundle.path) / IMAGES_FILE,
+            bundle.bundle_id,
+            weights,
+            parts_folder_of(out),
+            workers=args.workers,
+            address=args.address,
+            chunk_images=args.chunk_size,
+        )
+        if args.force:
+            engine.remove_parts()  # --force: embed every chunk again
     space = embed_bundle_to_space(
         bundle,
         weights,
@@ -103,7 +156,14 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         symmetry=args.symmetry,
+        embed=engine,
     )
+    if engine is not None:
+        engine.remove_parts()  # the space holds them now
+        print(
+            f"{engine.name}: {len(engine.computed)} chunks embedded, {len(engine.reused)} taken from an earlier run",
+            file=sys.stderr,
+        )
     info = describe(space)
     print(
         f"space written: {info['sources']} sources -> {out} "

@@ -6,8 +6,14 @@ Continue an interrupted run with --resume --out RUN (parameters come from RUN/co
 --epochs may be raised to train longer). Defaults follow the reference study
 (pretrain/config.py), except the batch size: 1024 on a GPU, 128 on a CPU.
 
+Several processes (DDP; one per GPU, or gloo on the CPU), the global batch split among them:
+  torchrun --nproc_per_node N -m pretrain train --bundle B --out RUN ...
+trains as one process with the same --batch-size would (pretrain/distributed.py); only rank 0
+writes RUN, and --resume works under torchrun as without it.
+
 example:
   python -m pretrain train --bundle runs/mirabest_bundle --out runs/byol --epochs 2 --batch-size 64
+  torchrun --nproc_per_node 2 -m pretrain train --bundle runs/mirabest_bundle --out runs/ddp --device cpu
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ def _interrupt_on_sigterm():
 
 
 def run(args) -> int:
+    from pretrain.distributed import launched_processes
     from pretrain.train import TrainConfig, read_run_config, train
 
     out = Path(args.out)
@@ -155,6 +162,8 @@ def run(args) -> int:
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if not launched_processes().is_main:  # under torchrun, rank 0 reports for all
+        return 0
     print(
         f"trained {summary['epochs_completed']} epochs in {summary['wall_time_s'] / 60:.1f} min on "
         f"{summary['device']}; final loss {summary['final_loss']:.4f}. Backbone: {out / 'backbone.safetensors'}"
