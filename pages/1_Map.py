@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from explorer.colour_columns import SIMILARITY_COLUMN, aligned, extra_colour_columns, similarity_column
 from explorer.facts import colour_fact
-from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
+from explorer.figures import (
+    POINTS_MAX,
+    colour_columns,
+    is_categorical,
+    map_figure,
+    nearest_to_mouse,
+    pretty_name,
+    rows_from_selection,
+)
 from explorer.goto import find_source, row_of_id
 from explorer.space_registry import ExplorerSpace, Neighbours
 from explorer.tags import TagStore
@@ -32,6 +41,7 @@ from explorer.widgets.source_panel import source_details, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.tags import tag_sets
 from explorer.widgets.url_state import follow
+from explorer.widgets.view_keeper import REFRESH_KEY, take_pick, view_from_address
 from pretrain import config
 
 MAP_HEIGHT_PX = 480
@@ -126,16 +136,23 @@ def map_state(space: ExplorerSpace) -> dict:
     return state
 
 
-def on_map_select(space_key: str, chart_key: str) -> None:
-    """Store what the user clicked or boxed (called before the fragment reruns)."""
+def on_map_select(space: ExplorerSpace, chart_key: str) -> None:
+    """Store what the user clicked or boxed (called before the fragment reruns).
+
+    A click: the source nearest where the mouse went down (sub-pixel, among all sources),
+    which on a dense map is not always the one plotly reports (nearest the mouse rounded
+    to whole pixels, among the points drawn)."""
     event = st.session_state.get(chart_key) or {}
     selection = event.get("selection", {}) if hasattr(event, "get") else {}
     rows = rows_from_selection(selection.get("points", []))
-    state = space_state(space_key)
+    state = space_state(space.key)
+    pick = take_pick()
     if selection.get("box") or selection.get("lasso") or len(rows) > 1:
         state["selected"] = rows
     elif len(rows) == 1:
-        state["query"] = rows[0]
+        catalogue = space.catalogue
+        x, y = catalogue["umap_x"].to_numpy(np.float64), catalogue["umap_y"].to_numpy(np.float64)
+        state["query"] = nearest_to_mouse(x, y, rows[0], pick)
         state["from_url"] = st.query_params.get("source")
 
 
@@ -196,6 +213,8 @@ def map_chart(
     """The map with the query, its neighbours and the selection highlighted; clicks go to ``on_map_select``."""
     colour_name, colour, log_colour = colouring
     chart_key = f"map:{space.key}"
+    dense = len(space) > POINTS_MAX  # a density image, and points for the sources in view
+    follows_query = colour_name == SIMILARITY_COLUMN
     figure = map_figure(
         space.catalogue,
         colour,
@@ -206,18 +225,29 @@ def map_chart(
         selected=state.get("selected") or None,
         revision=f"map:{space.key}",  # the view keeper's key (explorer.widgets.view_keeper)
         height=MAP_HEIGHT_PX,
+        view=view_from_address() if dense else None,
+        density_key=(space.key, colour_name, log_colour, query if follows_query else None),
     )
     st.plotly_chart(
         figure,
         key=chart_key,
-        on_select=functools.partial(on_map_select, space.key, chart_key),
+        on_select=functools.partial(on_map_select, space, chart_key),
         selection_mode=("points", "box", "lasso"),
         width="stretch",
         config={"scrollZoom": True, "displaylogo": False},
     )
+    if dense:
+        # Pressed by the view keeper's script after each zoom or pan; a person can press it too.
+        st.button("Show the sources in this view", key=REFRESH_KEY, type="tertiary", icon=":material/zoom_in:")
     st.caption(
         "Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
         "group · scroll to zoom, double-click to reset. The axes have no physical meaning."
+        + (
+            f" {len(space):,} sources: the shading is every source; points are drawn for up to "
+            f"{POINTS_MAX:,} of those in view (zoom in for all of them)."
+            if dense
+            else ""
+        )
     )
 
 
