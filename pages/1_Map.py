@@ -6,7 +6,9 @@ selected source and its neighbours on the right (both in view at 1280 x 800); th
 its zoom across reruns (:mod:`explorer.widgets.view_keeper`). Session state: ``map_state``
 (:mod:`explorer.widgets.map_state`), ``colour:<space>`` and ``log:<space>:<column>`` (the
 colour controls), ``goto:<space>`` (the go-to box); the query parameters ``source`` and
-``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`).
+``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`), ``view``
+the zoom and ``pick`` where a click went down (:mod:`explorer.widgets.view_keeper`). A map of
+more than ``explorer.figures.POINTS_MAX`` sources is a density image with the view's points.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from explorer.figures import (
     is_categorical,
     map_figure,
     nearest_to_mouse,
+    points_in_view,
     pretty_name,
     rows_from_selection,
 )
@@ -152,7 +155,9 @@ def on_map_select(space: ExplorerSpace, chart_key: str) -> None:
     elif len(rows) == 1:
         catalogue = space.catalogue
         x, y = catalogue["umap_x"].to_numpy(np.float64), catalogue["umap_y"].to_numpy(np.float64)
-        state["query"] = nearest_to_mouse(x, y, rows[0], pick)
+        # The points the map showed: a density map draws those of the view it was made for.
+        drawn = points_in_view(x, y, state.get("drawn_view"), POINTS_MAX) if len(catalogue) > POINTS_MAX else None
+        state["query"] = nearest_to_mouse(x, y, rows[0], pick, drawn)
         state["from_url"] = st.query_params.get("source")
 
 
@@ -214,6 +219,8 @@ def map_chart(
     colour_name, colour, log_colour = colouring
     chart_key = f"map:{space.key}"
     dense = len(space) > POINTS_MAX  # a density image, and points for the sources in view
+    view = view_from_address() if dense else None
+    state["drawn_view"] = view  # which points a click can have meant (on_map_select)
     follows_query = colour_name == SIMILARITY_COLUMN
     figure = map_figure(
         space.catalogue,
@@ -225,7 +232,7 @@ def map_chart(
         selected=state.get("selected") or None,
         revision=f"map:{space.key}",  # the view keeper's key (explorer.widgets.view_keeper)
         height=MAP_HEIGHT_PX,
-        view=view_from_address() if dense else None,
+        view=view,
         density_key=(space.key, colour_name, log_colour, query if follows_query else None),
     )
     st.plotly_chart(

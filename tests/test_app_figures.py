@@ -332,5 +332,8 @@ def test_a_click_picks_the_source_nearest_where_the_mouse_went_down():
     assert nearest_to_mouse(x, y, clicked=1, pick=(0.0005, 0.0, *scale)) == 0
     assert nearest_to_mouse(x, y, clicked=2, pick=None) == 2  # no pick: what plotly reported
     assert nearest_to_mouse(x, y, clicked=3, pick=(0.0, 0.0, *scale)) == 3  # a stale pick (another click)
+    # Only drawn points count: a source under a density map's shading is not what was clicked.
+    drawn = np.array([True, False, True, True])
+    assert nearest_to_mouse(x, y, clicked=0, pick=(0.0035, 0.0, *scale), drawn=drawn) == 0
     # Pixels, not map units: y is stretched 10 times on screen here.
     assert nearest_to_mouse(np.array([0.0, 0.05]), np.array([0.01, 0.0]), 0, (0.0, 0.0, 100.0, 1000.0)) == 1

@@ -30,6 +30,7 @@ _PAGE_SCRIPT = r"""
   if (window.__explorerViewKeeper) return;
   window.__explorerViewKeeper = true;
   const VIEW_PARAM = '__VIEW_PARAM__', PICK_PARAM = '__PICK_PARAM__', REFRESH = '.st-key-__REFRESH_KEY__ button';
+  const MAP_REVISION = 'map:';  // the map page's uirevision: 'map:' and the space's key
   const PREFIX = 'explorer-view:';
   const load = (rev) => { try { return JSON.parse(sessionStorage.getItem(PREFIX + rev)); } catch (e) { return null; } };
   const save = (rev, view) => { try {
@@ -74,7 +75,7 @@ _PAGE_SCRIPT = r"""
       const auto = fl.xaxis.autorange && fl.yaxis.autorange;
       const view = auto ? null : {x: fl.xaxis.range.slice(), y: fl.yaxis.range.slice()};
       save(rev, view);
-      toAddress(view);
+      if (rev.startsWith(MAP_REVISION)) toAddress(view);
       const moved = change && Object.keys(change).some(k => k.startsWith('xaxis.') || k.startsWith('yaxis.'));
       if (moved && isDensityMap(gd)) {  // the server draws the new view's points
         clearTimeout(refreshTimer);
@@ -84,10 +85,13 @@ _PAGE_SCRIPT = r"""
   }
   function withView(figure) {
     const layout = figure && figure.layout, rev = layout && layout.uirevision;
-    let view = typeof rev === 'string' ? load(rev) : null;
-    if (!view && fromAddress && !addressUsed && typeof rev === 'string') { view = fromAddress; save(rev, view); }
-    addressUsed = true;
-    toAddress(view);
+    if (typeof rev !== 'string') return figure;
+    let view = load(rev);
+    if (rev.startsWith(MAP_REVISION)) {  // only the map page's view goes into the address
+      if (!view && fromAddress && !addressUsed) { view = fromAddress; save(rev, view); }
+      addressUsed = true;
+      toAddress(view);
+    }
     if (!view) return figure;
     return {...figure, layout: {...layout,
       xaxis: {...(layout.xaxis || {}), range: view.x, autorange: false},
