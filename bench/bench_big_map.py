@@ -9,8 +9,8 @@ the layout of the published RGZ DR1 map, so the app opens it as a catalogue spac
 - **click**: from the mouse click until the neighbour gallery of the new source is
   complete, and until the map shows its star; whether the source picked is the one aimed at;
 - **zoom**: from the end of a zoom drag until the points of the new view are drawn (the
-  view keeper presses the map's "points in view" button), and whether a click then keeps
-  the zoom.
+  view keeper's script reports the view to the server), and whether a click then keeps
+  the zoom and picks the point aimed at.
 
 Side by side, the obvious alternative: the same map drawn as one plotly scatter of every
 point (``EXPLORER_MAP_POINTS_MAX`` above the size), with a time limit.
@@ -24,6 +24,7 @@ Writes the section ``bench_big_map`` of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -162,7 +163,7 @@ def _median(clicks: list[dict], key: str) -> str:
     return f"{statistics.median(values):.2f} s" if values else "-"
 
 
-def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note: str) -> str:
+def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note: str, load: str) -> str:
     lines = [
         f"## A {n:,}-source map in a real browser: open, click, zoom",
         "",
@@ -172,8 +173,8 @@ def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note:
         "map, the RGZ DR1 map's file layout, served as a catalogue space: neighbours by distance on the map). "
         f"Open: choosing the space in the sidebar -> map drawn (the server reads the Parquet), and the same "
         f"link in a new tab; clicks at points spread over the map (after {WARM_UP} warm-up clicks), times from "
-        f"the mouse click; a time limit of {timeout_s:.0f} s per step. Machine shared with other jobs while "
-        "measured (load average above 10 on 2 cores): the times are upper bounds.",
+        f"the mouse click; a time limit of {timeout_s:.0f} s per step. The machine was shared with other jobs "
+        f"(1-minute load average {load} on 2 cores, at the start and the end): the times are upper bounds.",
         "",
         "| drawn as | open (first) | open (new tab) | click -> complete gallery, median | click -> map redrawn, "
         "median | clicks that picked the source aimed at | zoom -> the view's points drawn | zoom kept by a click |",
@@ -197,9 +198,9 @@ def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note:
         "The density map: the server sends a PNG of every source (960 x 720, each pixel the mean colour of its "
         "sources, opacity by their number) and points, with hover and click, for at most "
         "`EXPLORER_MAP_POINTS_MAX` (60,000) of the sources in view; after a zoom or pan the page's view keeper "
-        "reruns the map fragment with the new view (in the address as `?view=`), so zoomed in far enough every "
-        "source is a point. A click picks the source nearest where the mouse went down (sub-pixel, among all "
-        "sources), not only among the points drawn.",
+        "reports the view to the server (a hidden text box; the view is also in the address as `?view=`), which "
+        "reruns the map fragment with that view's points, so zoomed in far enough every source is a point. A "
+        "click picks the drawn point nearest where the mouse went down, to the sub-pixel.",
     ]
     return "\n".join(lines)
 
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env, weights_note = bench_env(args.cache, args.weights)
     prepare(env)
+    load_start = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = synthetic_map(args.n, Path(tmp) / "synthetic_map.parquet")
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             ) as url:
                 rows.append((name, browse(url, args.n, args.clicks, dense, args.timeout)))
             print(rows[-1], flush=True)
-    text = render(args.n, rows, args.timeout, weights_note)
+    text = render(args.n, rows, args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
     print(text)
     if not args.no_write:
         write_section(NAME, text)

@@ -28,6 +28,7 @@ ResNet's pooled features); the real spaces here are too small to need a sample (
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,7 +103,7 @@ def measure(name: str, projector_kwargs: dict, x: np.ndarray, extent: np.ndarray
     return row
 
 
-def render(rows: list[dict], n: int, sample: int) -> str:
+def render(rows: list[dict], n: int, sample: int, load: str) -> str:
     lines = [
         "## A map fitted on a sample, the rest placed, against UMAP on every source",
         "",
@@ -111,7 +112,9 @@ def render(rows: list[dict], n: int, sample: int) -> str:
         f"random ReLU layer); PCA -> UMAP with the project's parameters (`pretrain/config.py`); sample {sample:,} "
         f"(seeded). Extent ordering: `extent_ordering_spearman` (k = 15) over all {n:,} sources; kNN overlap: of "
         "a source's 15 nearest on the map, the share among its 15 most cosine-similar in 512-d (1,000 random "
-        "sources, neighbours among all), for sources in the UMAP sample and for placed ones.",
+        "sources, neighbours among all), for sources in the UMAP sample and for placed ones. The machine was "
+        f"shared with other jobs (1-minute load average {load} on 2 cores, at the start and the end): the times "
+        "are upper bounds, their ratios (one process, one after the other) the figure to read.",
         "",
         "| map | UMAP fitted on | time (s) | extent ordering (Spearman) | kNN overlap, fitted sources | "
         "kNN overlap, placed sources |",
@@ -128,6 +131,8 @@ def render(rows: list[dict], n: int, sample: int) -> str:
     um = next(r for r in rows if "umap" in r["name"] and r is not full)
     lines += [
         "",
+        "Inside a synthetic cluster the vectors are isotropic noise, so no 2-D map keeps a source's exact 15 "
+        "nearest (hence the low overlaps): read the rows against each other. "
         f"Sample + neighbours took {nb['seconds'] / full['seconds']:.2f}x the time of the full fit "
         f"(sample + UMAP transform: {um['seconds'] / full['seconds']:.2f}x); extent ordering "
         f"{nb['spearman']:.3f} and {um['spearman']:.3f} against {full['spearman']:.3f}. "
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pretrain.mapping import MapProjector
 
+    load_start = os.getloadavg()[0]
     MapProjector(fit_sample=None).fit_transform(synthetic_embeddings(300, seed=9)[0])  # numba's JIT, not timed
     x, catalogue = synthetic_embeddings(args.n, seed=0)
     extent = catalogue["angular_extent_arcsec"].to_numpy()
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         measure("sample + neighbours", {"fit_sample": args.sample, "place_method": "neighbours"}, x, extent, probe),
         measure("sample + umap transform", {"fit_sample": args.sample, "place_method": "umap"}, x, extent, probe),
     ]
-    text = render(rows, args.n, args.sample)
+    text = render(rows, args.n, args.sample, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
     print(text)
     if not args.no_write:
         write_section(NAME, text)

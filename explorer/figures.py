@@ -464,29 +464,6 @@ def _colour_title(name: str, log_colour: bool) -> str:
     return pretty_name(name) + (", log scale" if log_colour else "")
 
 
-def nearest_to_mouse(
-    x: np.ndarray,
-    y: np.ndarray,
-    clicked: int,
-    pick: tuple[float, float, float, float] | None,
-    drawn: np.ndarray | None = None,
-) -> int:
-    """The drawn point nearest the mouse, in screen pixels, given where it went down
-    (``pick``: x, y in map units and the axes' pixels per unit; ``drawn``: bool per source,
-    all when ``None``); ``clicked`` (what plotly reported: nearest to the mouse rounded to
-    whole pixels) when there is no ``pick`` or it is not this click's (farther than the
-    hover distance from ``clicked``)."""
-    if pick is None or not (0 <= clicked < len(x)):
-        return clicked
-    mx, my, sx, sy = pick
-    if np.hypot((x[clicked] - mx) * sx, (y[clicked] - my) * sy) > 2 * HOVER_DISTANCE_PX:
-        return clicked  # a stale pick: not where this click was
-    distance = np.hypot((x - mx) * sx, (y - my) * sy)
-    if drawn is not None:
-        distance[~drawn] = np.inf  # a source under the shading, not drawn, is not what was clicked
-    return int(np.argmin(distance))
-
-
 def rows_from_selection(points: list[dict]) -> list[int]:
     """Catalogue rows of the points in a Streamlit plotly selection event (order kept, unique)."""
     rows, seen = [], set()

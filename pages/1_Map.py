@@ -7,7 +7,7 @@ its zoom across reruns (:mod:`explorer.widgets.view_keeper`). Session state: ``m
 (:mod:`explorer.widgets.map_state`), ``colour:<space>`` and ``log:<space>:<column>`` (the
 colour controls), ``goto:<space>`` (the go-to box); the query parameters ``source`` and
 ``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`), ``view``
-the zoom and ``pick`` where a click went down (:mod:`explorer.widgets.view_keeper`). A map of
+the zoom (:mod:`explorer.widgets.view_keeper`). A map of
 more than ``explorer.figures.POINTS_MAX`` sources is a density image with the view's points.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -26,8 +25,6 @@ from explorer.figures import (
     colour_columns,
     is_categorical,
     map_figure,
-    nearest_to_mouse,
-    points_in_view,
     pretty_name,
     rows_from_selection,
 )
@@ -44,7 +41,7 @@ from explorer.widgets.source_panel import source_details, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.tags import tag_sets
 from explorer.widgets.url_state import follow
-from explorer.widgets.view_keeper import REFRESH_KEY, take_pick, view_from_address
+from explorer.widgets.view_keeper import current_view, view_input
 from pretrain import config
 
 MAP_HEIGHT_PX = 480
@@ -139,25 +136,18 @@ def map_state(space: ExplorerSpace) -> dict:
     return state
 
 
-def on_map_select(space: ExplorerSpace, chart_key: str) -> None:
-    """Store what the user clicked or boxed (called before the fragment reruns).
-
-    A click: the source nearest where the mouse went down (sub-pixel, among all sources),
-    which on a dense map is not always the one plotly reports (nearest the mouse rounded
-    to whole pixels, among the points drawn)."""
+def on_map_select(space_key: str, chart_key: str) -> None:
+    """Store what the user clicked or boxed (called before the fragment reruns). A click
+    reports the point nearest where the mouse went down, to the sub-pixel (the view
+    keeper's script corrects plotly's pick, which rounds the mouse to whole pixels)."""
     event = st.session_state.get(chart_key) or {}
     selection = event.get("selection", {}) if hasattr(event, "get") else {}
     rows = rows_from_selection(selection.get("points", []))
-    state = space_state(space.key)
-    pick = take_pick()
+    state = space_state(space_key)
     if selection.get("box") or selection.get("lasso") or len(rows) > 1:
         state["selected"] = rows
     elif len(rows) == 1:
-        catalogue = space.catalogue
-        x, y = catalogue["umap_x"].to_numpy(np.float64), catalogue["umap_y"].to_numpy(np.float64)
-        # The points the map showed: a density map draws those of the view it was made for.
-        drawn = points_in_view(x, y, state.get("drawn_view"), POINTS_MAX) if len(catalogue) > POINTS_MAX else None
-        state["query"] = nearest_to_mouse(x, y, rows[0], pick, drawn)
+        state["query"] = rows[0]
         state["from_url"] = st.query_params.get("source")
 
 
@@ -219,8 +209,7 @@ def map_chart(
     colour_name, colour, log_colour = colouring
     chart_key = f"map:{space.key}"
     dense = len(space) > POINTS_MAX  # a density image, and points for the sources in view
-    view = view_from_address() if dense else None
-    state["drawn_view"] = view  # which points a click can have meant (on_map_select)
+    view = current_view() if dense else None
     follows_query = colour_name == SIMILARITY_COLUMN
     figure = map_figure(
         space.catalogue,
@@ -238,14 +227,13 @@ def map_chart(
     st.plotly_chart(
         figure,
         key=chart_key,
-        on_select=functools.partial(on_map_select, space, chart_key),
+        on_select=functools.partial(on_map_select, space.key, chart_key),
         selection_mode=("points", "box", "lasso"),
         width="stretch",
         config={"scrollZoom": True, "displaylogo": False},
     )
     if dense:
-        # Pressed by the view keeper's script after each zoom or pan; a person can press it too.
-        st.button("Show the sources in this view", key=REFRESH_KEY, type="tertiary", icon=":material/zoom_in:")
+        view_input()  # the view keeper's script reports each zoom or pan here: the view's points are drawn
     st.caption(
         "Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
         "group · scroll to zoom, double-click to reset. The axes have no physical meaning."

@@ -280,7 +280,7 @@ def _top_k_search(reference_unit: np.ndarray, k: int):
     try:
         import faiss
     except ImportError:
-        faiss = None
+        faiss = None  # type: ignore[assignment]
     if faiss is not None and len(reference_unit) * reference_unit.shape[1] > 1_000_000:
         index = faiss.IndexFlatIP(reference_unit.shape[1])
         index.add(reference_unit)

@@ -16,7 +16,6 @@ from explorer.figures import (
     colour_columns,
     is_categorical,
     map_figure,
-    nearest_to_mouse,
     points_in_view,
     rows_from_selection,
 )
@@ -322,18 +321,3 @@ def test_maps_under_the_limit_draw_every_source_as_a_point_without_density(catal
     fig = map_figure(catalogue, catalogue["label"], "label", view=(0, 0.1, 0, 0.1))  # the view is ignored
     assert len(fig.layout.images) == 0
     assert sorted(np.concatenate([_rows(t) for t in fig.data])) == list(range(len(catalogue)))
-
-
-def test_a_click_picks_the_source_nearest_where_the_mouse_went_down():
-    x = np.array([0.0, 0.004, 0.5, 3.0])  # 0 and 1 share a pixel at 100 px per unit
-    y = np.array([0.0, 0.0, 0.5, 3.0])
-    scale = (100.0, 100.0)
-    assert nearest_to_mouse(x, y, clicked=0, pick=(0.0035, 0.0, *scale)) == 1  # sub-pixel: the nearer one
-    assert nearest_to_mouse(x, y, clicked=1, pick=(0.0005, 0.0, *scale)) == 0
-    assert nearest_to_mouse(x, y, clicked=2, pick=None) == 2  # no pick: what plotly reported
-    assert nearest_to_mouse(x, y, clicked=3, pick=(0.0, 0.0, *scale)) == 3  # a stale pick (another click)
-    # Only drawn points count: a source under a density map's shading is not what was clicked.
-    drawn = np.array([True, False, True, True])
-    assert nearest_to_mouse(x, y, clicked=0, pick=(0.0035, 0.0, *scale), drawn=drawn) == 0
-    # Pixels, not map units: y is stretched 10 times on screen here.
-    assert nearest_to_mouse(np.array([0.0, 0.05]), np.array([0.01, 0.0]), 0, (0.0, 0.0, 100.0, 1000.0)) == 1
