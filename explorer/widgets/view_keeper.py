@@ -141,7 +141,14 @@ _PAGE_SCRIPT = r"""
     };
     // plots drawn before this script ran (e.g. right after a reload)
     for (const gd of document.querySelectorAll('.js-plotly-plot')) {
-      const rev = gd._fullLayout && gd._fullLayout.uirevision, view = typeof rev === 'string' ? load(rev) : null;
+      const rev = gd._fullLayout && gd._fullLayout.uirevision;
+      if (typeof rev !== 'string') { remember(gd); continue; }
+      let view = load(rev);
+      if (rev.startsWith(MAP_REVISION)) {  // a shared link: the map was drawn before this script ran
+        if (!view && fromAddress && !addressUsed) { view = fromAddress; save(rev, view); }
+        addressUsed = true;
+        if (view && isDensityMap(gd)) sendView(view);
+      }
       if (view) P.relayout(gd, {'xaxis.range': view.x, 'yaxis.range': view.y});
       remember(gd);
     }
