@@ -28,6 +28,8 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
+from explorer.training_results import MARK_COLOURS
+
 CATEGORICAL_MAX_VALUES = 24  # more distinct values than this: a numeric column is continuous
 CONTINUOUS_SCALE = "Viridis"
 CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's defaults
@@ -53,8 +55,9 @@ DENSITY_BINS = (960, 720)  # the density image's pixels over the whole map (x, y
 VIEW_MARGIN = 0.05  # points just outside the view are sent too (a small pan shows no gap)
 HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
-# Values with a meaning of their own: a run's mistakes stand out, its right answers recede.
-FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", "correct": "rgba(86,180,233,0.45)"}
+# Values with a meaning of their own: a run's mistakes stand out (one colour per split), its right
+# answers recede.
+FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", **MARK_COLOURS}
 NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"

@@ -61,8 +61,11 @@ def _space_folders(root: Path) -> list[Path]:
         return []
     if (root / MANIFEST_FILE).is_file() and (root / "map.parquet").is_file():
         return [root]
+    # dot-folders are hidden: the default space's refinement is written into one
     return sorted(
-        p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
     )
 
 
@@ -182,7 +185,7 @@ class EmbeddingSpace(ExplorerSpace):
         self.key, self.title = key, title
         self.catalogue = space.catalogue_map.reset_index(drop=True)
         self.index = CosineIndex(space.unit_embeddings)
-        self.images = _bundle_images(space)
+        self.images, self.images_problem = _bundle_images(space)
         self.has_images = self.images is not None
         self.projector_lock = threading.Lock()
 
@@ -226,17 +229,18 @@ class EmbeddingSpace(ExplorerSpace):
         return self.space.manifest["weights"].get("file", "")
 
 
-def _bundle_images(space) -> np.ndarray | None:
-    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources."""
+def _bundle_images(space) -> tuple[np.ndarray | None, str]:
+    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources;
+    and, when it is there but damaged, what is wrong (shown on the cards instead of "no image")."""
     from pretrain.data.bundle import load_bundle
 
     path = space.bundle_path
     if path is None or not Path(path).is_dir():
-        return None
+        return None, ""
     try:
         bundle = load_bundle(path)
-    except ExplorerError:
-        return None
+    except ExplorerError as exc:
+        return None, f"bundle damaged: {exc}"
     same = (
         len(bundle.catalogue) == len(space.catalogue_map)
         and (
@@ -244,7 +248,7 @@ def _bundle_images(space) -> np.ndarray | None:
             == space.catalogue_map["source_id"].astype(str).to_numpy()
         ).all()
     )
-    return bundle.images if same else None
+    return (bundle.images, "") if same else (None, "")
 
 
 class CatalogueSpace(ExplorerSpace):
@@ -274,10 +278,10 @@ class CatalogueSpace(ExplorerSpace):
         if row in self._images:
             return self._images[row]
         client = client or _default_client()
-        path = client.cache_path(self._request(row, client))
-        if not path.is_file():
+        cutout = client.cached(self._request(row, client))  # only an entry the cache may trust
+        if cutout is None:
             return None
-        return self._remember(row, _model_image_from_file(path))
+        return self._remember(row, _model_image_from_cutout(cutout))
 
     def is_blank(self, row: int) -> bool:
         """The source's FIRST cutout was fetched and holds no image (blank, or outside the survey)."""
@@ -325,12 +329,10 @@ def _default_client():
     return cutout_client("first")
 
 
-def _model_image_from_file(path: Path) -> np.ndarray | None:
-    from pretrain.data.fits_io import read_cutout
+def _model_image_from_cutout(cutout) -> np.ndarray | None:
     from pretrain.data.preprocess import preprocess_image
 
     try:
-        cutout = read_cutout(path)
         return preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
     except ExplorerError:
         return None

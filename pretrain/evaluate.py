@@ -1,8 +1,9 @@
 """How good is a representation? Label-free and labelled measures.
 
-- :func:`linear_probe_error`: test error of a logistic regression on frozen features
-  (features standardised on the training set; the regularisation strength chosen by
+- :func:`fit_linear_probe` / :func:`linear_probe_error`: a logistic regression on frozen
+  features (standardised on the training set; the regularisation strength chosen by
   5-fold cross-validation on the training set only, so the test set is never looked at).
+  The one probe of the project: ``finetune --depth 0`` fits the same one.
 - :func:`knn_accuracy`: accuracy of a k-nearest-neighbour vote under cosine similarity
   (cheap; used as a training-time monitor).
 - :func:`mirabest_confident_split`: the MiraBest Confident FRI vs FRII task and its split.
@@ -13,6 +14,9 @@
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +38,46 @@ PURITY_K = 8  # neighbours judged by neighbour purity: the first gallery row the
 PURITY_CLASSES = ("FRI", "FRII", "hybrid")
 
 
+@dataclass
+class LinearProbe:
+    """A fitted probe: the standardised logistic regression and how its strength was chosen."""
+
+    model: Any  # sklearn Pipeline(StandardScaler, LogisticRegression), fitted on the training rows
+    C: float  # the inverse regularisation strength used
+    cv_accuracy: dict[float, float]  # mean cross-validated accuracy per C tried (empty: C was given)
+    folds: int  # cross-validation folds (0: none)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n, 2) class probabilities, columns in the order of the sorted training labels."""
+        return self.model.predict_proba(np.asarray(x, np.float64))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.model.predict(np.asarray(x, np.float64))
+
+
+def fit_linear_probe(train_x: np.ndarray, train_y: np.ndarray, C: float | None = None, seed: int = 0) -> LinearProbe:
+    """The linear probe every figure of this project uses (``evaluate`` and ``finetune --depth 0``).
+
+    A logistic regression on standardised features. ``C`` None: chosen from
+    :data:`PROBE_CS` by stratified 5-fold cross-validation on the training set (fewer folds
+    when a class has fewer than 5 examples); the scaler is refitted inside each fold, so no
+    fold sees statistics of its held-out part, and the test set is never looked at.
+    """
+    train_x, train_y = np.asarray(train_x, np.float64), np.asarray(train_y)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=5000))
+    folds = min(5, int(np.min(np.unique(train_y, return_counts=True)[1])))
+    if C is None and folds >= 2:
+        search = GridSearchCV(
+            probe, {"logisticregression__C": PROBE_CS}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
+        )
+        search.fit(train_x, train_y)
+        scores = dict(zip(map(float, PROBE_CS), map(float, search.cv_results_["mean_test_score"]), strict=True))
+        best_C = float(search.best_params_["logisticregression__C"])
+        return LinearProbe(search.best_estimator_, best_C, scores, folds)
+    probe.fit(train_x, train_y)
+    return LinearProbe(probe, 1.0 if C is None else float(C), {}, 0)
+
+
 def linear_probe_error(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -42,22 +86,9 @@ def linear_probe_error(
     C: float | None = None,
     seed: int = 0,
 ) -> float:
-    """Test error (fraction, 0..1) of a standardised logistic-regression probe.
-
-    ``C`` None: chosen from :data:`PROBE_CS` by stratified 5-fold cross-validation on the
-    training set (fewer folds when a class has fewer than 5 examples); the scaler is
-    refitted inside each fold, so no fold sees statistics of its held-out part.
-    """
-    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
-    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=5000))
-    folds = min(5, int(np.min(np.unique(train_y, return_counts=True)[1])))
-    if C is None and folds >= 2:
-        probe = GridSearchCV(
-            probe, {"logisticregression__C": PROBE_CS}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
-        )
-    probe.fit(train_x, train_y)
-    return float(np.mean(probe.predict(test_x) != test_y))
+    """Test error (fraction, 0..1) of :func:`fit_linear_probe` fitted on the training rows."""
+    probe = fit_linear_probe(train_x, train_y, C=C, seed=seed)
+    return float(np.mean(probe.predict(test_x) != np.asarray(test_y)))
 
 
 def knn_accuracy(

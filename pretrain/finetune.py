@@ -4,8 +4,12 @@ The model is the encoder plus a head (non-affine batch norm, then one linear lay
 batch norm standardises the representation, so one learning rate suits any backbone, as in
 MAE's linear probe). ``depth`` says how much of the encoder learns:
 
-- ``depth = 0``: linear probe. The encoder is frozen (weights *and* batch-norm statistics);
-  only the head learns, with SGD (lr 0.1, momentum 0.9, cosine decay; science.md).
+- ``depth = 0``: linear probe: the one of ``pretrain evaluate``
+  (:func:`pretrain.evaluate.fit_linear_probe`, a logistic regression on standardised
+  features, its strength chosen by 5-fold cross-validation on the training labels) on the
+  representation the app shows (the d4 mean, read from a matching space or embedded;
+  :mod:`pretrain.probe_features`). No epochs: it is fitted to convergence, so the same
+  labels on the same space give exactly the error ``evaluate`` reports for that split.
 - ``depth = D > 0``: the last D of the encoder's blocks (``ResNet18Encoder.BLOCKS``:
   stem, layer1..layer4) learn with the head; AdamW, base lr 1e-3 x batch / 256, weight
   decay 0.005, cosine decay, and layer-wise lr decay: block i from the top gets
@@ -26,7 +30,9 @@ A run folder holds::
     metrics.json         test error, out-of-distribution error, wall time, device, counts
     predictions.parquet  per source: source_id, label, prob_<positive>, predicted, correct, split
     encoder.safetensors  the (fine-tuned) encoder; loadable by models.backbone.load_encoder
-    head.safetensors     the classification head
+                         (not written by a linear probe: its encoder is the backbone itself)
+    head.safetensors     the classification head (a probe's: the scaler's mean and scale and
+                         the logistic regression's coef and intercept, on the d4 representation)
 
 SIGTERM (or Ctrl-C) cancels a run cleanly: the status becomes "cancelled".
 """
@@ -64,6 +70,7 @@ from pretrain.run_folder import (
     PREDICTIONS_FILE,
     PROGRESS_FILE,
     RunFolder,
+    locked_run_folder,
 )
 
 
@@ -86,8 +93,6 @@ class FinetuneSettings:
     base_lr: float = config.FINETUNE_BASE_LR
     weight_decay: float = config.FINETUNE_WEIGHT_DECAY
     layer_decay: float = config.FINETUNE_LAYER_DECAY
-    probe_lr: float = config.PROBE_LR
-    probe_momentum: float = config.PROBE_MOMENTUM
     eval_every: int = 1  # test accuracy after every this many epochs (for the curves); 0 = only the last
 
     def __post_init__(self):
@@ -182,14 +187,11 @@ def parameter_groups(model: Classifier, base_lr: float, weight_decay: float, lay
 
 def make_optimizer(model: Classifier, settings: FinetuneSettings, total_steps: int):
     """The optimiser and its per-step cosine schedule (decay to 0 over ``total_steps``)."""
-    optimizer: torch.optim.Optimizer
-    if settings.depth == 0:
-        groups = [{"name": "head", "params": list(model.head.parameters()), "lr": settings.probe_lr}]
-        optimizer = torch.optim.SGD(groups, lr=settings.probe_lr, momentum=settings.probe_momentum)
-    else:
-        lr = settings.base_lr * settings.batch_size / 256
-        decay = 1.0 if settings.scratch else settings.layer_decay
-        optimizer = torch.optim.AdamW(parameter_groups(model, lr, settings.weight_decay, decay), lr=lr)
+    # (A run at depth 0 fits the evaluate probe instead, see _run_probe; a Classifier at depth 0
+    # trained here learns its head alone.)
+    lr = settings.base_lr * settings.batch_size / 256
+    decay = 1.0 if settings.scratch else settings.layer_decay
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr, settings.weight_decay, decay), lr=lr)
     total = max(1, total_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
@@ -349,21 +351,29 @@ def run_finetune(
     bundle: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    space: str | Path | None = None,
 ) -> dict:
     """Run one fine-tuning / linear-probe job and write its run folder; return the metrics.
 
     ``weights`` None = the shipped backbone (ignored with ``settings.scratch``); ``bundle``
-    None = the task's default bundle (built from the shared data the first time).
+    None = the task's default bundle (built from the shared data the first time); ``space``
+    (linear probe only): the space whose embeddings the probe reads (None: a matching one in
+    the cache, else the bundle is embedded; :mod:`pretrain.probe_features`).
     The status file says how it ended: finished, failed (with the error) or cancelled.
+    A second run into the same ``out`` while this one goes on is refused (the folder's lock).
     """
-    out = Path(out)
+    with locked_run_folder(out):
+        return _locked_finetune(settings, Path(out), weights, bundle, overwrite, progress, space)
+
+
+def _locked_finetune(settings, out: Path, weights, bundle, overwrite: bool, progress: bool, space=None) -> dict:
     _prepare_out(out, overwrite)
     run = RunFolder(out)
     started = time.monotonic()
     run.set_status("running", stage="starting", error=None, epoch=0, epochs=settings.epochs, started=utc_timestamp())
     previous_handler = _install_cancel_handler()
     try:
-        metrics = _run(settings, out, run, weights, bundle, started, progress)
+        metrics = _run(settings, out, run, weights, bundle, started, progress, space)
     except (RunCancelled, KeyboardInterrupt):
         run.set_status("cancelled", stage="cancelled", error=None, ended=utc_timestamp())
         raise RunCancelled("cancelled") from None
@@ -391,7 +401,7 @@ def run_finetune(
     return metrics
 
 
-def _run(settings, out, run, weights, bundle, started, progress) -> dict:
+def _run(settings, out, run, weights, bundle, started, progress, space=None) -> dict:
     from safetensors.torch import save_file
 
     from pretrain.data.bundle import load_bundle
@@ -424,7 +434,8 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
         weights_path = Path(weights) if weights is not None else default_backbone_path()
         encoder = load_encoder(weights_path)
         weights_hash = weights_sha256(weights_path)
-    model = Classifier(encoder, n_classes=2, depth=settings.depth).to(device)
+    probe = settings.depth == 0 and not settings.scratch
+    model = None if probe else Classifier(encoder, n_classes=2, depth=settings.depth).to(device)
 
     run_config = {
         "settings": asdict(settings),
@@ -442,7 +453,7 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
         "n_train_available": len(data.train),
         "n_test": len(data.test),
         "n_ood": len(data.ood),
-        "trainable_blocks": list(model.encoder.BLOCKS[model.n_frozen :]),
+        "trainable_blocks": [] if model is None else list(model.encoder.BLOCKS[model.n_frozen :]),
         "command": " ".join(sys.argv),
         "created": utc_timestamp(),
         "device": str(device),
@@ -451,6 +462,9 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
         "host_cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+    if model is None:
+        run_config["probe"] = {"kind": "logistic regression (pretrain.evaluate.fit_linear_probe)"}
+        return _run_probe(settings, out, run, task, data, train_rows, data_bundle, run_config, started, device, space)
     atomic_write_json(out / CONFIG_FILE, run_config)
     run.set_status(stage="training", task=task.name, mode=settings.mode, n_train=len(train_rows))
 
@@ -496,6 +510,88 @@ def _run(settings, out, run, weights, bundle, started, progress) -> dict:
     save_file(head_state, str(out / HEAD_FILE), metadata={**meta, "classes": ",".join(task.classes)})
 
     metrics = _metrics(predictions, task, settings, run_config, history, train_time, time.monotonic() - started, device)
+    atomic_write_json(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _run_probe(settings, out, run, task, data, train_rows, data_bundle, run_config, started, device, space) -> dict:
+    """Depth 0: the evaluate probe on the app's representation of every bundle row."""
+    from safetensors.numpy import save_file
+
+    from pretrain.evaluate import fit_linear_probe
+    from pretrain.probe_features import probe_features
+
+    atomic_write_json(out / CONFIG_FILE, run_config)
+    run.set_status(stage="reading the representation", task=task.name, mode=settings.mode, n_train=len(train_rows))
+    run.set_status(epochs=1)  # one fit, no epochs: the live progress bar counts it as one step
+
+    def say(message: str) -> None:
+        run.set_status(stage=message)
+
+    weights_path = Path(run_config["weights"])
+    found = probe_features(data_bundle, weights_path, run_config["weights_sha256"], device, space=space, report=say)
+    run_config["probe"].update(features=found.describe(), origin=found.origin, space=found.space)
+    run_config["probe"]["symmetry"] = found.symmetry
+    atomic_write_json(out / CONFIG_FILE, run_config)
+
+    say("fitting the probe (logistic regression, cross-validated strength)")
+    train_started = time.monotonic()
+    y = data.y.astype(np.int64)
+    probe = fit_linear_probe(found.features[train_rows], y[train_rows], seed=settings.seed)
+    train_time = time.monotonic() - train_started
+    probs = probe.predict_proba(found.features).astype(np.float64)  # columns: classes 0, 1
+
+    def accuracy(rows) -> float:
+        return float(np.mean(probs[rows].argmax(1) == y[rows]))
+
+    train_probs = np.clip(probs[train_rows, y[train_rows]], 1e-12, 1.0)
+    test_acc = accuracy(data.test)
+    record = {
+        "epoch": 1,
+        "epochs": 1,
+        "loss": float(-np.mean(np.log(train_probs))),  # the fitted model's log loss on its training labels
+        "train_acc": accuracy(train_rows),
+        "test_acc": test_acc,
+        "test_error": 1.0 - test_acc,
+        "elapsed_s": round(train_time, 3),
+    }
+    run.append_progress(record)
+    run.set_status(epoch=1)
+
+    run.set_status(stage="predicting")
+    predictions = _predictions_frame(data_bundle.catalogue, data, train_rows, probs.astype(np.float32), task)
+    predictions.to_parquet(out / PREDICTIONS_FILE, index=False)
+    scaler, logistic = probe.model.named_steps["standardscaler"], probe.model.named_steps["logisticregression"]
+    head = {
+        "scaler.mean": scaler.mean_.astype(np.float32),
+        "scaler.scale": scaler.scale_.astype(np.float32),
+        "coef": logistic.coef_.astype(np.float32),
+        "intercept": logistic.intercept_.astype(np.float32),
+    }
+    meta = {
+        "task": task.name,
+        "mode": settings.mode,
+        "depth": "0",
+        "bundle_id": data_bundle.bundle_id,
+        "backbone_sha256": run_config["weights_sha256"],
+        "classes": ",".join(task.classes),
+        "features": found.describe(),
+        "C": repr(probe.C),
+    }
+    save_file(head, str(out / HEAD_FILE), metadata=meta)
+
+    wall_time = time.monotonic() - started
+    metrics = _metrics(predictions, task, settings, run_config, [record], train_time, wall_time, device)
+    metrics["epochs"] = None  # a logistic regression fitted to convergence has none
+    metrics["probe"] = {
+        "C": probe.C,
+        "folds": probe.folds,
+        "cv_accuracy": [{"C": c, "accuracy": a} for c, a in sorted(probe.cv_accuracy.items())],
+        "features": found.describe(),
+        "origin": found.origin,
+        "space": found.space,
+        "symmetry": found.symmetry,
+    }
     atomic_write_json(out / METRICS_FILE, metrics)
     return metrics
 

@@ -65,6 +65,11 @@ class Task:
     prepare: Callable[[pd.DataFrame], TaskData]
     bundle_name: str  # the default bundle: cache_dir() / "bundles" / bundle_name
     duplicate_radius_arcsec: float = config.DUPLICATE_RADIUS_ARCSEC  # for the default bundle
+    short: str = ""  # a few characters for run names ("FRI/FRII"); the name when empty
+
+    @property
+    def short_name(self) -> str:
+        return self.short or self.name
 
     def input_folders(self) -> list[tuple[str, Path]]:
         """(kind, folder) of the default bundle's inputs; MiraBest is found (or downloaded)
@@ -229,6 +234,7 @@ TASKS: dict[str, Task] = {
             (("fits", "mirabest"),),
             _mirabest_fr,
             "mirabest",
+            short="FRI/FRII",
         ),
         Task(
             "griese-bent",
@@ -239,6 +245,7 @@ TASKS: dict[str, Task] = {
             (("images", "griese2023/images"),),
             _griese_bent,
             "griese2023",
+            short="bent",
         ),
         # FIRST and NVSS images of one source share a position: keep both (no duplicate removal).
         Task(
@@ -251,6 +258,7 @@ TASKS: dict[str, Task] = {
             _frdeep_first_to_nvss,
             "frdeep2-first-nvss",
             duplicate_radius_arcsec=0.0,
+            short="FRI/FRII FIRST→NVSS",
         ),
     )
 }

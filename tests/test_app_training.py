@@ -3,6 +3,9 @@ MiraBest sources, its progress shows, it can be cancelled, and a crashed run say
 
 from __future__ import annotations
 
+import base64
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -91,11 +94,54 @@ def test_form_starts_a_run_whose_progress_and_results_show(app_env):
     assert shown["training labels"] == "12"
     assert f"run {run_id}: P(FRII)" in _texts(fresh)
     assert fresh.selectbox(key="training_selected_run").value == run_id
+    _results_are_shown(fresh, run_id, metrics)
+
+
+def _array(value) -> np.ndarray:
+    """A plotly array as the browser gets it (plain lists, or base64 with dtype and shape)."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return data.reshape([int(n) for n in str(value["shape"]).split(",")])
+    return np.asarray(value)
+
+
+def _results_are_shown(at, run_id: str, metrics: dict) -> None:
+    """A finished run: a name that says what it was, confusion matrices with counts, a gallery
+    of its mistakes with their split, and tables without empty cells."""
+    import json
+
+    predictions = jobs.read_predictions(run_id)
+    name = at.selectbox(key="training_selected_run").format_func(run_id)
+    assert name.startswith("FRI/FRII · depth 1 · 12 labels · 2 ep · ")
+    assert f"{metrics['test_error_percent']:.1f} % test error" in name and "None" not in name
+
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    heatmaps = [c for c in charts if c["data"] and c["data"][0]["type"] == "heatmap"]
+    titles = [c["layout"]["title"]["text"] for c in heatmaps]
+    assert titles[0] == "Confusion matrix: test" and "Confusion matrix: out of distribution" in titles
+    test = predictions[predictions["split"] == "test"]
+    counts = _array(heatmaps[0]["data"][0]["z"])
+    assert counts.sum() == len(test) == metrics["n_test"]
+    wrong = int((~test["correct"].astype(bool)).sum())
+    assert counts[0, 1] + counts[1, 0] == wrong  # the off-diagonal cells are the test errors
+    assert heatmaps[0]["data"][0]["text"][0][0].startswith(f"{counts[0, 0]}<br>")  # each cell shows its count
+    assert heatmaps[0]["layout"]["xaxis"]["title"]["text"] == "predicted label"
+
+    galleries = [e.proto.body for e in at.get("html") if "nb-gallery" in getattr(e.proto, "body", "")]
+    test_gallery = next(g for g in galleries if f'data-query="errors-{run_id}-test"' in g)
+    assert f'data-count="{min(wrong, 24)}"' in test_gallery and "→" in test_gallery and "<img" in test_gallery
+    first_error = test[~test["correct"].astype(bool)]
+    assert any(sid in test_gallery for sid in first_error["source_id"])
+
+    for table in at.dataframe:  # the run listing, the split summary, the errors: no None/NaN cells
+        value = table.value
+        assert value.notna().all().all(), value
+        assert not value.astype(str).isin(["None", "nan", "<NA>"]).any().any(), value
 
 
 def test_cancel_button_stops_a_run(app_env):
     at = _page()
-    _submit(at, labels=10, epochs=500, depth=0)
+    _submit(at, labels=10, epochs=500, depth=1)  # (a depth-0 probe is one quick fit: nothing to cancel)
     run_id = jobs.list_runs()["run_id"].iloc[0]
     wait_until(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
     at.run()

@@ -400,3 +400,113 @@ def test_a_task_without_its_data_says_what_is_missing(tmp_path, monkeypatch):
 
     with pytest.raises(TaskError, match="griese2023"):
         default_bundle("griese-bent")
+
+
+# --- The linear probe (depth 0) is evaluate's probe on the app's representation -------------
+
+
+class _PcaMap:
+    """The map step of a space without UMAP, whose numba compilation takes minutes on a busy
+    machine: the first two principal components. The probe and its figures never read the map."""
+
+    @staticmethod
+    def projector():
+        from sklearn.decomposition import PCA
+
+        from pretrain.mapping import MapProjector
+        from pretrain.vectors import l2_normalise
+
+        class PcaOnly(MapProjector):
+            def fit_transform(self, embeddings):
+                x = np.asarray(embeddings, np.float32)
+                pca = PCA(n_components=2, random_state=0)
+                xy = pca.fit_transform(l2_normalise(x)).astype(np.float32)
+                self.n_components_, self.n_neighbors_ = 2, 0
+                self.n_samples_, self.input_dim_ = x.shape
+                self.explained_variance_ = float(np.sum(pca.explained_variance_ratio_))
+                self.pca_components_ = pca.components_.astype(np.float32)
+                self.pca_mean_ = pca.mean_.astype(np.float32)
+                self.set_reference(x, xy)
+                return xy
+
+        return PcaOnly()
+
+
+@pytest.fixture(scope="module")
+def d4_space(tmp_path_factory, bundle_path):
+    """The real small MiraBest bundle embedded by the shipped backbone as the app embeds it
+    (d4, ``embed_bundle_to_space``), written as a space: what the app shows and `evaluate` reads."""
+    from pretrain.space import embed_bundle_to_space
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("d4-space") / "mirabest-small"
+    embed_bundle_to_space(bundle_path, out=out, device="cpu", symmetry="d4", projector=_PcaMap.projector())
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluate_seed0_percent(d4_space) -> float:
+    """`pretrain evaluate`'s linear-probe test error (%) on the space, seed 0: the task's split."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["evaluate", "--space", str(d4_space), "--seeds", "2", "--json"]) == 0
+    return json.loads(printed.getvalue())["probe_error_percent"]["per_seed"][0]
+
+
+@pytest.mark.slow
+def test_depth_0_scores_what_evaluate_scores_on_the_same_space(tmp_path, bundle_path, d4_space, evaluate_seed0_percent):
+    """The sidebar's probe finds the app's space in the cache, reads its embeddings and fits
+    evaluate's probe on the task's split: the same test error, to the source (tolerance 0:
+    evaluate prints 0.1 %, one of the 104 test sources is 0.96 %)."""
+    from pretrain.space import load_space
+
+    cached = config.cache_dir() / "spaces" / "mirabest"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.symlink_to(d4_space, target_is_directory=True)
+    out = tmp_path / "probe"
+    assert main(["finetune", "--bundle", str(bundle_path), "--depth", "0", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["probe"]["origin"] == "space" and metrics["probe"]["symmetry"] == "d4"
+    assert metrics["probe"]["space"] == str(cached)
+    assert metrics["n_test"] == config.MIRABEST_TEST_SIZE
+    assert round(100 * metrics["test_error"], 1) == evaluate_seed0_percent  # the same figure
+
+    space = load_space(d4_space)
+    catalogue = space.catalogue_map
+    train, _ = mirabest_confident_split(catalogue, seed=config.FINETUNE_SPLIT_SEED)
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions.loc[predictions["split"] == "train", "source_id"]) == set(catalogue["source_id"].iloc[train])
+    assert metrics["epochs"] is None and metrics["probe"]["folds"] == 5
+    assert metrics["probe"]["C"] in [c["C"] for c in metrics["probe"]["cv_accuracy"]]
+    # The saved head is the fitted logistic regression on the space's vectors: it gives the
+    # run's probabilities for every source.
+    head = load_file(str(out / "head.safetensors"))
+    z = (space.embeddings - head["scaler.mean"].numpy()) / head["scaler.scale"].numpy()
+    logit = z.astype(np.float64) @ head["coef"].numpy()[0] + head["intercept"].numpy()[0]
+    assert 1 / (1 + np.exp(-logit)) == pytest.approx(predictions["prob_FRII"].to_numpy(), abs=1e-4)
+    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert len(progress) == 1 and progress[0]["test_error"] == metrics["test_error"]
+    assert not (out / "encoder.safetensors").exists()  # a probe's encoder is the backbone itself
+
+
+@pytest.mark.slow
+def test_depth_0_without_a_space_embeds_the_same_representation(
+    tmp_path, bundle_path, d4_space, evaluate_seed0_percent, weights, capsys
+):
+    """No space in the cache: the run embeds the bundle (d4) itself and scores what evaluate
+    scores on the space, within one test source; a --space made otherwise is refused."""
+    out = tmp_path / "probe"
+    assert main(["finetune", "--bundle", str(bundle_path), "--depth", "0", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["probe"]["origin"] == "computed" and metrics["probe"]["space"] is None
+    assert abs(100 * metrics["test_error"] - evaluate_seed0_percent) <= 100 / metrics["n_test"] + 0.05
+
+    bad = tmp_path / "other"
+    args = ["finetune", "--bundle", str(bundle_path), "--weights", str(weights), "--depth", "0", "--no-progress"]
+    assert main(args + ["--space", str(d4_space), "--out", str(bad)]) == 2
+    assert "other weights" in capsys.readouterr().err
+    assert json.loads((bad / "status.json").read_text())["state"] == "failed"

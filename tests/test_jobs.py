@@ -76,9 +76,13 @@ def test_two_concurrent_runs_finish_in_their_own_folders(runs, bundle_path, weig
     expected = predictions.set_index("source_id")["prob_FRII"]
     assert prob.iloc[:-1].to_numpy() == pytest.approx(expected.loc[ids[:-1]].to_numpy())
     marks = columns[f"run {first}: misclassified"]
-    correct = predictions.set_index("source_id")["correct"].astype("object").loc[ids[:-1]]
-    expected_marks = correct.map(lambda c: None if pd.isna(c) else ("correct" if c else "misclassified"))
-    assert list(marks.iloc[:-1].fillna("-")) == list(expected_marks.fillna("-"))
+    shared = predictions.set_index("source_id").loc[ids[:-1]]
+    words = {"train": "training", "test": "test", "ood": "out of distribution", "unused": "not in the label budget"}
+    expected_marks = [  # each mistake says its split
+        "-" if pd.isna(c) else ("correct" if c else f"misclassified · {words[split]}")
+        for c, split in zip(shared["correct"].astype("object"), shared["split"], strict=True)
+    ]
+    assert list(marks.iloc[:-1].fillna("-")) == expected_marks
     assert marks.notna().sum() == predictions["label"].notna().sum()
     assert f"run {second}: P(FRII)" in columns
     assert jobs.prediction_columns(["J000000.00+000000.0"]) == {}  # no shared sources: no columns

@@ -3,10 +3,13 @@
 RUN/ gets config.json, status.json, progress.jsonl (one line per epoch, as it goes),
 metrics.json (test error, out-of-distribution error, wall time, device),
 predictions.parquet (per source) and the weights (encoder.safetensors, head.safetensors).
---depth 0 is a linear probe on the frozen encoder; --depth D unfreezes the last D blocks
-with layer-wise lr decay 0.75; --scratch trains the same network from random weights (the
-supervised baseline). Without --bundle the task's default bundle is built from the shared
-data (once; it is cached). SIGTERM or Ctrl-C cancel cleanly (status "cancelled").
+--depth 0 is the linear probe of `pretrain evaluate` (a cross-validated logistic regression)
+on the app's d4 representation, read from a matching space (--space, else the cached
+spaces) or embedded for the run: no epochs, and on the same split the same error as
+evaluate; --depth D unfreezes the last D blocks with layer-wise lr decay 0.75; --scratch
+trains the same network from random weights (the supervised baseline). Without --bundle
+the task's default bundle is built from the shared data (once; it is cached). SIGTERM or
+Ctrl-C cancel cleanly (status "cancelled").
 
 tasks:
   mirabest-fr            FRI vs FRII, MiraBest Confident (test: the standard 104), Uncertain as OOD
@@ -44,6 +47,12 @@ def add_arguments(parser) -> None:
         help="dataset bundle folder (default: the task's bundle, built from the shared data once)",
     )
     parser.add_argument(
+        "--space",
+        metavar="S",
+        help="--depth 0: the space whose embeddings the probe reads (default: a cached space made with these "
+        "weights from this bundle, else the bundle is embedded)",
+    )
+    parser.add_argument(
         "--labels",
         type=int,
         metavar="N",
@@ -54,14 +63,15 @@ def add_arguments(parser) -> None:
         type=int,
         default=config.FINETUNE_DEPTH,
         metavar="D",
-        help="0 = linear probe on the frozen encoder; D = the last D blocks unfrozen, "
+        help="0 = linear probe (evaluate's logistic regression on the d4 representation); "
+        "D = the last D blocks unfrozen, "
         f"lr x {config.FINETUNE_LAYER_DECAY} per block down (default {config.FINETUNE_DEPTH})",
     )
     parser.add_argument(
         "--epochs",
         type=int,
         default=config.FINETUNE_EPOCHS,
-        help=f"training epochs (default {config.FINETUNE_EPOCHS}; the study used 300)",
+        help=f"training epochs (default {config.FINETUNE_EPOCHS}; the study used 300; a --depth 0 probe has none)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the label draw, the head and augmentations")
     parser.add_argument(
@@ -107,6 +117,8 @@ def run(args) -> int:
         device=args.device,
         base_lr=args.lr,
     )
+    if args.space is not None and (args.depth != 0 or args.scratch):
+        print("note: --space is only read by a --depth 0 linear probe; this run ignores it.")
     try:
         metrics = run_finetune(
             settings,
@@ -115,6 +127,7 @@ def run(args) -> int:
             bundle=args.bundle,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            space=args.space,
         )
     except RunCancelled:
         print(f"cancelled; partial progress in {args.out}.")
