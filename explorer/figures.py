@@ -28,8 +28,6 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from explorer.training_results import MARK_COLOURS
-
 CATEGORICAL_MAX_VALUES = 24  # more distinct values than this: a numeric column is continuous
 CONTINUOUS_SCALE = "Viridis"
 CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's defaults
@@ -55,9 +53,23 @@ DENSITY_BINS = (960, 720)  # the density image's pixels over the whole map (x, y
 VIEW_MARGIN = 0.05  # points just outside the view are sent too (a small pan shows no gap)
 HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
+
+
 # Values with a meaning of their own: a run's mistakes stand out (one colour per split), its right
 # answers recede.
-FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", **MARK_COLOURS}
+def fixed_category_colours() -> dict[str, str]:
+    # Imported here, not at the top: training_results -> gallery -> facts -> figures is a cycle.
+    from explorer.training_results import MARK_COLOURS
+
+    return {"misclassified": "#D55E00", **MARK_COLOURS}
+
+
+def __getattr__(name: str):  # FIXED_CATEGORY_COLOURS, as before (built when first asked for)
+    if name == "FIXED_CATEGORY_COLOURS":
+        return fixed_category_colours()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"
@@ -279,6 +291,7 @@ def _add_categories(fig: go.Figure, points: _Points, colour: pd.Series, colour_n
     values = colour.astype("object").where(colour.notna(), None).to_numpy()
     keys = [v for v in pd.unique(values) if v is not None and v == v]
     keys.sort(key=lambda v: str(v))
+    fixed_colours = fixed_category_colours()
     for i, key in enumerate(keys + [None]):
         rows = np.flatnonzero(values == key) if key is not None else np.flatnonzero(pd.isna(colour).to_numpy())
         total = rows.size
@@ -286,7 +299,7 @@ def _add_categories(fig: go.Figure, points: _Points, colour: pd.Series, colour_n
         if total == 0:
             continue
         label = "(none)" if key is None or str(key) == "" else str(key)
-        fixed = FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
+        fixed = fixed_colours.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
         colour_of_class = MISSING_COLOUR if key is None else fixed
         marker_style = dict(size=points.size, opacity=0.85, color=colour_of_class)
         fig.add_trace(points.scatter(rows, name=f"{label} ({total})", marker=marker_style, **_BASE))
@@ -339,8 +352,9 @@ def _rgb_of_points(colour: pd.Series | None, log_colour: bool, n: int) -> np.nda
     if is_categorical(colour):
         values = colour.astype("object").where(colour.notna(), None).to_numpy()
         keys = sorted((v for v in pd.unique(values) if v is not None and v == v), key=lambda v: str(v))
+        fixed_colours = fixed_category_colours()
         for i, key in enumerate(keys):
-            hex_colour = FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
+            hex_colour = fixed_colours.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
             rgb[values == key] = _rgb(hex_colour)
         return rgb
     values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
