@@ -5,17 +5,28 @@ browser as compact typed arrays): ``row`` is the source's row in the space's cat
 which is what a click or a lasso selection reports back; the other three feed the hover
 text. Colour is continuous (colour bar, optional log scale) or categorical (one trace per
 value, so the legend can hide a class).
+
+A survey-sized map (more than ``POINTS_MAX`` sources) is drawn as a density image of every
+source (coloured like the points, opacity by density), with points on top for at most
+``POINTS_MAX`` of the sources in the current view (``view``: the map's axis ranges, kept
+in the address by :mod:`explorer.widgets.view_keeper`): zoomed in far enough, every source
+in view is a point and a click picks exactly the one under the mouse. Which sources are
+shown when there are more is fixed per map (a seeded random priority), so a zoom only adds
+points. Software WebGL draws ~50 k points in about a second; a million would take tens of
+seconds and a 50 MB message on every click (BENCHMARKS.md, bench_big_map).
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
-
-from explorer.training_results import MARK_COLOURS
 
 CATEGORICAL_MAX_VALUES = 24  # more distinct values than this: a numeric column is continuous
 CONTINUOUS_SCALE = "Viridis"
@@ -35,11 +46,30 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
     "#FFA15A",
     "#19D3F3",
 )
+# More sources than this: a density image, and points only for those in view (EXPLORER_MAP_POINTS_MAX
+# overrides it, e.g. to measure the alternative of drawing every point: bench/bench_big_map.py).
+POINTS_MAX = int(os.environ.get("EXPLORER_MAP_POINTS_MAX", "60000"))
+DENSITY_BINS = (960, 720)  # the density image's pixels over the whole map (x, y): ~1 screen pixel each
+VIEW_MARGIN = 0.05  # points just outside the view are sent too (a small pan shows no gap)
 HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
 MISSING_COLOUR = "rgba(150,150,150,0.35)"
+
+
 # Values with a meaning of their own: a run's mistakes stand out (one colour per split), its right
 # answers recede.
-FIXED_CATEGORY_COLOURS = {"misclassified": "#D55E00", **MARK_COLOURS}
+def fixed_category_colours() -> dict[str, str]:
+    # Imported here, not at the top: training_results -> gallery -> facts -> figures is a cycle.
+    from explorer.training_results import MARK_COLOURS
+
+    return {"misclassified": "#D55E00", **MARK_COLOURS}
+
+
+def __getattr__(name: str):  # FIXED_CATEGORY_COLOURS, as before (built when first asked for)
+    if name == "FIXED_CATEGORY_COLOURS":
+        return fixed_category_colours()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 NEIGHBOUR_COLOUR = "#00E5FF"
 QUERY_COLOUR = "#FF2D55"
 SELECTION_COLOUR = "#FFFFFF"
@@ -93,8 +123,10 @@ def colour_columns(catalogue: pd.DataFrame, extra: dict[str, pd.Series] | None =
     return names + [name for name in (extra or {}) if name not in names]
 
 
-def hover_names(catalogue: pd.DataFrame) -> np.ndarray:
-    """The bold first hover line of each source: its name, and its label where there is one."""
+def hover_names(catalogue: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """The bold first hover line of each source (of ``rows``): its name, and its label where there is one."""
+    if rows is not None:
+        catalogue = catalogue.iloc[rows]
     names = catalogue["source_id"].astype(str).to_numpy()
     if "label" in catalogue.columns:
         labels = catalogue["label"].fillna("").astype(str).to_numpy()
@@ -104,14 +136,14 @@ def hover_names(catalogue: pd.DataFrame) -> np.ndarray:
     return names
 
 
-def point_data(catalogue: pd.DataFrame) -> np.ndarray:
-    """``customdata`` rows ``[row, ra, dec, extent]`` (float32) for every source."""
-    extent = catalogue.get("angular_extent_arcsec", np.nan)
-    data = np.empty((len(catalogue), 4), dtype=np.float32)
-    data[:, 0] = np.arange(len(catalogue))
-    data[:, 1] = catalogue["ra"].to_numpy(np.float32) if "ra" in catalogue else np.nan
-    data[:, 2] = catalogue["dec"].to_numpy(np.float32) if "dec" in catalogue else np.nan
-    data[:, 3] = np.asarray(extent, dtype=np.float32)
+def point_data(catalogue: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """``customdata`` rows ``[row, ra, dec, extent]`` (float32) for every source (or ``rows``)."""
+    rows = np.arange(len(catalogue)) if rows is None else np.asarray(rows, dtype=np.int64)
+    data = np.full((len(rows), 4), np.nan, dtype=np.float32)
+    data[:, 0] = rows  # exact in float32 up to 16.7 M sources
+    for i, column in ((1, "ra"), (2, "dec"), (3, "angular_extent_arcsec")):
+        if column in catalogue:
+            data[:, i] = catalogue[column].to_numpy(np.float32)[rows]
     return data
 
 
@@ -126,16 +158,47 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 @dataclass(frozen=True)
 class _Points:
-    """The map's coordinates and per-point data, shared by every trace."""
+    """The map's coordinates, shared by every trace; hover data made only for the points drawn."""
 
+    catalogue: pd.DataFrame
     x: np.ndarray
     y: np.ndarray
-    data: np.ndarray  # customdata: what a click returns
-    text: np.ndarray  # hover names
+    shown: np.ndarray  # bool per source: drawn as a point (all of them below POINTS_MAX)
     size: float
 
     def scatter(self, rows: np.ndarray, **kwargs) -> go.Scattergl:
-        return go.Scattergl(x=self.x[rows], y=self.y[rows], customdata=self.data[rows], text=self.text[rows], **kwargs)
+        rows = np.asarray(rows, dtype=np.int64)
+        return go.Scattergl(
+            x=self.x[rows],
+            y=self.y[rows],
+            customdata=point_data(self.catalogue, rows),  # what a click returns
+            text=hover_names(self.catalogue, rows),
+            **kwargs,
+        )
+
+    def drawn(self, rows: np.ndarray) -> np.ndarray:
+        """Those of ``rows`` that are drawn as points."""
+        return rows[self.shown[rows]]
+
+
+def points_in_view(
+    x: np.ndarray, y: np.ndarray, view: tuple[float, float, float, float] | None, limit: int = POINTS_MAX
+) -> np.ndarray:
+    """Bool per source: the sources drawn as points, at most ``limit`` of those in ``view``
+    ((x0, x1, y0, y1) with a margin; the whole map when ``None``), chosen by a priority
+    fixed per map (seeded), so zooming in only ever adds points."""
+    inside = np.ones(len(x), dtype=bool)
+    if view is not None:
+        x0, x1, y0, y1 = view
+        mx, my = VIEW_MARGIN * abs(x1 - x0), VIEW_MARGIN * abs(y1 - y0)
+        inside = (x >= min(x0, x1) - mx) & (x <= max(x0, x1) + mx) & (y >= min(y0, y1) - my) & (y <= max(y0, y1) + my)
+    candidates = np.flatnonzero(inside)
+    if candidates.size > limit:
+        priority = np.random.default_rng(len(x)).permutation(len(x))  # the same order for a map every time
+        candidates = candidates[np.argpartition(priority[candidates], limit - 1)[:limit]]
+    shown = np.zeros(len(x), dtype=bool)
+    shown[candidates] = True
+    return shown
 
 
 _BASE = dict(mode="markers", hovertemplate=HOVER)
@@ -157,26 +220,39 @@ def map_figure(
     height: int = 640,
     point_size: float | None = None,
     revision: str = "map",
+    view: tuple[float, float, float, float] | None = None,
+    points_max: int = POINTS_MAX,
+    density_key: object = None,
 ) -> go.Figure:
     """The map as a WebGL scatter, with optional overlays.
 
     ``colour`` (aligned with ``catalogue``'s rows) colours the points; ``neighbours`` rows
     get rings, ``query`` a star, ``marker`` (map x, y) a cross for a looked-up image,
     ``selected`` rows (a box/lasso selection) outlines. ``revision`` keeps the user's zoom
-    while overlays change (plotly ``uirevision``).
+    while overlays change (plotly ``uirevision``). More than ``points_max`` sources: a
+    density image of all of them and points for those in ``view`` (x0, x1, y0, y1);
+    ``density_key`` (e.g. the space and colour) lets the next figure reuse that image.
     """
     n = len(catalogue)
+    x = catalogue["umap_x"].to_numpy(np.float32)
+    y = catalogue["umap_y"].to_numpy(np.float32)
+    dense = n > points_max
+    shown = points_in_view(x, y, view, points_max) if dense else np.ones(n, dtype=bool)
+    n_shown = int(shown.sum())
     points = _Points(
-        x=catalogue["umap_x"].to_numpy(np.float32),
-        y=catalogue["umap_y"].to_numpy(np.float32),
-        data=point_data(catalogue),
-        text=hover_names(catalogue),
-        size=point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n, 1)), 3.0, 7.0)),
+        catalogue=catalogue,
+        x=x,
+        y=y,
+        shown=shown,
+        size=point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n_shown, 1)), 3.0, 7.0)),
     )
     fig = go.Figure()
+    if dense:
+        _add_density(fig, points, colour, log_colour, density_key)
     if colour is None:
         marker_style = dict(size=points.size, color="#56B4E9", opacity=0.8)
-        fig.add_trace(points.scatter(np.arange(n), name="sources", showlegend=False, marker=marker_style, **_BASE))
+        rows = np.flatnonzero(shown)
+        fig.add_trace(points.scatter(rows, name="sources", showlegend=False, marker=marker_style, **_BASE))
     elif is_categorical(colour):
         _add_categories(fig, points, colour, colour_name)
     else:
@@ -216,15 +292,18 @@ def _add_categories(fig: go.Figure, points: _Points, colour: pd.Series, colour_n
     values = colour.astype("object").where(colour.notna(), None).to_numpy()
     keys = [v for v in pd.unique(values) if v is not None and v == v]
     keys.sort(key=lambda v: str(v))
+    fixed_colours = fixed_category_colours()
     for i, key in enumerate(keys + [None]):
         rows = np.flatnonzero(values == key) if key is not None else np.flatnonzero(pd.isna(colour).to_numpy())
-        if rows.size == 0:
+        total = rows.size
+        rows = points.drawn(rows)
+        if total == 0:
             continue
         label = "(none)" if key is None or str(key) == "" else str(key)
-        fixed = FIXED_CATEGORY_COLOURS.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
+        fixed = fixed_colours.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
         colour_of_class = MISSING_COLOUR if key is None else fixed
         marker_style = dict(size=points.size, opacity=0.85, color=colour_of_class)
-        fig.add_trace(points.scatter(rows, name=f"{label} ({rows.size})", marker=marker_style, **_BASE))
+        fig.add_trace(points.scatter(rows, name=f"{label} ({total})", marker=marker_style, **_BASE))
     fig.update_layout(legend=dict(title=dict(text=colour_name), itemsizing="constant", bgcolor="rgba(0,0,0,0)"))
 
 
@@ -232,17 +311,22 @@ def _add_continuous(fig: go.Figure, points: _Points, colour: pd.Series, colour_n
     """A colour scale with its bar; sources without a (positive, for log) value in grey."""
     values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
     finite = np.isfinite(values) & ((values > 0) if log_colour else True)
-    missing = np.flatnonzero(~finite)
+    missing = points.drawn(np.flatnonzero(~finite))
     if missing.size:
         marker_style = dict(size=points.size, color=MISSING_COLOUR)
         fig.add_trace(points.scatter(missing, name="no value", showlegend=False, marker=marker_style, **_BASE))
-    rows = np.flatnonzero(finite)
+    every = np.flatnonzero(finite)
+    rows = points.drawn(every)
     shown = np.log10(values[rows]) if log_colour else values[rows]
     colorbar = dict(title=dict(text=_colour_title(colour_name, log_colour), side="right"), thickness=14)
-    if log_colour and rows.size:
-        colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(float(values[rows].min()), float(values[rows].max()))
+    if log_colour and every.size:
+        colorbar["tickvals"], colorbar["ticktext"] = _log_ticks(float(values[every].min()), float(values[every].max()))
     # A class probability keeps its full 0..1 scale: a model unsure everywhere looks unsure.
+    # The scale spans every source, not only those drawn (the same colours at every zoom).
     value_range = dict(cmin=0.0, cmax=1.0) if is_probability_column(colour_name) and not log_colour else {}
+    if not value_range and every.size and rows.size < every.size:
+        lo, hi = _colour_limits(values[every], log_colour)
+        value_range = dict(cmin=lo, cmax=hi)
     marker_style = dict(
         size=points.size,
         color=shown.astype(np.float32),
@@ -253,6 +337,96 @@ def _add_continuous(fig: go.Figure, points: _Points, colour: pd.Series, colour_n
         **value_range,
     )
     fig.add_trace(points.scatter(rows, name=colour_name, showlegend=False, marker=marker_style, **_BASE))
+
+
+def _colour_limits(values: np.ndarray, log_colour: bool) -> tuple[float, float]:
+    shown = np.log10(values) if log_colour else values
+    return float(np.min(shown)), float(np.max(shown))
+
+
+def _rgb_of_points(colour: pd.Series | None, log_colour: bool, n: int) -> np.ndarray:
+    """(n, 3) colour of each source as its point would be drawn (0..255)."""
+    grey = np.array([150.0, 150.0, 150.0])
+    if colour is None:
+        return np.tile(np.array([0x56, 0xB4, 0xE9], dtype=np.float64), (n, 1))
+    rgb = np.tile(grey, (n, 1))
+    if is_categorical(colour):
+        values = colour.astype("object").where(colour.notna(), None).to_numpy()
+        keys = sorted((v for v in pd.unique(values) if v is not None and v == v), key=lambda v: str(v))
+        fixed_colours = fixed_category_colours()
+        for i, key in enumerate(keys):
+            hex_colour = fixed_colours.get(str(key), CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)])
+            rgb[values == key] = _rgb(hex_colour)
+        return rgb
+    values = pd.to_numeric(colour, errors="coerce").to_numpy(np.float64)
+    finite = np.isfinite(values) & ((values > 0) if log_colour else True)
+    if finite.any():
+        shown = np.log10(values[finite]) if log_colour else values[finite]
+        lo, hi = float(shown.min()), float(shown.max())
+        t = (shown - lo) / (hi - lo) if hi > lo else np.zeros_like(shown)
+        stops = np.array([_rgb(c) for c in getattr(plotly.colors.sequential, CONTINUOUS_SCALE)])
+        at = np.linspace(0.0, 1.0, len(stops))
+        table = np.stack([np.interp(np.linspace(0, 1, 256), at, stops[:, c]) for c in range(3)], axis=1)
+        rgb[finite] = table[np.round(t * 255).astype(np.int64)]  # a 256-step table: fast at 1 M
+    return rgb
+
+
+def _rgb(colour: str) -> np.ndarray:
+    """'#RRGGBB' or 'rgb(a)(r,g,b[,a])' -> (3,) floats 0..255."""
+    if colour.startswith("#"):
+        return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+    parts = colour[colour.index("(") + 1 : colour.index(")")].split(",")
+    return np.array([float(p) for p in parts[:3]], dtype=np.float64)
+
+
+def density_image(
+    x: np.ndarray, y: np.ndarray, rgb: np.ndarray, bins: tuple[int, int] = DENSITY_BINS
+) -> tuple[str, tuple[float, float, float, float]]:
+    """A PNG (data URI) of the map: each pixel the mean colour of its sources, opacity
+    rising with their number (log scale); and its extent (x0, x1, y0, y1)."""
+    from PIL import Image
+
+    x0, x1, y0, y1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
+    nx, ny = bins
+    ix = np.clip(((x - x0) / max(x1 - x0, 1e-12) * nx).astype(np.int64), 0, nx - 1)
+    iy = np.clip(((y1 - y) / max(y1 - y0, 1e-12) * ny).astype(np.int64), 0, ny - 1)  # image rows run down
+    cell = iy * nx + ix
+    count = np.bincount(cell, minlength=nx * ny).astype(np.float64)
+    image = np.zeros((nx * ny, 4), dtype=np.float64)
+    for c in range(3):
+        image[:, c] = np.bincount(cell, weights=rgb[:, c], minlength=nx * ny) / np.maximum(count, 1.0)
+    occupied = count > 0
+    image[occupied, 3] = 255.0 * (0.35 + 0.65 * np.log1p(count[occupied]) / np.log1p(count.max()))
+    png = io.BytesIO()
+    Image.fromarray(image.reshape(ny, nx, 4).round().astype(np.uint8), mode="RGBA").save(png, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii"), (x0, x1, y0, y1)
+
+
+_DENSITY_CACHE: dict[object, tuple[str, tuple[float, float, float, float]]] = {}
+
+
+def _add_density(fig: go.Figure, points: _Points, colour: pd.Series | None, log_colour: bool, key=None) -> None:
+    """Every source as a density image under the points, and two invisible corner points
+    so that a double-click (autorange) returns to the whole map, not to the points drawn.
+    ``key`` (hashable: the space and its colouring) keeps the image for the next click."""
+    image = _DENSITY_CACHE.get(key) if key is not None else None
+    if image is None:
+        image = density_image(points.x, points.y, _rgb_of_points(colour, log_colour, len(points.x)))
+        if key is not None:
+            while len(_DENSITY_CACHE) >= 8:  # a few spaces x colourings
+                _DENSITY_CACHE.pop(next(iter(_DENSITY_CACHE)))
+            _DENSITY_CACHE[key] = image
+    source, (x0, x1, y0, y1) = image
+    fig.add_layout_image(
+        source=source, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
+        sizing="stretch", layer="below", xanchor="left", yanchor="top",
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scattergl(
+            x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(size=1, opacity=0), hoverinfo="skip",
+            showlegend=False, name="map extent",
+        )
+    )  # fmt: skip
 
 
 def _add_overlays(fig: go.Figure, points: _Points, selected, neighbours, query: int | None) -> None:

@@ -6,7 +6,9 @@ selected source and its neighbours on the right (both in view at 1280 x 800); th
 its zoom across reruns (:mod:`explorer.widgets.view_keeper`). Session state: ``map_state``
 (:mod:`explorer.widgets.map_state`), ``colour:<space>`` and ``log:<space>:<column>`` (the
 colour controls), ``goto:<space>`` (the go-to box); the query parameters ``source`` and
-``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`).
+``colour`` follow the source shown and the colour (:mod:`explorer.widgets.url_state`), ``view``
+the zoom (:mod:`explorer.widgets.view_keeper`). A map of
+more than ``explorer.figures.POINTS_MAX`` sources is a density image with the view's points.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import streamlit as st
 
 from explorer.colour_columns import SIMILARITY_COLUMN, aligned, extra_colour_columns, similarity_column
 from explorer.facts import colour_fact
-from explorer.figures import colour_columns, is_categorical, map_figure, pretty_name, rows_from_selection
+from explorer.figures import (
+    POINTS_MAX,
+    colour_columns,
+    is_categorical,
+    map_figure,
+    pretty_name,
+    rows_from_selection,
+)
 from explorer.goto import find_source, row_of_id
 from explorer.space_registry import ExplorerSpace, Neighbours
 from explorer.tags import TagStore
@@ -32,6 +41,7 @@ from explorer.widgets.source_panel import source_details, source_panel
 from explorer.widgets.spaces import current_space
 from explorer.widgets.tags import tag_sets
 from explorer.widgets.url_state import follow
+from explorer.widgets.view_keeper import current_view, view_input
 from pretrain import config
 
 MAP_HEIGHT_PX = 480
@@ -127,7 +137,9 @@ def map_state(space: ExplorerSpace) -> dict:
 
 
 def on_map_select(space_key: str, chart_key: str) -> None:
-    """Store what the user clicked or boxed (called before the fragment reruns)."""
+    """Store what the user clicked or boxed (called before the fragment reruns). A click
+    reports the point nearest where the mouse went down, to the sub-pixel (the view
+    keeper's script corrects plotly's pick, which rounds the mouse to whole pixels)."""
     event = st.session_state.get(chart_key) or {}
     selection = event.get("selection", {}) if hasattr(event, "get") else {}
     rows = rows_from_selection(selection.get("points", []))
@@ -196,6 +208,9 @@ def map_chart(
     """The map with the query, its neighbours and the selection highlighted; clicks go to ``on_map_select``."""
     colour_name, colour, log_colour = colouring
     chart_key = f"map:{space.key}"
+    dense = len(space) > POINTS_MAX  # a density image, and points for the sources in view
+    view = current_view() if dense else None
+    follows_query = colour_name == SIMILARITY_COLUMN
     figure = map_figure(
         space.catalogue,
         colour,
@@ -206,6 +221,8 @@ def map_chart(
         selected=state.get("selected") or None,
         revision=f"map:{space.key}",  # the view keeper's key (explorer.widgets.view_keeper)
         height=MAP_HEIGHT_PX,
+        view=view,
+        density_key=(space.key, colour_name, log_colour, query if follows_query else None),
     )
     st.plotly_chart(
         figure,
@@ -215,9 +232,17 @@ def map_chart(
         width="stretch",
         config={"scrollZoom": True, "displaylogo": False},
     )
+    if dense:
+        view_input()  # the view keeper's script reports each zoom or pan here: the view's points are drawn
     st.caption(
         "Click a source to see it and its nearest neighbours · box / lasso (toolbar) selects a "
         "group · scroll to zoom, double-click to reset. The axes have no physical meaning."
+        + (
+            f" {len(space):,} sources: the shading is every source; points are drawn for up to "
+            f"{POINTS_MAX:,} of those in view (zoom in for all of them)."
+            if dense
+            else ""
+        )
     )
 
 

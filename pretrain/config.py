@@ -126,6 +126,14 @@ MAP_METRIC = "cosine"
 MAP_SEED = 42  # UMAP random_state: the same embeddings give the same map
 MAP_MIN_SOURCES = 5  # fewer images than this cannot make a meaningful map
 MAP_PLACE_NEIGHBOURS = 5  # a new point's map position: weighted mean of this many nearest sources
+# Survey-sized maps: UMAP on every source does not scale (hours and tens of GB at 1 M). Above
+# MAP_FIT_SAMPLE sources the PCA and UMAP are fitted on a random MAP_FIT_SAMPLE of them and the
+# rest are placed on that map: "neighbours" = the weighted mean of their MAP_PLACE_NEIGHBOURS
+# nearest fitted sources (cosine, PCA space), "umap" = the fitted UMAP's own transform.
+# BENCHMARKS.md (bench_map_sample) measures both against a map fitted on everything.
+MAP_FIT_SAMPLE = 50_000
+MAP_PLACE_METHOD = "neighbours"
+MAP_PLACE_METHODS = ("neighbours", "umap")
 
 # --- Evaluation (pretrain/evaluate.py) ---------------------------------------------------
 MIRABEST_TEST_SIZE = 104  # the standard MiraBest Confident test set

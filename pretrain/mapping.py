@@ -6,6 +6,12 @@ reference code (PCA to 200 components, UMAP with 50 neighbours, min_dist 0.0005,
 metric); for small sets the PCA components and UMAP neighbours are capped by the number of
 samples. The map's axes carry no physical meaning.
 
+Survey-sized sets (more than ``config.MAP_FIT_SAMPLE`` sources, 50,000 by default) are
+fitted on a random sample of that size and the rest are placed on the sample's map
+(``config.MAP_PLACE_METHOD``): UMAP's cost and memory grow with every source, placing one
+does not. ``BENCHMARKS.md`` (bench_map_sample) measures how faithful that is against a map
+fitted on everything.
+
 New points are placed without UMAP: a point's map position is the similarity-weighted
 mean of the map positions of its ``config.MAP_PLACE_NEIGHBOURS`` nearest fitted points
 (cosine, in the representation), so a point equal to a fitted one lands on it. Saved as
@@ -39,12 +45,20 @@ class MapProjector:
         min_dist: float = config.MAP_MIN_DIST,
         metric: str = config.MAP_METRIC,
         random_state: int | None = config.MAP_SEED,
+        fit_sample: int | None = config.MAP_FIT_SAMPLE,
+        place_method: str = config.MAP_PLACE_METHOD,
     ):
+        if place_method not in config.MAP_PLACE_METHODS:
+            raise ExplorerError(f"place_method must be one of {config.MAP_PLACE_METHODS}; got {place_method!r}.")
+        if fit_sample is not None and fit_sample < config.MAP_MIN_SOURCES:
+            raise ExplorerError(f"fit_sample must be at least {config.MAP_MIN_SOURCES} (or None: fit on every source).")
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.metric = metric
         self.random_state = random_state
+        self.fit_sample = fit_sample
+        self.place_method = place_method
 
     def get_params(self) -> dict:
         return {
@@ -53,6 +67,8 @@ class MapProjector:
             "min_dist": self.min_dist,
             "metric": self.metric,
             "random_state": self.random_state,
+            "fit_sample": self.fit_sample,
+            "place_method": self.place_method,
         }
 
     # --- fitting --------------------------------------------------------------------------
@@ -62,18 +78,26 @@ class MapProjector:
         return self
 
     def fit_transform(self, embeddings: np.ndarray) -> np.ndarray:
-        """Fit PCA and UMAP; return the map coordinates of the fitted points (N, 2)."""
+        """Fit PCA and UMAP; return the map coordinates of every point (N, 2).
+
+        More than ``fit_sample`` points: both are fitted on a random ``fit_sample`` of them
+        (seeded by ``random_state``) and the others placed on that map by ``place_method``.
+        """
         import umap  # slow import (numba): only when a map is made
 
         x = self._check(embeddings, fitted=False)
         n, dim = x.shape
         if n < config.MAP_MIN_SOURCES:
             raise ExplorerError(f"a map needs at least {config.MAP_MIN_SOURCES} sources; got {n}.")
+        unit = l2_normalise(x)
+        fitted = self._sample_rows(n)
+        m = len(fitted)
         # PCA cannot have more components than samples - 1 or dimensions.
-        self.n_components_ = int(min(self.n_components, n - 1, dim))
-        self.n_neighbors_ = int(min(self.n_neighbors, n - 1))
+        self.n_components_ = int(min(self.n_components, m - 1, dim))
+        self.n_neighbors_ = int(min(self.n_neighbors, m - 1))
         self.pca_ = PCA(n_components=self.n_components_, random_state=self.random_state)
-        reduced = self.pca_.fit_transform(l2_normalise(x))
+        self.pca_.fit(unit[fitted])
+        reduced = self._reduce(unit)
         self.umap_ = umap.UMAP(
             n_components=2,
             n_neighbors=self.n_neighbors_,
@@ -81,21 +105,46 @@ class MapProjector:
             metric=self.metric,
             random_state=self.random_state,
             # small sets: spectral init can fail on disconnected graphs
-            init="spectral" if n > 3 * self.n_neighbors_ else "random",
+            init="spectral" if m > 3 * self.n_neighbors_ else "random",
         )
+        xy = np.empty((n, 2), dtype=np.float32)
         with warnings.catch_warnings():
             # random_state forces single-threaded UMAP; umap warns about it every time.
             warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
             warnings.filterwarnings("ignore", message=".*is too large for.*spectral.*")
-            xy = self.umap_.fit_transform(reduced)
-        xy = np.asarray(xy, dtype=np.float32)
+            xy[fitted] = self.umap_.fit_transform(reduced[fitted])
+            rest = np.setdiff1d(np.arange(n), fitted, assume_unique=True)
+            if rest.size:
+                xy[rest] = self._place_rest(reduced, fitted, rest, xy[fitted])
         self.n_samples_ = n
+        self.n_fitted_ = m
         self.input_dim_ = dim
         self.explained_variance_ = float(np.sum(self.pca_.explained_variance_ratio_))
         self.pca_components_ = self.pca_.components_.astype(np.float32)
         self.pca_mean_ = self.pca_.mean_.astype(np.float32)
-        self.set_reference(x, xy)
+        self.reference_unit_, self.reference_xy_ = unit, xy  # new points are placed among all of them
         return xy
+
+    def _sample_rows(self, n: int) -> np.ndarray:
+        """Rows UMAP is fitted on: all of them, or a random ``fit_sample`` (sorted)."""
+        if self.fit_sample is None or n <= self.fit_sample:
+            return np.arange(n)
+        rng = np.random.default_rng(self.random_state)
+        return np.sort(rng.choice(n, size=self.fit_sample, replace=False))
+
+    def _reduce(self, unit: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+        """PCA of L2-normalised embeddings, in chunks (float32: a 1 M x 512 set stays ~1 GB)."""
+        out = np.empty((len(unit), self.n_components_), dtype=np.float32)
+        for start in range(0, len(unit), chunk):
+            out[start : start + chunk] = self.pca_.transform(unit[start : start + chunk])
+        return out
+
+    def _place_rest(self, reduced: np.ndarray, fitted: np.ndarray, rest: np.ndarray, fitted_xy: np.ndarray):
+        """Map positions of the rows not in the UMAP sample, by ``place_method``."""
+        if self.place_method == "umap":
+            return np.asarray(self.umap_.transform(reduced[rest]), dtype=np.float32)
+        reference = l2_normalise(reduced[fitted])
+        return place_by_neighbours(l2_normalise(reduced[rest]), reference, fitted_xy, progress=True)
 
     def set_reference(self, embeddings: np.ndarray, map_xy: np.ndarray) -> None:
         """The fitted points new ones are placed among (a space's own embeddings and map)."""
@@ -109,14 +158,7 @@ class MapProjector:
         """Place new embeddings (M, D) on the fitted map -> (M, 2): the weighted mean of
         the positions of their nearest fitted points (weights 1 / cosine distance)."""
         x = self._check(embeddings, fitted=True)
-        similarity = l2_normalise(x) @ self.reference_unit_.T  # (M, N)
-        k = int(min(config.MAP_PLACE_NEIGHBOURS, similarity.shape[1]))
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        distance = np.clip(1.0 - np.take_along_axis(similarity, nearest, axis=1), 0.0, None)
-        weights = 1.0 / (distance + 1e-9)  # a point equal to a fitted one lands on it
-        weights /= weights.sum(axis=1, keepdims=True)
-        xy = np.einsum("mk,mkd->md", weights, self.reference_xy_[nearest])
-        return np.asarray(xy, dtype=np.float32)
+        return place_by_neighbours(l2_normalise(x), self.reference_unit_, self.reference_xy_)
 
     def _check(self, embeddings: np.ndarray, fitted: bool) -> np.ndarray:
         x = np.asarray(embeddings, dtype=np.float32)
@@ -143,6 +185,7 @@ class MapProjector:
         if hasattr(self, "pca_components_"):
             info["fitted"] = {
                 "n_samples": self.n_samples_,
+                "umap_fitted_on": getattr(self, "n_fitted_", self.n_samples_),
                 "input_dim": self.input_dim_,
                 "pca_components": self.n_components_,
                 "umap_n_neighbors": self.n_neighbors_,
@@ -186,6 +229,7 @@ class MapProjector:
             projector.n_components_ = int(fitted["pca_components"])
             projector.n_neighbors_ = int(fitted["umap_n_neighbors"])
             projector.n_samples_ = int(fitted["n_samples"])
+            projector.n_fitted_ = int(fitted.get("umap_fitted_on", fitted["n_samples"]))
             projector.input_dim_ = int(fitted["input_dim"])
             projector.explained_variance_ = float(fitted["pca_explained_variance"])
             projector.pca_components_ = arrays["pca_components"].astype(np.float32)
@@ -198,3 +242,53 @@ class MapProjector:
         if projector.reference_unit_.shape[1] != projector.input_dim_:
             raise ExplorerError(f"{path} does not match its fitted points' dimensions; {hint}")
         return projector
+
+
+def place_by_neighbours(
+    unit: np.ndarray,
+    reference_unit: np.ndarray,
+    reference_xy: np.ndarray,
+    k: int = config.MAP_PLACE_NEIGHBOURS,
+    chunk: int = 512,
+    progress: bool = False,
+) -> np.ndarray:
+    """Map positions of unit vectors (M, D) among placed ones: the mean of the positions of
+    their ``k`` most cosine-similar reference points, weighted by 1 / cosine distance (a
+    point equal to a reference point lands on it). In chunks of ``chunk`` queries, so that
+    the similarity block stays ~100 MB whatever M is. The exact top k comes from FAISS's
+    flat inner-product search when FAISS is installed (5x faster than NumPy's partition at
+    10 k x 50 k here), else from NumPy; both give the same neighbours."""
+    from tqdm import tqdm
+
+    k = int(min(k, len(reference_unit)))
+    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    reference_unit = np.ascontiguousarray(reference_unit, dtype=np.float32)
+    search = _top_k_search(reference_unit, k)
+    out = np.empty((len(unit), 2), dtype=np.float32)
+    starts = range(0, len(unit), chunk)
+    for start in tqdm(starts, desc="placing on the map", unit="chunk", disable=not progress or len(starts) < 20):
+        similarity, nearest = search(unit[start : start + chunk])
+        distance = np.clip(1.0 - similarity, 0.0, None)
+        weights = 1.0 / (distance + 1e-9)
+        weights /= weights.sum(axis=1, keepdims=True)
+        out[start : start + chunk] = np.einsum("mk,mkd->md", weights, reference_xy[nearest])
+    return out
+
+
+def _top_k_search(reference_unit: np.ndarray, k: int):
+    """A function: queries (m, D) -> (cosine similarities (m, k), reference rows (m, k))."""
+    try:
+        import faiss
+    except ImportError:
+        faiss = None  # type: ignore[assignment]
+    if faiss is not None and len(reference_unit) * reference_unit.shape[1] > 1_000_000:
+        index = faiss.IndexFlatIP(reference_unit.shape[1])
+        index.add(reference_unit)
+        return lambda queries: index.search(queries, k)
+
+    def numpy_search(queries: np.ndarray):
+        similarity = queries @ reference_unit.T  # (m, N)
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        return np.take_along_axis(similarity, nearest, axis=1), nearest
+
+    return numpy_search

@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from explorer import colour_columns as cc
-from explorer.figures import colour_columns, is_categorical, map_figure, rows_from_selection
+from explorer.figures import (
+    colour_columns,
+    is_categorical,
+    map_figure,
+    points_in_view,
+    rows_from_selection,
+)
 from explorer.gallery import Card, display_stretch, gallery_html, rgb_image
 from explorer.space_registry import read_rgz_map
 
@@ -275,3 +281,45 @@ def test_source_facts_show_the_value_the_map_is_coloured_by():
     assert colour_fact("label", pd.Series(["FRI", "FRII"]), 1) is None  # already a fact
     assert colour_fact("angular_extent_arcsec", colour, 0) is None
     assert colour_fact("redshift", None, 0) is None
+
+
+# --- survey-sized maps: a density image, points in view, a sub-pixel pick ------------------
+
+
+def _density_png(fig) -> np.ndarray:
+    source = fig.layout.images[0].source
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))))
+
+
+def test_a_map_over_the_point_limit_draws_every_source_as_density_and_the_views_points(rgz_map_path):
+    catalogue = read_rgz_map(rgz_map_path)  # the real 50,790-source map, with a lower limit
+    limit = 5_000
+    extent = catalogue["angular_extent_arcsec"]
+    fig = map_figure(catalogue, extent, "angular_extent_arcsec", log_colour=True, points_max=limit)
+    image = _density_png(fig)
+    assert image.shape[2] == 4 and (image[..., 3] > 0).sum() > 10_000  # every source is shaded somewhere
+    drawn = np.concatenate([_rows(t) for t in fig.data if t.customdata is not None and t.hoverinfo != "skip"])
+    assert len(drawn) == limit and len(set(drawn)) == limit
+    # The colour scale spans every source, not only those drawn (the same colours at every zoom).
+    trace = [t for t in fig.data if t.name == "angular_extent_arcsec"][0]
+    assert trace.marker.cmax == pytest.approx(np.log10(extent[extent > 0].max()), rel=1e-6)
+    # Zoomed in: the sources in view only; once few enough, all of them; a zoom only adds points.
+    x, y = catalogue["umap_x"].to_numpy(), catalogue["umap_y"].to_numpy()
+    cx, cy = np.median(x), np.median(y)
+    wide, narrow = (cx - 3, cx + 3, cy - 3, cy + 3), (cx - 0.3, cx + 0.3, cy - 0.3, cy + 0.3)
+    shown_wide, shown_narrow = points_in_view(x, y, wide, limit), points_in_view(x, y, narrow, limit)
+    in_narrow = (np.abs(x - cx) <= 0.33) & (np.abs(y - cy) <= 0.33)
+    assert 0 < in_narrow.sum() <= limit and np.array_equal(shown_narrow, in_narrow)
+    assert shown_wide.sum() == limit and np.all(shown_narrow[shown_wide & in_narrow])
+    zoomed = map_figure(catalogue, extent, "angular_extent_arcsec", True, points_max=limit, view=narrow)
+    drawn = np.concatenate([_rows(t) for t in zoomed.data if t.customdata is not None and t.hoverinfo != "skip"])
+    assert set(drawn) == set(np.flatnonzero(in_narrow))
+    # A double-click returns to the whole map: invisible corners span every source.
+    corners = [t for t in zoomed.data if t.name == "map extent"][0]
+    assert min(corners.x) == pytest.approx(x.min()) and max(corners.y) == pytest.approx(y.max())
+
+
+def test_maps_under_the_limit_draw_every_source_as_a_point_without_density(catalogue):
+    fig = map_figure(catalogue, catalogue["label"], "label", view=(0, 0.1, 0, 0.1))  # the view is ignored
+    assert len(fig.layout.images) == 0
+    assert sorted(np.concatenate([_rows(t) for t in fig.data])) == list(range(len(catalogue)))

@@ -96,6 +96,32 @@ def test_projector_save_load_roundtrip_and_errors(tmp_path, clusters, fitted):
         MapProjector.load(tmp_path / "broken.npz")
 
 
+@pytest.mark.parametrize("method", ["neighbours", pytest.param("umap", marks=pytest.mark.slow)])
+def test_a_set_over_the_sample_size_is_fitted_on_a_sample_and_the_rest_placed(clusters, method, tmp_path):
+    x, labels = clusters
+    projector = MapProjector(random_state=3, n_neighbors=15, fit_sample=60, place_method=method)
+    xy = projector.fit_transform(x)
+    fitted = projector._sample_rows(len(x))
+    assert len(fitted) == 60 and len(np.unique(fitted)) == 60 and xy.shape == (len(x), 2) and np.isfinite(xy).all()
+    assert projector.describe()["fitted"]["umap_fitted_on"] == 60 and projector.describe()["fitted"]["n_samples"] == 120
+    assert projector.n_components_ == 59  # PCA capped by the sample, not the whole set
+    # Every placed source lands among its own cluster's fitted sources.
+    placed = np.setdiff1d(np.arange(len(x)), fitted)
+    nearest_fitted = fitted[_nearest(xy[fitted], xy[placed])]
+    assert np.mean(labels[nearest_fitted] == labels[placed]) >= 0.98
+    # New points are placed among all sources (fitted and placed), also after a reload.
+    loaded = MapProjector.load(projector.save(tmp_path / "p.npz"))
+    assert loaded.get_params()["fit_sample"] == 60 and loaded.get_params()["place_method"] == method
+    np.testing.assert_allclose(loaded.transform(x[placed[:3]]), xy[placed[:3]], atol=1e-4)
+
+
+def test_sample_settings_are_checked():
+    with pytest.raises(ExplorerError, match="place_method"):
+        MapProjector(place_method="tsne")
+    with pytest.raises(ExplorerError, match="fit_sample"):
+        MapProjector(fit_sample=2)
+
+
 # --- spaces on disk -------------------------------------------------------------------------
 
 

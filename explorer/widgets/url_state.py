@@ -3,7 +3,9 @@
 Query parameters: ``space`` (a space key), ``source`` (a source id; the map page),
 ``colour`` (the map's colour column), ``k`` (neighbours) and ``radius`` (the sky-duplicate
 radius, arcsec); ``k`` and ``radius`` only when they differ from the defaults. The zoom
-is kept by the tab itself (:mod:`explorer.widgets.view_keeper`). The address is read
+is kept by the tab itself and written as ``view`` (x0,x1,y0,y1) by the page's script
+(:mod:`explorer.widgets.view_keeper`), which also notes where a click went down
+(``pick``, removed once read). The address is read
 once per session (the first run) and then follows the widgets.
 """
 
