@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,10 @@ from pretrain.vectors import l2_normalise
 
 class MapProjector:
     """Embeddings (N, D) -> map coordinates (N, 2), scikit-learn style."""
+
+    # (queries, k) -> (rows, similarities) of the nearest fitted points: a space's neighbour index
+    # (pretrain.neighbour_index) sets it, so placing an image does not scan every source.
+    reference_search_: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __init__(
         self,
@@ -109,10 +114,15 @@ class MapProjector:
         """Place new embeddings (M, D) on the fitted map -> (M, 2): the weighted mean of
         the positions of their nearest fitted points (weights 1 / cosine distance)."""
         x = self._check(embeddings, fitted=True)
-        similarity = l2_normalise(x) @ self.reference_unit_.T  # (M, N)
-        k = int(min(config.MAP_PLACE_NEIGHBOURS, similarity.shape[1]))
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        distance = np.clip(1.0 - np.take_along_axis(similarity, nearest, axis=1), 0.0, None)
+        k = int(min(config.MAP_PLACE_NEIGHBOURS, len(self.reference_unit_)))
+        if self.reference_search_ is not None:
+            nearest, nearest_similarity = self.reference_search_(x, k)
+            nearest, nearest_similarity = np.maximum(nearest, 0), np.maximum(nearest_similarity, -1.0)
+        else:
+            similarity = l2_normalise(x) @ self.reference_unit_.T  # (M, N)
+            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            nearest_similarity = np.take_along_axis(similarity, nearest, axis=1)
+        distance = np.clip(1.0 - nearest_similarity, 0.0, None)
         weights = 1.0 / (distance + 1e-9)  # a point equal to a fitted one lands on it
         weights /= weights.sum(axis=1, keepdims=True)
         xy = np.einsum("mk,mkd->md", weights, self.reference_xy_[nearest])
