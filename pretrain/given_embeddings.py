@@ -159,12 +159,10 @@ def _vectors(table: pa.Table, columns: list[str], ids: pd.Series, path: Path) ->
         raise EmbeddingsFileError(f"{path}: the {name} vectors are empty.")
     array = chunked.combine_chunks()
     values = pc.list_flatten(array)
-    if values.null_count:
-        raise EmbeddingsFileError(
-            f"{path}: {values.null_count} values in {name} are null; every value must be a number."
-        )
     if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
         raise EmbeddingsFileError(f"{path}: {name} holds {values.type} values; it must hold numbers.")
+    if values.null_count:  # a null value (how pandas writes NaN) is reported with the non-finite ones
+        values = pc.fill_null(values.cast(pa.float32()), float("nan"))
     return values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(n, dim)
 
 
@@ -188,7 +186,7 @@ def _check_finite(vectors: np.ndarray, ids: pd.Series, path: Path, column: str) 
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
         raise EmbeddingsFileError(
-            f"{path}: {len(bad)} vectors in {column} hold NaN or infinite values (e.g. {_ids(ids, bad)}); "
+            f"{path}: {len(bad)} vectors in {column} hold NaN, null or infinite values (e.g. {_ids(ids, bad)}); "
             "fix or drop those rows."
         )
     zero = np.flatnonzero(~np.any(vectors != 0, axis=1))
