@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pretrain.neighbour_index import NeighbourIndex, build_index, top_k_indices
+from pretrain.neighbour_index import IndexSettings, NeighbourIndex, build_index, top_k_indices
 
 __all__ = ["CosineIndex", "MapIndex", "top_k_indices"]
 
@@ -36,8 +36,10 @@ class CosineIndex:
             neighbour_index = build_index(vectors)
         self.neighbour_index = neighbour_index
 
-    def fit(self, vectors: np.ndarray) -> CosineIndex:
-        self.neighbour_index = build_index(vectors)
+    def fit(self, vectors: np.ndarray, exact: bool = False) -> CosineIndex:
+        """Index ``vectors``: exact or approximate by their number (``pretrain.neighbour_index``), or
+        exact whatever their number (``exact``: a reference to measure the index against)."""
+        self.neighbour_index = build_index(vectors, IndexSettings(exact_max_vectors=len(vectors)) if exact else None)
         return self
 
     @property

@@ -69,7 +69,7 @@ def test_a_list_column_and_numbered_columns_read_the_same(tmp_path):
     [
         (lambda f: f.drop(columns="dec"), r"lacks the column\(s\) dec"),
         (lambda f: f.drop(columns="embedding"), "has no embedding"),
-        (lambda f: f.assign(source_id=["SRC0007"] * 2 + list(f["source_id"][2:])), "ids appear more than once.*SRC0007"),
+        (lambda f: f.assign(source_id=["SRC0007"] * 2 + list(f["source_id"][2:])), "more than once.*SRC0007"),
         (lambda f: f.assign(ra=np.r_[361.0, f["ra"][1:]]), "ra outside 0 <= ra < 360.*SRC0000"),
         (lambda f: f.assign(dec=np.r_[f["dec"][:3], np.nan, f["dec"][4:]]), "dec outside.*or missing.*SRC0003"),
     ],
