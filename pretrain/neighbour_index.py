@@ -10,11 +10,12 @@ only the ``nprobe`` cells nearest to it. Spaces above ``INDEX_COMPRESS_ABOVE`` v
 re-rank the ``INDEX_RERANK`` x k best codes exactly against the full vectors, which may be a
 memory map (only the candidates' rows are read): the 10 M-source plan in BENCHMARKS.md.
 
-Why FAISS IVF (measured in BENCHMARKS.md, ``bench_index``): at the same recall it builds
-10-30 times faster than the HNSW graphs of FAISS, hnswlib and usearch on this 2-core
-machine, queries in well under a millisecond, loads memory-mapped (``IO_FLAG_MMAP``: opening
-a million-vector index costs milliseconds and no RAM until cells are read), and the same
-library gives the compressed codes a 10 M-source space needs.
+Why FAISS IVF (measured in BENCHMARKS.md, ``bench_index`` and ``bench_index_libraries``):
+recall and query times comparable with the HNSW graphs of FAISS, hnswlib and usearch on this
+2-core machine, a build no slower than the fastest of them, memory-mapped loading
+(``IO_FLAG_MMAP``: opening a million-vector index costs milliseconds and no RAM until cells
+are read; hnswlib cannot), and the same library gives the compressed codes a 10 M-source
+space needs.
 
 The index is built once, when the space is written (``pretrain.space.save_space``), and
 recorded in the manifest; a space written before the index existed still opens
@@ -42,15 +43,17 @@ log = logging.getLogger(__name__)
 
 # --- settings (the one place; BENCHMARKS.md bench_index measures them) --------------------
 INDEX_FILE = "index.faiss"
-# Exact search up to this many vectors: a full scan of 50,000 x 512 floats takes ~10 ms here,
-# the latency aimed at; above it the approximate index answers.
+# Exact search up to this many vectors: a full scan costs ~208 ms at 1 M x 512 here
+# (BENCHMARKS.md, bench_neighbours), so ~10 ms at 50,000 x 512, the latency aimed at; above
+# it the approximate index answers.
 INDEX_EXACT_MAX_VECTORS = 50_000
 # k-means cells: 4 * sqrt(N) (FAISS's guideline is 4-16 sqrt(N)), so a cell holds ~sqrt(N)/4
 # vectors; between these bounds.
 INDEX_NLIST_PER_SQRT_N = 4.0
 INDEX_NLIST_MIN, INDEX_NLIST_MAX = 64, 65_536
-# Cells scanned per query. 96 of 4,000 at 1 M gives recall@12 >= 0.95 on clustered
-# vectors (bench_index); a query scans ~nprobe * sqrt(N) / 4 vectors.
+# Cells scanned per query: 96 of 4,000 at 1 M found 98.3 % of the exact top 12 of clustered
+# vectors in 5.6 ms median (bench_index; 32 cells: 95.4 %, 3 ms); a query scans about
+# nprobe * sqrt(N) / 4 vectors.
 INDEX_NPROBE = 96
 # k-means is trained on this many vectors per cell (FAISS warns below 39), at most this many in all.
 INDEX_TRAIN_PER_CELL, INDEX_TRAIN_MAX = 40, 200_000
