@@ -6,6 +6,13 @@ can show it. Later starts reuse the cached space, unless it is stale: made with 
 weights (their SHA-256 differs), or from a bundle that no longer matches the MiraBest
 folder (another folder, or another number of files). Then the stale part is rebuilt.
 
+The app's first start is quick (``quick=True``): it embeds with one forward pass per image
+(``PROVISIONAL_SYMMETRY``), an eighth of the work of the orientation-averaged
+representation (``config.EMBED_SYMMETRY``, d4), so the map is on screen sooner. Such a
+space is ready but *provisional*; :func:`refine_default_space` (run in the background by
+:func:`start_refinement`) then embeds the d4 representation into a folder beside it and
+swaps it in, and the app reloads it.
+
 Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 ``EXPLORER_MIRABEST_DIR`` (a local MiraBest folder, see :mod:`pretrain.data.mirabest`),
 ``EXPLORER_CACHE`` (where bundles and spaces go).
@@ -27,6 +34,8 @@ from pretrain.errors import ExplorerError
 Progress = Callable[[str, float, str], None]  # (stage, fraction 0..1, message)
 STAGES = ("data", "bundle", "embeddings", "map")
 DEFAULT_SPACE_NAME = "mirabest"
+# The representation of a quick first start: one forward pass per image.
+PROVISIONAL_SYMMETRY = "none"
 # One preparation at a time in a process: two browser tabs opening the app at once would
 # otherwise both write the same bundle and space folders.
 _PREPARE_LOCK = threading.Lock()
@@ -68,7 +77,12 @@ def space_path() -> Path:
 def _fits_files(folder: Path) -> list[Path]:
     from pretrain.files import is_fits_name
 
-    return [p for p in folder.iterdir() if p.is_file() and is_fits_name(p.name)]
+    # as bundle counts its inputs: hidden files are skipped, a broken link is an input that failed
+    return [
+        p
+        for p in folder.iterdir()
+        if is_fits_name(p.name) and not p.name.startswith(".") and (p.is_file() or (p.is_symlink() and not p.exists()))
+    ]
 
 
 def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
@@ -88,7 +102,15 @@ def bundle_matches(bundle_dir: Path, fits_dir: Path) -> bool:
     inputs = manifest.get("inputs") or []
     if len(inputs) != 1 or Path(inputs[0].get("path", "")).resolve() != fits_dir.resolve():
         return False
-    return int(inputs[0].get("n_items", -1)) == len(_fits_files(fits_dir))
+    if int(inputs[0].get("n_items", -1)) != len(_fits_files(fits_dir)):
+        return False
+    from pretrain.data.bundle import load_bundle
+
+    try:  # a truncated images.npy or a damaged catalogue: rebuilt, not shown as "no image"
+        load_bundle(bundle_dir)
+    except ExplorerError:
+        return False
+    return True
 
 
 @dataclass
@@ -99,6 +121,8 @@ class DefaultSpaceState:
     reason: str  # for people: "ready", "not prepared yet", "made with other weights", ...
     space_path: Path
     weights_path: Path
+    # ready, but with the quick one-pass representation: the d4 one is still to be made
+    provisional: bool = False
 
 
 def fingerprint() -> tuple:
@@ -146,20 +170,44 @@ def default_space_state() -> DefaultSpaceState:
     from pretrain.space import is_stale
 
     stale = is_stale(space, weights, bundle_id)
+    if stale and _is_provisional(space, weights, bundle_id):
+        return DefaultSpaceState(True, "ready (one-pass representation)", space, weights, provisional=True)
     if stale:
         return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
     return DefaultSpaceState(True, "ready", space, weights)
 
 
-def prepare_default_space(progress: Progress | None = None, device: str = "auto"):
+def _is_provisional(space: Path, weights: Path, bundle_id: str | None) -> bool:
+    """A complete space of these weights and bundle, embedded with the quick one-pass representation."""
+    from pretrain.space import is_stale
+
+    if config.EMBED_SYMMETRY == PROVISIONAL_SYMMETRY:
+        return False
+    return not is_stale(space, weights, bundle_id, symmetry=PROVISIONAL_SYMMETRY)
+
+
+def prepare_default_space(progress: Progress | None = None, device: str = "auto", quick: bool = False):
     """Make sure the MiraBest space is in the cache and current; return it (a ``pretrain.space.Space``).
 
     ``progress(stage, fraction, message)`` is called as each stage advances; stages are
     ``data`` (finding / downloading the files), ``bundle``, ``embeddings`` and ``map``.
     Work already done and still valid is reused (a complete bundle, a fresh space).
+    ``quick``: embed with one pass per image when the space has to be made (and accept such
+    a provisional space as it is); :func:`refine_default_space` makes the d4 one later.
     """
     with _PREPARE_LOCK:
-        return _prepare(progress or (lambda stage, fraction, message: None), device)
+        return _prepare(progress or (lambda stage, fraction, message: None), device, quick)
+
+
+def refine_default_space(progress: Progress | None = None, device: str = "auto"):
+    """Replace a provisional (one-pass) default space by the orientation-averaged one; return it.
+
+    The new space is written into a folder beside the old one and swapped in by renaming,
+    so a reader sees either the old space or the new one, never half of one. Returns None
+    (and does nothing) when the space is not provisional.
+    """
+    with _PREPARE_LOCK:
+        return _refine(progress or (lambda stage, fraction, message: None), device)
 
 
 class Preparation:
@@ -170,7 +218,8 @@ class Preparation:
     interrupt a preparation run inside a Streamlit script and make it start over).
     """
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", refine: bool = False):
+        self.refine = refine  # the background refinement of a provisional space, not a preparation
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self._stages: dict[str, tuple[float, str]] = {stage: (0.0, "") for stage in STAGES}
@@ -188,7 +237,10 @@ class Preparation:
 
     def _run(self, device: str) -> None:
         try:
-            prepare_default_space(self._report, device)
+            if self.refine:
+                refine_default_space(self._report, device)
+            else:
+                prepare_default_space(self._report, device, quick=True)
         except BaseException as exc:  # kept for the page to show (or raise, if it is a bug)
             self.error = exc
         finally:
@@ -209,6 +261,7 @@ class Preparation:
 
 
 _CURRENT: Preparation | None = None
+_REFINEMENT: Preparation | None = None
 _CURRENT_LOCK = threading.Lock()
 
 
@@ -226,7 +279,26 @@ def start_preparation(device: str = "auto") -> Preparation:
         return _CURRENT
 
 
-def _prepare(report: Progress, device: str):
+def start_refinement(device: str = "auto") -> Preparation:
+    """The running background refinement of a provisional default space, started when there is none.
+
+    As with :func:`start_preparation`, every caller while it runs gets the same one; after it
+    has finished, the next call starts another (which returns at once when the space is no
+    longer provisional).
+    """
+    global _REFINEMENT
+    with _CURRENT_LOCK:
+        if _REFINEMENT is None or _REFINEMENT.finished:
+            _REFINEMENT = Preparation(device, refine=True).start()
+        return _REFINEMENT
+
+
+def current_refinement() -> Preparation | None:
+    """The latest refinement started in this process (running or finished), if any."""
+    return _REFINEMENT
+
+
+def _prepare(report: Progress, device: str, quick: bool):
     from pretrain.data.bundle import build_bundle, load_bundle
     from pretrain.data.mirabest import find_mirabest
     from pretrain.space import embed_bundle_to_space, is_stale, load_space
@@ -259,11 +331,54 @@ def _prepare(report: Progress, device: str):
         report("bundle", 1.0, f"Bundle of {len(bundle)} images ready")
 
     space_dir = space_path()
-    if space_dir.is_dir() and not is_stale(space_dir, weights, bundle.bundle_id):
+    if space_dir.is_dir() and (
+        not is_stale(space_dir, weights, bundle.bundle_id)
+        or (quick and _is_provisional(space_dir, weights, bundle.bundle_id))
+    ):
         report("embeddings", 1.0, "Reusing the embeddings")
         report("map", 1.0, "Reusing the map")
         return load_space(space_dir)
 
+    symmetry = PROVISIONAL_SYMMETRY if quick else config.EMBED_SYMMETRY
+    what = "one pass per image; the orientation-averaged representation follows" if quick else "the backbone"
+    report("embeddings", 0.0, f"Embedding images ({what})")
+    space = embed_bundle_to_space(
+        bundle, weights, out=space_dir, device=device, progress=_embed_progress(report), symmetry=symmetry
+    )
+    report("map", 1.0, f"Map of {len(space.catalogue_map)} sources ready")
+    return space
+
+
+def _refine(report: Progress, device: str):
+    import shutil
+
+    from pretrain.data.bundle import load_bundle
+    from pretrain.space import embed_bundle_to_space, load_space
+
+    weights = check_weights()
+    space_dir = space_path()
+    if not default_space_state().provisional:
+        return None  # refined already, or stale for another reason: a preparation's job
+    bundle = load_bundle(bundle_path())
+    # dot-folders: the space list does not offer them
+    staging = space_dir.with_name(f".{space_dir.name}.refining")
+    old = space_dir.with_name(f".{space_dir.name}.provisional")
+    for leftover in (staging, old):  # from a refinement that was interrupted
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    report("embeddings", 0.0, "Embedding the orientation-averaged (d4) representation")
+    embed_bundle_to_space(
+        bundle, weights, out=staging, device=device, progress=_embed_progress(report), symmetry=config.EMBED_SYMMETRY
+    )
+    space_dir.rename(old)
+    staging.rename(space_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    space = load_space(space_dir)
+    report("map", 1.0, f"Refined map of {len(space.catalogue_map)} sources ready")
+    return space
+
+
+def _embed_progress(report: Progress) -> Callable[[int, int, str], None]:
     def embed_progress(done: int, total: int, message: str) -> None:
         # pretrain.space reports (done, total, "embedding images") per batch, then announces
         # the map fit and the writing with done == total.
@@ -273,7 +388,4 @@ def _prepare(report: Progress, device: str):
             report("embeddings", 1.0, f"Embedded {total} images")
             report("map", 0.5 if "writing" in message else 0.0, message[:1].upper() + message[1:])
 
-    report("embeddings", 0.0, "Embedding images with the backbone")
-    space = embed_bundle_to_space(bundle, weights, out=space_dir, device=device, progress=embed_progress)
-    report("map", 1.0, f"Map of {len(space.catalogue_map)} sources ready")
-    return space
+    return embed_progress

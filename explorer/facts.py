@@ -7,13 +7,13 @@ No Streamlit here: the panel in :mod:`explorer.widgets.source_panel` hands the H
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from explorer.figures import pretty_name
-from explorer.sky import sexagesimal
 from pretrain import config
 
 FACT_COLUMNS = (  # shown first in a source's panel, when the space has them
@@ -61,7 +61,7 @@ def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = (), compa
         if compact and column == "dec":
             if "ra" in entry.index and not is_missing(entry["ra"]):
                 degrees = f"{entry['ra']}, {entry['dec']}"
-                position = html.escape(sexagesimal(entry["ra"], entry["dec"]))
+                position = html.escape(sexagesimal_to_precision(entry["ra"], entry["dec"]))
                 rows.append(f'<tr><td>J2000</td><td title="{html.escape(degrees)} deg">{position}</td></tr>')
             continue
         value = entry[column]
@@ -71,18 +71,37 @@ def facts_html(entry: pd.Series, extra: Iterable[tuple[str, object]] = (), compa
             continue
         rows.append(f"<tr><td>{html.escape(title)}</td><td>{html.escape(str(value))}</td></tr>")
         if column == "dec" and "ra" in entry.index:
-            position = sexagesimal(entry["ra"], entry["dec"])
+            position = sexagesimal_to_precision(entry["ra"], entry["dec"])
             rows.append(f"<tr><td>J2000 (h:m:s, d:m:s)</td><td>{html.escape(position)}</td></tr>")
     return FACTS_CSS + '<table class="facts">' + "".join(rows) + "</table>" if rows else ""
 
 
+FEWEST_POSITION_DECIMALS = 3  # catalogue positions are given to 0.001 deg (3.6″) or better
+
+
 def position_decimals(degrees: float, most: int = 5) -> int:
     """Decimals a position in degrees has (at most ``most``): a MiraBest position read from a
-    file name is rounded to 0.001 deg and is shown so, not padded to look more precise."""
-    for decimals in range(most):
+    file name is rounded to 0.001 deg and is shown so, not padded to look more precise. Never
+    fewer than 3 (a name's 139.100 is read as 139.1, but it is 139.100)."""
+    for decimals in range(FEWEST_POSITION_DECIMALS, most):
         if abs(degrees - round(degrees, decimals)) < 1e-9:
-            return max(decimals, 1)
+            return decimals
     return most
+
+
+def sexagesimal_to_precision(ra_deg: float, dec_deg: float) -> str:
+    """J2000 'hh:mm:ss.s ±dd:mm:ss' to the precision of the degrees given: a 0.001° (3.6″)
+    position gets RA to 0.1 s (1.5″) and Dec to 1″; a WCS position (1e-5°) 0.001 s and 0.01″."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    step_deg = 10.0 ** -min(position_decimals(float(ra_deg)), position_decimals(float(dec_deg)))
+    ra_digits = max(0, math.ceil(-math.log10(step_deg * 240.0) - 1e-9))  # 1 deg of RA = 240 s of time
+    dec_digits = max(0, math.ceil(-math.log10(step_deg * 3600.0) - 1e-9))
+    position = SkyCoord(float(ra_deg) * u.deg, float(dec_deg) * u.deg)
+    ra = position.ra.to_string(unit=u.hourangle, sep=":", precision=ra_digits, pad=True)
+    dec = position.dec.to_string(unit=u.deg, sep=":", precision=dec_digits, alwayssign=True, pad=True)
+    return f"{ra} {dec}"
 
 
 def _extra_row(title: str, value: object) -> str:

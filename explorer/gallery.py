@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from explorer.facts import position_decimals
 from explorer.links import links_html
 from pretrain import config
 from pretrain.pair_similarity import describe_percentile
@@ -93,6 +94,13 @@ def png_data_uri(image: Image.Image | np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
+def north_up(image: np.ndarray) -> np.ndarray:
+    """An image in FITS order (row 0 is the southern edge) turned for a screen (row 0 at the top):
+    north up and east left, as the viewer's sky axes show it. The model's images keep the FITS
+    order of their cutouts; a PNG draws row 0 at the top, which showed them mirrored."""
+    return np.flipud(image)
+
+
 def _central(image: np.ndarray, px: int | None) -> np.ndarray:
     """The central ``px`` x ``px`` pixels of an image (all of it when ``px`` is None or larger)."""
     if not px or px >= min(image.shape[:2]):
@@ -125,8 +133,9 @@ GALLERY_CSS = """
 .nb-card img,.nb-card .nb-missing{width:100%;aspect-ratio:1/1;border-radius:4px;display:block;image-rendering:pixelated}
 .nb-card .nb-missing{display:flex;align-items:center;justify-content:center;text-align:center;
  background:#000004;color:#999;font-size:11px;padding:6px;box-sizing:border-box}
-.nb-head{display:flex;justify-content:space-between;margin-top:4px;font-weight:600}
-.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums;font-size:10.5px}
+.nb-head{display:flex;flex-wrap:wrap;justify-content:space-between;column-gap:6px;margin-top:4px;font-weight:600}
+.nb-rank{color:#00E5FF}.nb-score{font-variant-numeric:tabular-nums;font-size:10.5px;white-space:nowrap}
+.nb-share{font-size:10.5px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .nb-id{font-family:monospace;font-size:11px;opacity:.9;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .nb-meta{opacity:.8;font-variant-numeric:tabular-nums}
 .nb-label{display:inline-block;border-radius:3px;padding:0 4px;background:rgba(230,159,0,.25)}
@@ -141,8 +150,12 @@ GALLERY_CSS = """
 """
 
 
-def _rank_text(card: Card) -> str:
-    return f" · {describe_percentile(card.percentile)}" if np.isfinite(card.percentile) else ""
+def _rank_line(card: Card, score_name: str) -> str:
+    """The score's rank among all pairs, on its own line (beside the score it wrapped mid-phrase)."""
+    if not np.isfinite(card.percentile):
+        return ""
+    title = html.escape(_score_title(card, score_name))
+    return f'<div class="nb-meta nb-share" title="{title}">{describe_percentile(card.percentile)}</div>'
 
 
 def _score_title(card: Card, score_name: str) -> str:
@@ -169,10 +182,11 @@ def gallery_html(
     score_short = "sim" if score_name.startswith("cosine") else "dist"
     for card in cards:
         if card.image is not None:
-            thumbnail = rgb_image(_central(card.image, view_px), thumbnail_px)
+            image = north_up(card.image)
+            thumbnail = rgb_image(_central(image, view_px), thumbnail_px)
             img = f'<img alt="{html.escape(card.source_id)}" src="{png_data_uri(thumbnail)}">'
             if view_px:
-                big = png_data_uri(rgb_image(card.image, 3 * card.image.shape[1], crop_box_px=view_px))
+                big = png_data_uri(rgb_image(image, 3 * image.shape[1], crop_box_px=view_px))
                 img += (
                     f'<div class="nb-big"><img alt="{html.escape(card.source_id)}, whole image" src="{big}">'
                     f"<div>{html.escape(card.source_id)}: the whole {card.image.shape[1]} px image; the box: "
@@ -182,12 +196,15 @@ def gallery_html(
             img = f'<div class="nb-missing">{html.escape(card.note or "no image")}</div>'
         label = f'<span class="nb-label">{html.escape(card.label)}</span> ' if card.label else ""
         extent = f"{card.extent_arcsec:.0f}″" if np.isfinite(card.extent_arcsec) else "–"
-        position = f"{card.ra:.4f}, {card.dec:+.4f}" if np.isfinite(card.ra) and np.isfinite(card.dec) else ""
+        position = ""
+        if np.isfinite(card.ra) and np.isfinite(card.dec):  # to the precision the position has (0.001° from a name)
+            position = f"{card.ra:.{position_decimals(card.ra, 4)}f}, {card.dec:+.{position_decimals(card.dec, 4)}f}"
         tiles.append(
             f'<div class="nb-card" tabindex="0" data-source-id="{html.escape(card.source_id)}">{img}'
-            f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span>'
+            # A space between the two: copied or read aloud, the header is "#1 sim 0.987", not "#1sim".
+            f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span> '
             f'<span class="nb-score" title="{html.escape(_score_title(card, score_name))}">'
-            f"{score_short} {card.score:.3f}{_rank_text(card)}</span></div>"
+            f"{score_short} {card.score:.3f}</span></div>{_rank_line(card, score_name)}"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
             # Folded to one line: open, the links would make every card several lines taller.

@@ -11,12 +11,24 @@ Run ids are the start time (UTC) plus random hex, and a run folder is created wi
 so two runs can never write into the same folder. A process that died without saying so
 (killed, out of memory) is found by its pid and reported as failed, with the log's tail.
 
-Runs live in ``$EXPLORER_RUNS`` or ``pretrain.config.cache_dir() / "runs"``.
+What a run folder says is data, never trusted beyond that (a runs folder may be shared, or
+a file planted): a process counts as the run's only when it runs on the host ``job.json``
+names, started at the recorded time (a reused pid is not it) and its command line is this
+very run's ``pretrain finetune --out``. Cancel signals it only when, in addition, this user
+wrote the ``job.json`` and owns the process. A run on another host is shown as running
+there, and is neither judged nor cancelled here. At most ``config.JOB_MAX_RUNNING`` runs
+started from this host train at once (env ``EXPLORER_MAX_RUNS``). A damaged file (a status
+that is not an object, an epoch that is not a number, a metric that is text) is read as
+missing, so one damaged run folder never breaks the listing of the others.
+
+Runs live in ``$EXPLORER_RUNS`` or ``pretrain.config.cache_dir() / "runs"``; a runs folder
+its group may write is shared (:mod:`pretrain.files`): run folders made in it are too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -32,7 +44,7 @@ import pandas as pd
 from pretrain import config
 from pretrain.clock import utc_now, utc_timestamp
 from pretrain.errors import ExplorerError
-from pretrain.files import atomic_write_json
+from pretrain.files import atomic_write_json, make_dirs, written_by_someone_else
 from pretrain.run_folder import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE, PROGRESS_FILE, STATUS_FILE
 
 JOB_FILE = "job.json"
@@ -47,8 +59,7 @@ def runs_dir() -> Path:
     """The folder holding every run (created if needed)."""
     override = os.environ.get(config.RUNS_DIR_ENV, "").strip()
     path = Path(override).expanduser() if override else config.cache_dir() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return make_dirs(path)
 
 
 def run_path(run_id: str) -> Path:
@@ -63,7 +74,7 @@ def _new_run_folder() -> tuple[str, Path]:
         run_id = f"{utc_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         path = runs_dir() / run_id
         try:
-            path.mkdir(exist_ok=False)
+            make_dirs(path, exist_ok=False)
             return run_id, path
         except FileExistsError:
             continue
@@ -126,8 +137,15 @@ def start_run(**options) -> str:
     """Start a fine-tuning run in the background; return its run id at once.
 
     ``options`` are those of :func:`finetune_command` (task, labels, depth, epochs, seed,
-    scratch, weights, bundle, device, batch_size, num_threads).
+    scratch, weights, bundle, device, batch_size, num_threads). Refused (ExplorerError) while
+    :func:`max_running` runs started on this host are still training.
     """
+    running = [r for r in active_runs() if _on_this_host(read_job(r))]
+    if len(running) >= max_running():
+        raise ExplorerError(
+            f"{len(running)} training runs are already going on this machine (at most {max_running()} at once, "
+            f"set by {config.MAX_RUNS_ENV}); wait for one to end or cancel one."
+        )
     run_id, path = _new_run_folder()
     command = finetune_command(path, **options)
     # The run's own status, until the process writes its first: a run that dies before
@@ -186,6 +204,25 @@ def _plain(value):
     return str(value) if isinstance(value, Path) else value
 
 
+def max_running() -> int:
+    """How many runs may train at once on this host (``EXPLORER_MAX_RUNS``, else ``config.JOB_MAX_RUNNING``)."""
+    text = os.environ.get(config.MAX_RUNS_ENV, "").strip()
+    try:
+        return max(1, int(text)) if text else config.JOB_MAX_RUNNING
+    except ValueError:
+        return config.JOB_MAX_RUNNING
+
+
+def _this_host() -> str:
+    return os.uname().nodename
+
+
+def _on_this_host(job: dict) -> bool:
+    """A job.json without a host (from before hosts were recorded) counts as this host's."""
+    host = job.get("host")
+    return not isinstance(host, str) or host == _this_host()
+
+
 # --- Is the process alive? --------------------------------------------------------------
 
 
@@ -198,8 +235,40 @@ def _process_start(pid: int) -> int | None:
         return None
 
 
+def _run_process(run_id: str, job: dict) -> int | None:
+    """The pid of the run's own process when it is alive on this host, else None.
+
+    It must have started when ``job.json`` says (a reused pid is another process) and run
+    ``pretrain finetune --out <this run>``: a job.json naming any other process (planted, or
+    damaged) names no live run."""
+    pid = job.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return None
+    pid_start = job.get("pid_start")
+    if not _process_alive(pid, pid_start if isinstance(pid_start, int) else None):
+        return None
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return pid if not Path("/proc/self").exists() else None  # no /proc: the pid check is all there is
+    if "pretrain" not in args or "finetune" not in args or "--out" not in args:
+        return None
+    out = args[args.index("--out") + 1] if args.index("--out") + 1 < len(args) else ""
+    return pid if Path(out).name == run_id else None
+
+
+def _process_uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _process_alive(pid: int | None, pid_start: int | None = None) -> bool:
-    if not pid:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
@@ -227,10 +296,43 @@ def _process_alive(pid: int | None, pid_start: int | None = None) -> bool:
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from a file; None when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return value if isinstance(value, dict) else None
+
+
+def _number(value) -> float | None:
+    """A finite number, or None (text, null, a list, NaN: a damaged or partial file)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _whole(value, default: int | None = 0) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number == int(number) and number >= 0 else default
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_STATES = ("running", "finished", "failed", "cancelled")
+# metrics.json fields the page formats as numbers / shows as text
+_METRIC_NUMBERS = (
+    "test_error_percent",
+    "test_error",
+    "ood_error_percent",
+    "ood_error",
+    "wall_time_s",
+    "n_train",
+    "n_test",
+    "n_ood",
+    "seed",
+)
 
 
 def read_job(run_id: str) -> dict:
@@ -242,7 +344,43 @@ def read_config(run_id: str) -> dict | None:
 
 
 def read_metrics(run_id: str) -> dict | None:
-    return _read_json(run_path(run_id) / METRICS_FILE)
+    """The run's metrics.json; None when it is missing or damaged (no test error as a number).
+    A numeric field holding anything else (null, text) reads as None."""
+    metrics = _read_json(run_path(run_id) / METRICS_FILE)
+    if metrics is None:
+        return None
+    for name in _METRIC_NUMBERS:
+        if name in metrics:
+            metrics[name] = _number(metrics[name])
+    for name in ("n_train", "n_test", "n_ood", "seed"):
+        if metrics.get(name) is not None:
+            metrics[name] = int(metrics[name])
+    for name in _METRIC_NUMBERS:
+        metrics.setdefault(name, None)
+    for name in ("device", "device_name", "ood_name", "positive_class"):
+        if not isinstance(metrics.get(name), str):
+            metrics[name] = "" if metrics.get(name) is None else str(metrics[name])
+    metrics["positive_class"] = metrics["positive_class"] or "FRII"
+    if metrics.get("ood_error_percent") is None:
+        metrics["ood_error"] = None  # the page shows the out-of-distribution error only with its figure
+    complete = metrics.get("test_error_percent") is not None and metrics.get("wall_time_s") is not None
+    return metrics if complete else None
+
+
+def _clean_status(status: dict | None) -> dict:
+    """status.json as the page can show it: a known state, whole epochs, text errors."""
+    if status is None:
+        return {"state": "failed", "error": "the run has no readable status file (missing or damaged)"}
+    state = status.get("state")
+    if state not in _STATES:
+        status["error"] = f"the status file names no known state ({str(state)[:40]!r}); the run is damaged"
+        status["state"] = "failed"
+    status["epoch"] = _whole(status.get("epoch"), 0)
+    status["epochs"] = _whole(status.get("epochs"), None)
+    for name in ("stage", "error", "started", "ended"):
+        if name in status and status[name] is not None and not isinstance(status[name], str):
+            status[name] = str(status[name])
+    return status
 
 
 def run_status(run_id: str) -> dict:
@@ -254,16 +392,20 @@ def run_status(run_id: str) -> dict:
     path = run_path(run_id)
     if not path.is_dir():
         raise ExplorerError(f"no run {run_id} in {runs_dir()}.")
-    status = _read_json(path / STATUS_FILE) or {"state": "failed", "error": "the run has no readable status file"}
+    status = _clean_status(_read_json(path / STATUS_FILE))
     if status.get("state") != "running":
         return status
     job = _read_json(path / JOB_FILE) or {}
-    pid = job.get("pid") or status.get("pid")
-    if pid is None and _age_s(path) < 30:
+    if not job and _age_s(path) < 30:
         return status  # being started right now
-    if _process_alive(pid, job.get("pid_start")):
+    if not _on_this_host(job):
+        status["host"] = str(job["host"])  # another machine's run: only that machine can tell
         return status
-    status = _read_json(path / STATUS_FILE) or status  # it may have finished in between
+    job = job or {"pid": status.get("pid")}  # a run started without the app: its status names its pid
+    if _run_process(run_id, job) is not None:
+        return status
+    pid = job.get("pid")
+    status = _clean_status(_read_json(path / STATUS_FILE) or status)  # it may have finished in between
     if status.get("state") != "running":
         return status
     if (path / CANCEL_FILE).exists():
@@ -275,7 +417,10 @@ def run_status(run_id: str) -> dict:
             error=f"{_DEATH} (pid {pid})" + (f"; last lines of its log:\n{tail}" if tail else ""),
             ended=utc_timestamp(),
         )
-    atomic_write_json(path / STATUS_FILE, status)
+    try:
+        atomic_write_json(path / STATUS_FILE, status)
+    except OSError:
+        pass  # another user's run folder: the verdict is shown, not written
     return status
 
 
@@ -289,20 +434,29 @@ def _age_s(path: Path) -> float:
 def read_progress(run_id: str) -> pd.DataFrame:
     """One row per finished epoch (epoch, loss, train_acc, test_acc, ...); empty before the first.
 
-    A half-written last line (the run is writing it) is skipped.
+    A half-written last line (the run is writing it), a line that is not a JSON object and a
+    value that is not a number (a damaged file) are skipped or read as NaN.
     """
     path = run_path(run_id) / PROGRESS_FILE
     rows = []
     try:
-        text = path.read_text()
+        text = path.read_text(errors="replace")
     except OSError:
         text = ""
     for line in text.splitlines():
         try:
-            rows.append(json.loads(line))
-        except ValueError:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             continue
-    return pd.DataFrame(rows, columns=None if rows else ["epoch", "loss", "train_acc", "test_acc"])
+        if isinstance(row, dict) and _whole(row.get("epoch"), None) is not None:
+            rows.append(row)
+    columns = ["epoch", "loss", "train_acc", "test_acc"]
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        values = frame[column] if column in frame else pd.Series([None] * len(frame), dtype=object)
+        frame[column] = pd.to_numeric(values.map(_number), errors="coerce").astype(float)
+    frame["epoch"] = frame["epoch"].astype(int) if len(frame) else frame["epoch"]
+    return frame.drop_duplicates("epoch", keep="last").reset_index(drop=True)
 
 
 def log_tail(run_id: str, lines: int = 20) -> str:
@@ -337,27 +491,31 @@ def list_runs() -> pd.DataFrame:
             continue
         status = run_status(path.name)
         job = _read_json(path / JOB_FILE) or {}
-        options = job.get("options", {})
-        settings = (_read_json(path / CONFIG_FILE) or {}).get("settings", {})
-        metrics = _read_json(path / METRICS_FILE) or {}
-        scratch = bool(settings.get("scratch", options.get("scratch", False)))
-        depth = settings.get("depth", options.get("depth", config.FINETUNE_DEPTH))
+        options: dict = job["options"] if isinstance(job.get("options"), dict) else {}
+        recorded = (_read_json(path / CONFIG_FILE) or {}).get("settings")
+        settings: dict = recorded if isinstance(recorded, dict) else {}
+        metrics = read_metrics(path.name) or {}
+        scratch = settings.get("scratch", options.get("scratch", False)) is True
+        depth = _whole(settings.get("depth", options.get("depth", config.FINETUNE_DEPTH)), None)
         rows.append(
             {
                 "run_id": path.name,
                 "state": status.get("state"),
-                "task": settings.get("task", options.get("task", config.FINETUNE_TASK)),
+                "task": _text(settings.get("task", options.get("task", config.FINETUNE_TASK))) or "?",
                 "mode": "scratch" if scratch else ("linear probe" if depth == 0 else "fine-tune"),
-                "labels": _label_budget(settings.get("labels", options.get("labels")), metrics.get("n_train")),
+                "labels": _label_budget(
+                    _whole(settings.get("labels", options.get("labels")), None), _whole(metrics.get("n_train"), None)
+                ),
                 "depth": depth,
-                "epochs": settings.get("epochs", options.get("epochs")),
+                "epochs": _whole(settings.get("epochs", options.get("epochs")), None),
                 "epoch": status.get("epoch", 0),
-                "seed": settings.get("seed", options.get("seed")),
+                "seed": _whole(settings.get("seed", options.get("seed")), None),
                 "test_error_percent": metrics.get("test_error_percent"),
                 "ood_error_percent": metrics.get("ood_error_percent"),
                 "wall_time_s": metrics.get("wall_time_s"),
-                "started": status.get("started") or job.get("started"),
+                "started": status.get("started") or _text(job.get("started")),
                 "error": status.get("error"),
+                "host": status.get("host"),
             }
         )
     columns = [
@@ -375,6 +533,7 @@ def list_runs() -> pd.DataFrame:
         "wall_time_s",
         "started",
         "error",
+        "host",
     ]
     return pd.DataFrame(rows, columns=columns)
 
@@ -399,27 +558,36 @@ def cancel_run(run_id: str, grace_s: float = config.JOB_CANCEL_GRACE_S) -> dict:
     """Ask a running run to stop (SIGTERM to its process group); return its status.
 
     The run writes status "cancelled" itself and exits. One that does not stop within
-    ``grace_s`` seconds is killed (SIGKILL) and marked cancelled here.
+    ``grace_s`` seconds is killed (SIGKILL) and marked cancelled here. Only a process this
+    user started for this run on this host is ever signalled: ExplorerError otherwise.
     """
     path = run_path(run_id)
     status = run_status(run_id)
     if status.get("state") != "running":
         return status
-    (path / CANCEL_FILE).write_text(utc_timestamp())  # so a run killed before it could say so counts as cancelled
     job = read_job(run_id)
-    pid = job.get("pid")
-    if pid is None or not _process_alive(pid, job.get("pid_start")):
+    if not _on_this_host(job):
+        raise ExplorerError(f"run {run_id} trains on {job.get('host')}; cancel it there, from that machine's app.")
+    pid = _run_process(run_id, job)
+    if pid is None:
         return run_status(run_id)
+    if written_by_someone_else(path / JOB_FILE) or _process_uid(pid) != os.geteuid():
+        raise ExplorerError(f"run {run_id} was started by another user; only they can cancel it.")
+    try:  # so a run killed before it could say so counts as cancelled
+        (path / CANCEL_FILE).write_text(utc_timestamp())
+    except OSError:
+        pass
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not _process_alive(pid, job.get("pid_start")):
+        if _run_process(run_id, job) is None:
             break
         time.sleep(0.1)
     else:
-        _signal_group(pid, signal.SIGKILL)
+        if _run_process(run_id, job) is not None:  # still the same process: not a pid reused meanwhile
+            _signal_group(pid, signal.SIGKILL)
         for _ in range(50):  # bounded wait for the kill to land
-            if not _process_alive(pid, job.get("pid_start")):
+            if _run_process(run_id, job) is None:
                 break
             time.sleep(0.1)
     return run_status(run_id)

@@ -11,16 +11,17 @@ shows it and carries on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from pretrain import config
-from pretrain.data.extent import cutout_extent_arcsec
+from pretrain.batch_lookup import model_input
 from pretrain.data.fits_io import Cutout, read_cutout
-from pretrain.data.preprocess import preprocess_cutout
-from pretrain.errors import BlankImageError, ExplorerError, FitsReadError
-from pretrain.surveys import Survey, image_survey
+from pretrain.errors import ExplorerError, FitsReadError
+from pretrain.surveys import Survey
 
 
 @dataclass
@@ -82,19 +83,8 @@ def prepare(cutout: Cutout, title: str, survey: Survey | str | None = None) -> L
     ``survey``: the cutout's survey (a key or profile of ``pretrain.surveys``); ``None``: its
     header or pixel scale says, else FIRST.
     """
-    profile = image_survey(cutout.header, cutout.pixel_scale_arcsec, survey)
-    image = preprocess_cutout(cutout, profile)  # BlankImageError if empty
-    extent = cutout_extent_arcsec(cutout, profile)
-    if not np.isfinite(extent):
-        # Pixels above the 3-sigma clip exist in pure noise too; a source needs an island.
-        raise BlankImageError(
-            f"{title}: no significant emission in the image (no island of at least "
-            f"{config.EXTENT_MIN_ISLAND_PX} pixels peaking above {config.EXTENT_ISLAND_PEAK_SIGMA:g} sigma "
-            "of the noise): it looks blank. Check the position or the file."
-        )
-    result = LookupResult(
-        title=title, cutout=cutout, model_image=image, extent_arcsec=float(extent), survey=profile.name
-    )
+    profile, image, extent = model_input(cutout, title, survey)  # BlankImageError if empty or blank
+    result = LookupResult(title=title, cutout=cutout, model_image=image, extent_arcsec=extent, survey=profile.name)
     if abs(cutout.pixel_scale_arcsec - config.MODEL_PIXEL_SCALE_ARCSEC) > 0.05:
         result.notes.append(
             f"The image has {cutout.pixel_scale_arcsec:.2f}″ pixels; it was resampled to "
@@ -119,3 +109,83 @@ def place(result: LookupResult, space, encoder) -> LookupResult:
     result.map_xy = np.asarray(xy, dtype=np.float64)
     result.space_key = space.key
     return result
+
+
+# --- a list of positions or names (the page's "A list" tab) ------------------------------------
+@dataclass
+class ListLookup:
+    """A looked-up list on one space (kept in the session): its rows and the results table."""
+
+    source: str  # the file name, or "pasted list"
+    space_key: str
+    rows: list  # pretrain.batch_lookup.ListRow, in list order
+    frame: pd.DataFrame  # pretrain.batch_lookup.results_frame
+    k: int
+    sky_radius_arcsec: float
+    space_version: dict = field(default_factory=dict)  # pretrain.batch_lookup.run_key: rebuilt space, stale list
+
+    def is_for(self, space) -> bool:
+        """Was this list placed on ``space`` as it is now (not on another space, or before it was rebuilt)?"""
+        from pretrain.batch_lookup import run_key
+
+        return self.space_key == space.key and self.space_version == run_key(space.space)
+
+    @property
+    def placed(self) -> list:
+        return [r for r in self.rows if r.map_xy is not None]
+
+
+def look_up_list(
+    rows: list,
+    space,
+    encoder,
+    client_factory: Callable[[], object],
+    k: int,
+    sky_radius_arcsec: float,
+    source: str,
+    fetched: Callable[[int, int, object], None] | None = None,
+    embedded: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> ListLookup:
+    """Fetch, prepare, embed and place every row on an embedding space, with each one's neighbours.
+
+    ``space``: an ``explorer.space_registry.EmbeddingSpace`` (its index and sky-duplicate rule
+    give the neighbours, as for a single look-up); ``fetched`` / ``embedded``: progress
+    callbacks, called in this thread.
+    """
+    from pretrain import batch_lookup as batch
+
+    batch.fetch_rows(rows, client_factory, workers=workers or batch.WORKERS, progress=fetched)  # type: ignore[arg-type]
+    batch.place_rows(rows, space.space, encoder, device="cpu", progress=embedded, lock=space.projector_lock)
+
+    def neighbours(vector: np.ndarray, count: int, where):
+        found = space.neighbours_of_vector(vector, count, sky_radius_arcsec, where)
+        return found.rows, found.scores
+
+    batch.add_neighbours(rows, neighbours, k, space.catalogue)
+    frame = batch.results_frame(rows, space.catalogue, k)
+    return ListLookup(source, space.key, rows, frame, k, sky_radius_arcsec, batch.run_key(space.space))
+
+
+LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale of the map, nor its rings and ×
+
+
+def list_layer(placed: list):
+    """The placed rows as one map trace (a plotly Scattergl of diamonds, hover: input and best match)."""
+    import plotly.graph_objects as go
+
+    hover = [
+        f"<b>{row.text}</b><br>row {row.row}"
+        + (f" · most similar: {row.neighbour_scores[0]:.3f}" if len(row.neighbour_scores) else "")
+        for row in placed
+    ]
+    return go.Scattergl(
+        x=[float(r.map_xy[0]) for r in placed],
+        y=[float(r.map_xy[1]) for r in placed],
+        name=f"looked-up list ({len(placed)})",
+        mode="markers",
+        showlegend=False,  # the caption under the map says what the diamonds are (a legend would cover the colour bar)
+        hovertext=hover,
+        hoverinfo="text",
+        marker=dict(symbol="diamond", size=11, color=LIST_LAYER_COLOUR, line=dict(color="black", width=1.5)),
+    )

@@ -70,7 +70,7 @@ def neighbour_cards(space: ExplorerSpace, neighbours: Neighbours) -> list[Card]:
 def _missing_image_note(space: ExplorerSpace, row: int) -> str:
     if isinstance(space, FirstImageSpace):
         return "blank FIRST cutout" if space.is_blank(row) else "FIRST image not fetched yet"
-    return "no image"
+    return getattr(space, "images_problem", "") or "no image"
 
 
 def unfetched(cards: list[Card]) -> list[int]:

@@ -66,8 +66,11 @@ def _space_folders(root: Path) -> list[Path]:
         return []
     if (root / MANIFEST_FILE).is_file() and (root / "map.parquet").is_file():
         return [root]
+    # dot-folders are hidden: the default space's refinement is written into one
     return sorted(
-        p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST_FILE).is_file() and (p / "map.parquet").is_file()
     )
 
 
@@ -188,7 +191,7 @@ class EmbeddingSpace(ExplorerSpace):
         self.catalogue = space.catalogue_map.reset_index(drop=True)
         self.index = CosineIndex(neighbour_index=space.neighbour_index)
         self.index_note = space.neighbour_index.note  # set when an old space's index was built on opening
-        self.images = _bundle_images(space)
+        self.images, self.images_problem = _bundle_images(space)
         self.has_images = self.images is not None or CUTOUT_FILE_COLUMN in self.catalogue
         self.projector_lock = threading.Lock()
 
@@ -243,17 +246,18 @@ class EmbeddingSpace(ExplorerSpace):
         return self.space.manifest["weights"].get("file", "")
 
 
-def _bundle_images(space) -> np.ndarray | None:
-    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources."""
+def _bundle_images(space) -> tuple[np.ndarray | None, str]:
+    """The bundle's image memmap, if the bundle is there and holds exactly this space's sources;
+    and, when it is there but damaged, what is wrong (shown on the cards instead of "no image")."""
     from pretrain.data.bundle import load_bundle
 
     path = space.bundle_path
     if path is None or not Path(path).is_dir():
-        return None
+        return None, ""
     try:
         bundle = load_bundle(path)
-    except ExplorerError:
-        return None
+    except ExplorerError as exc:
+        return None, f"bundle damaged: {exc}"
     same = (
         len(bundle.catalogue) == len(space.catalogue_map)
         and (
@@ -261,12 +265,17 @@ def _bundle_images(space) -> np.ndarray | None:
             == space.catalogue_map["source_id"].astype(str).to_numpy()
         ).all()
     )
-    return bundle.images if same else None
+    return (bundle.images, "") if same else (None, "")
 
 
 @functools.lru_cache(maxsize=2048)  # bounded memory: 2048 x 22 kB
 def _cached_file_image(path: str) -> np.ndarray | None:
-    return _model_image_from_file(Path(path))
+    from pretrain.data.fits_io import read_cutout
+
+    try:
+        return _model_image_from_cutout(read_cutout(Path(path)))
+    except ExplorerError:  # an unreadable file: no image, said on its card
+        return None
 
 
 class FirstImageSpace(ExplorerSpace):
@@ -284,10 +293,10 @@ class FirstImageSpace(ExplorerSpace):
         if row in self._images:
             return self._images[row]
         client = client or _default_client()
-        path = client.cache_path(self._request(row, client))
-        if not path.is_file():
+        cutout = client.cached(self._request(row, client))  # only an entry the cache may trust
+        if cutout is None:
             return None
-        return self._remember(row, _model_image_from_file(path))
+        return self._remember(row, _model_image_from_cutout(cutout))
 
     def is_blank(self, row: int) -> bool:
         """The source's FIRST cutout was fetched and holds no image (blank, or outside the survey)."""
@@ -360,12 +369,10 @@ def _default_client():
     return cutout_client("first")
 
 
-def _model_image_from_file(path: Path) -> np.ndarray | None:
-    from pretrain.data.fits_io import read_cutout
+def _model_image_from_cutout(cutout) -> np.ndarray | None:
     from pretrain.data.preprocess import preprocess_image
 
     try:
-        cutout = read_cutout(path)
         return preprocess_image(cutout.data, cutout.pixel_scale_arcsec)
     except ExplorerError:
         return None

@@ -132,9 +132,15 @@ def live_run(run_id: str, title: str) -> None:
             b.metric("train accuracy", f"{100 * last['train_acc']:.1f} %")
             c.metric("test accuracy", "–" if pd.isna(last["test_acc"]) else f"{100 * last['test_acc']:.1f} %")
         curves(progress)
-        if st.button("Cancel this run", key=f"cancel-{run_id}", icon=":material/stop_circle:"):
-            with st.spinner("Stopping the run…"):
-                jobs.cancel_run(run_id)
+        if status.get("host"):
+            st.caption(f"Training on {status['host']}: only that machine's app can follow or cancel it.")
+        elif st.button("Cancel this run", key=f"cancel-{run_id}", icon=":material/stop_circle:"):
+            try:
+                with st.spinner("Stopping the run…"):
+                    jobs.cancel_run(run_id)
+            except ExplorerError as exc:
+                st.error(str(exc))
+                return
             st.rerun(scope="app")
 
 

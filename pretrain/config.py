@@ -63,6 +63,8 @@ CUTOUT_CENTRE_TOLERANCE_ARCSEC = 5.0  # image centre (WCS) vs the requested posi
 CUTOUT_MAX_BYTES = 64 * 1024**2  # a FITS answer larger than this is not a cutout
 SKYVIEW_PAGE_MAX_BYTES = 4 * 1024**2  # a SkyView HTML page (form, result) larger than this, decoded, is refused
 FITS_MAX_PIXELS = 4096 * 4096  # larger images are refused from the header, before decompressing
+FITS_MAX_BYTES = FITS_MAX_PIXELS * 8 + 1024**2  # a FITS file (or what its .gz expands to): its largest image in float64
+FITS_MAX_RESAMPLED_PIXELS = 10_000**2  # an image resampled onto the model's grid: at most 5 x 5 deg of 1.8" pixels
 POSITION_MAX_CHARS = 200  # typed positions / names longer than this are refused (and the Look-up box caps)
 CUTOUT_CACHE_POSITION_DECIMALS = 4  # cache key: RA/Dec rounded to 1e-4 deg (0.36 arcsec)
 
@@ -177,6 +179,8 @@ FINETUNE_EVAL_BATCH_SIZE = 256
 RUNS_DIR_ENV = "EXPLORER_RUNS"  # where the app's training runs go (default: cache_dir() / "runs")
 JOB_CANCEL_GRACE_S = 10.0  # after SIGTERM, wait this long before SIGKILL
 JOB_REFRESH_S = 2.0  # the Training page re-reads a running job's progress this often
+JOB_MAX_RUNNING = 2  # runs training at once from one host (each takes the CPU cores it finds); more are refused
+MAX_RUNS_ENV = "EXPLORER_MAX_RUNS"  # overrides JOB_MAX_RUNNING
 
 # --- The explorer app (app.py, pages/, explorer/) ---------------------------------------
 APP_NEIGHBOURS_K = 12  # neighbours shown for a click or a look-up

@@ -64,6 +64,7 @@ from pretrain.run_folder import (
     PREDICTIONS_FILE,
     PROGRESS_FILE,
     RunFolder,
+    locked_run_folder,
 )
 
 
@@ -355,8 +356,13 @@ def run_finetune(
     ``weights`` None = the shipped backbone (ignored with ``settings.scratch``); ``bundle``
     None = the task's default bundle (built from the shared data the first time).
     The status file says how it ended: finished, failed (with the error) or cancelled.
+    A second run into the same ``out`` while this one goes on is refused (the folder's lock).
     """
-    out = Path(out)
+    with locked_run_folder(out):
+        return _locked_finetune(settings, Path(out), weights, bundle, overwrite, progress)
+
+
+def _locked_finetune(settings, out: Path, weights, bundle, overwrite: bool, progress: bool) -> dict:
     _prepare_out(out, overwrite)
     run = RunFolder(out)
     started = time.monotonic()

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from pretrain import config
 from pretrain.clock import utc_timestamp
 from pretrain.errors import ExplorerError
-from pretrain.files import atomic_path, atomic_write_json, sha256_file
+from pretrain.files import atomic_path, atomic_write_json, make_dirs, sha256_file
 from pretrain.mapping import MapProjector
 from pretrain.neighbour_index import INDEX_FILE, IndexSettings, NeighbourIndex, build_index, load_or_build
 from pretrain.provenance import default_backbone_path, package_versions, weights_sha256
@@ -172,7 +172,7 @@ def save_space(
     """
     out = Path(out)
     check_space_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)  # shared inside a shared cache
     ids = pd.Series(np.asarray(source_ids)).astype(str)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     map_xy = np.asarray(map_xy, dtype=np.float32)
@@ -297,7 +297,7 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 def load_space(path: str | Path) -> Space:
     """Read a space folder; SpaceError (an ExplorerError) says what is missing or wrong."""
     path = Path(path)
-    hint = f"re-create it with `python -m pretrain embed --out {path} ...`"
+    hint = f"re-create it with `{rebuild_command(path)}`"
     if not path.is_dir():
         raise SpaceError(f"no space at {path}: the folder does not exist; {hint}.")
     manifest = read_manifest(path)
@@ -327,6 +327,39 @@ def load_space(path: str | Path) -> Space:
             f"{'lacks ' + ', '.join(missing) if missing else 'is not in the order of embeddings.parquet'}; {hint}."
         )
     return Space(path, catalogue_map, embeddings, manifest)
+
+
+def rebuild_command(path: str | Path) -> str:
+    """The command that re-creates the space at ``path`` from what its manifest records (its
+    bundle and weights), for messages about a damaged space."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        bundle = manifest["bundle"].get("path")
+        weights = manifest["weights"].get("file")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        bundle = weights = None
+    bundle_arg = str(Path(bundle) if Path(str(bundle)).is_absolute() else path / str(bundle)) if bundle else "BUNDLE"
+    weights_arg = f" --weights {weights}" if weights else ""
+    return f"python -m pretrain embed --bundle {bundle_arg}{weights_arg} --out {path} --force"
+
+
+def damaged_file(path: str | Path) -> str:
+    """'' when the space's Parquet files open and hold the manifest's row count, else what is
+    wrong with which file (their footers only are read: cheap enough for every start)."""
+    path = Path(path)
+    try:
+        n = int(json.loads((path / MANIFEST_FILE).read_text())["counts"]["sources"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{MANIFEST_FILE} is unreadable"
+    for name in (EMBEDDINGS_FILE, MAP_FILE):
+        try:
+            rows = pq.ParquetFile(path / name).metadata.num_rows
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            return f"{name} is damaged ({type(exc).__name__})"
+        if rows != n:
+            return f"{name} holds {rows} rows, the manifest {n}"
+    return ""
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -412,6 +445,9 @@ def is_stale(
     for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE):
         if not (space_path / name).is_file():
             return f"{name} is missing"
+    damage = damaged_file(space_path)  # a damaged space is stale: the app rebuilds it
+    if damage:
+        return damage
     weights_path = Path(weights_path) if weights_path is not None else default_backbone_path()
     if not weights_path.is_file():
         return f"the weights file {weights_path} does not exist"

@@ -19,7 +19,12 @@ A run folder holds:
 ``--resume`` continues from the checkpoint: same epoch and batch, optimiser, EMA target,
 schedules and random streams (bit for bit on the same CPU; on a GPU up to cuDNN's
 nondeterminism; a run moved between the CPU and a GPU keeps everything but the augmentation
-random stream, which starts afresh).
+random stream, which starts afresh). Ctrl-C and SIGTERM stop a run between two steps, never
+inside one (a step interrupted half way would leave its batch-norm statistics updated in the
+checkpoint, and the resumed run would differ); a second Ctrl-C stops at once, keeping the
+last checkpoint. A damaged checkpoint, ``config.json`` or ``metrics.jsonl`` line is reported
+(or, for a half-written metrics line, dropped), never a traceback. A process training into
+a run folder holds its lock (``pretrain.run_folder.locked_run_folder``): a second one is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,9 +98,52 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """A run's parameters as config.json records them; ExplorerError names what is damaged."""
+        if not isinstance(values, dict):
+            raise ExplorerError(f"the run's parameters are {type(values).__name__}, not an object.")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {"exclude_held_out": False, **values}  # runs from before the hold-out used every source
-        return cls(**{k: v for k, v in values.items() if k in names})
+        if "bundles" not in values:
+            raise ExplorerError("the run's parameters name no bundles.")
+        cfg = cls(**{k: v for k, v in values.items() if k in names})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Every parameter of the right kind and in range (ExplorerError naming the flag)."""
+
+        def number(name, flag, low, low_ok=True, whole=False, optional=False):
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            kind_ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+            if isinstance(value, bool) or not kind_ok or not math.isfinite(value):
+                raise ExplorerError(f"{flag} must be a {'whole ' if whole else ''}number, not {value!r}.")
+            if value < low or (value == low and not low_ok):
+                raise ExplorerError(f"{flag} must be {'at least' if low_ok else 'more than'} {low:g}, not {value!r}.")
+
+        if not (isinstance(self.bundles, list) and self.bundles and all(isinstance(b, str) for b in self.bundles)):
+            raise ExplorerError(f"--bundle: the run's bundles must be a list of folders, not {self.bundles!r}.")
+        number("epochs", "--epochs", 1, whole=True)
+        number("batch_size", "--batch-size", 1, whole=True, optional=True)
+        number("base_lr", "--lr", 0, low_ok=False)
+        number("momentum", "momentum", 0)
+        number("weight_decay", "weight decay", 0)
+        number("warmup_epochs", "--warmup-epochs", 0)
+        number("tau_base", "tau", 0)
+        number("min_extent_arcsec", "--min-extent", 0)
+        number("seed", "--seed", 0, whole=True)
+        number("monitor_every_epochs", "--monitor-every", 1, whole=True)
+        number("width", "--width", 1, whole=True)
+        number("num_threads", "--num-threads", 1, whole=True, optional=True)
+        if self.momentum >= 1 or self.tau_base > 1:
+            raise ExplorerError(f"momentum {self.momentum} and tau {self.tau_base} must be below 1.")
+        if self.stem not in config.ENCODER_STEMS:
+            raise ExplorerError(f"--stem must be one of {', '.join(config.ENCODER_STEMS)}, not {self.stem!r}.")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ExplorerError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}.")
+        if not isinstance(self.exclude_held_out, bool):
+            raise ExplorerError(f"exclude_held_out must be true or false, not {self.exclude_held_out!r}.")
 
 
 @dataclass
@@ -273,6 +323,8 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
         self.elapsed_s = 0.0  # training wall time over all sessions of this run
         self.epoch_loss_sum, self.epoch_images, self.epoch_train_s = 0.0, 0, 0.0
+        self.stop_requested = False  # Ctrl-C / SIGTERM: stop at the next step boundary
+        self.stop_at_once = False  # a second one: stop now, keep the last checkpoint
 
     # --- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -346,16 +398,21 @@ class Trainer:
             raise ExplorerError(f"--resume: no checkpoint at {path}. Start a new run without --resume.")
         # On the CPU first: the model and optimiser copy their tensors to the device as they
         # load, and the generator state must stay a CPU tensor.
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.load_state_dict(state)
-        # Forget metrics of epochs the checkpoint does not hold (a job killed in between).
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.load_state_dict(state)
+        except Exception as exc:  # truncated, garbage, or another model's: torch raises many kinds
+            raise ExplorerError(
+                f"--resume: the checkpoint {path} is damaged or is not this run's ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). It cannot be continued exactly: start a new run with another --out "
+                f"(the last epoch's encoder is in {self.run_dir / BACKBONE_FILE})."
+            ) from exc
+        # Forget metrics of epochs the checkpoint does not hold (a job killed in between), and
+        # a line a kill left half-written.
         metrics = self.run_dir / METRICS_FILE
         if metrics.exists():
-            kept = [
-                line
-                for line in metrics.read_text().splitlines()
-                if line.strip() and json.loads(line)["epoch"] <= self.epoch
-            ]
+            kept = [line for line in metrics.read_text(errors="replace").splitlines() if _epoch_of(line) is not None]
+            kept = [line for line in kept if (_epoch_of(line) or 0) <= self.epoch]
             atomic_write_text(metrics, "".join(line + "\n" for line in kept))
 
     def _device_name(self) -> str:
@@ -420,10 +477,24 @@ class Trainer:
         self.model.update_target(cosine_tau(self.global_step, self.total_steps, self.cfg.tau_base))
         return float(loss.detach())
 
+    def _catch_stop_signals(self) -> dict:
+        """Ctrl-C and SIGTERM ask for a stop at the next step boundary (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self.stop_requested:  # asked twice: stop now, without a checkpoint of half a step
+                self.stop_at_once = True
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
     def fit(self) -> dict:
         """Train from the current position to ``cfg.epochs``; returns the final summary."""
         self.model.train()
         self.write_config()
+        previous_handlers = self._catch_stop_signals()
         bar = tqdm(
             total=self.total_steps,
             initial=self.global_step,
@@ -437,6 +508,8 @@ class Trainer:
             while self.epoch < self.cfg.epochs:
                 order = self._permutation(self.epoch)
                 while self.batch_in_epoch < self.steps_per_epoch:
+                    if self.stop_requested:
+                        raise KeyboardInterrupt
                     start = self.batch_in_epoch * self.batch_size
                     idx = order[start : start + self.batch_size]
                     t0 = time.perf_counter()
@@ -459,14 +532,20 @@ class Trainer:
                     )
                 self._end_epoch()
         except KeyboardInterrupt:
-            self.save_checkpoint()
             bar.close()
+            if self.stop_at_once:
+                print(f"\nstopped at once: the last checkpoint in {self.run_dir} stays as it was.", file=sys.stderr)
+                raise
+            self.save_checkpoint()
             print(
                 f"\ninterrupted: checkpoint saved at epoch {self.epoch + 1}, batch {self.batch_in_epoch}. "
                 f"Continue with --resume --out {self.run_dir}",
                 file=sys.stderr,
             )
             raise
+        finally:
+            for sig, previous in previous_handlers.items():
+                signal.signal(sig, previous)
         bar.close()
         summary = self._summary()
         self.write_config(result=summary)
@@ -516,12 +595,44 @@ class Trainer:
         }
 
 
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a metrics.jsonl line; None for a damaged or half-written one."""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The parameters of the run in ``run_dir`` (its config.json), for --resume; ExplorerError
+    saying what is wrong when the file is missing or damaged."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ExplorerError(f"--resume: {path} not found; is {run_dir} a training run folder?")
+    try:
+        info = json.loads(path.read_text(errors="replace"))
+        parameters = info["parameters"]
+        return TrainConfig.from_dict(parameters)
+    except (ValueError, RecursionError, TypeError, KeyError, ExplorerError) as exc:
+        why = str(exc) if isinstance(exc, ExplorerError) else f"{type(exc).__name__}: {str(exc)[:120]}"
+        raise ExplorerError(
+            f"--resume: {path} is damaged ({why}); the run's parameters are unknown, so it cannot be continued. "
+            "Start a new run with another --out."
+        ) from exc
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train (or continue) a BYOL run in ``run_dir``; returns the summary written to config.json."""
+    from pretrain.run_folder import locked_run_folder
+
     run_dir = Path(run_dir)
-    if not resume and (run_dir / CHECKPOINT_FILE).exists():
-        raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
-    trainer = Trainer(cfg, run_dir, progress=progress)
-    if resume:
-        trainer.resume()
-    return trainer.fit()
+    cfg.validate()
+    with locked_run_folder(run_dir):  # a second process training into the same folder is refused
+        if not resume and (run_dir / CHECKPOINT_FILE).exists():
+            raise ExplorerError(f"{run_dir} already holds a run. Continue it with --resume, or choose another --out.")
+        trainer = Trainer(cfg, run_dir, progress=progress)
+        if resume:
+            trainer.resume()
+        return trainer.fit()

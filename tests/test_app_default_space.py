@@ -32,9 +32,15 @@ def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stal
     at = app_test()
     at.run()
     assert not at.exception, at.exception
-    # the run prepared the space (progress in an st.status), then reran into the map
+    # the run prepared the space (progress in an st.status), then reran into the map: a quick
+    # one-pass space, whose refinement to the d4 representation the page started
     assert any("10 sources" in c.value for c in at.caption)
+    refinement = default_space.current_refinement()
+    assert refinement is not None and refinement.refine
+    assert refinement.wait(600) and refinement.error is None, refinement.error
     manifest = json.loads((default_space.space_path() / "manifest.json").read_text())
+    assert manifest["parameters"]["symmetry"] == "d4"
+    assert not default_space.default_space_state().provisional
     assert manifest["weights"]["sha256"] == weights_sha256(fresh_env / "weights_a.safetensors")
     assert default_space.default_space_state().ready
     created = manifest["created"]
@@ -66,6 +72,32 @@ def test_first_start_prepares_the_space_then_reuses_it_and_rebuilds_it_when_stal
     at = app_test()
     at.run()
     assert any("11 sources" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_quick_start_is_provisional_until_refined_in_place(fresh_env):
+    """The quick first start embeds one pass per image; the refinement swaps in the d4 space,
+    leaving no half-written or hidden folder in the space list."""
+    from explorer.space_registry import discover_spaces
+
+    quick = default_space.prepare_default_space(device="cpu", quick=True)
+    assert quick.manifest["parameters"]["symmetry"] == "none"
+    state = default_space.default_space_state()
+    assert state.ready and state.provisional
+    # a later quick start accepts it as it is; a full preparation would not
+    reports = []
+    default_space.prepare_default_space(lambda *report: reports.append(report), device="cpu", quick=True)
+    assert "Reusing" in reports[-1][2]
+
+    refined = default_space.refine_default_space(device="cpu")
+    assert refined is not None and refined.manifest["parameters"]["symmetry"] == "d4"
+    assert refined.manifest["bundle"]["id"] == quick.manifest["bundle"]["id"]
+    assert len(refined) == len(quick) == 10
+    state = default_space.default_space_state()
+    assert state.ready and not state.provisional
+    assert sorted(p.name for p in default_space.space_path().parent.iterdir()) == ["mirabest"]
+    assert [e.kind for e in discover_spaces()].count("embedding") == 0
+    assert default_space.refine_default_space(device="cpu") is None  # nothing left to refine
 
 
 def test_missing_weights_say_what_to_do_and_the_rgz_map_still_works(fresh_env, monkeypatch):

@@ -170,9 +170,10 @@ def test_gallery_html_holds_every_card_in_rank_order_with_inline_images():
     assert len(thumbnails) == 4 and all(im.size == (150, 150) and im.mode == "RGB" for im in thumbnails)
     assert len(enlarged) == 4 and all(im.size == (450, 450) for im in enlarged)
     assert "FIRST image not fetched yet" in html and "sim 0.700" in html
-    assert " · top " not in html  # no percentile given: the raw cosine alone
+    assert 'class="nb-meta nb-share"' not in html  # no percentile given: the raw cosine alone
     ranked = gallery_html([Card(rank=1, source_id="J1", image=None, score=0.98, percentile=99.6)])
-    assert "sim 0.980 · top 0.40 %" in ranked and "only 0.40 % of all pairs" in ranked
+    assert "sim 0.980</span>" in ranked and ">top 0.40 %</div>" in ranked  # the rank on its own line
+    assert "only 0.40 % of all pairs" in ranked
 
 
 def test_gallery_thumbnails_show_the_models_central_field():
@@ -233,7 +234,8 @@ def test_source_facts_give_the_position_in_sexagesimal_too():
     assert "<td>139.14792</td>" in facts_html(entry.replace(139.148, 139.147917))
     compact = facts_html(entry, compact=True)  # the map panel: the position once, as J2000
     assert "RA (°)" not in compact and "<td>J2000</td>" in compact and "09:16:35" in compact
-    assert "09:16:35.5 +04:40:51.6" in html  # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s
+    # 139.148 deg = 9h16m35.52s; 4.681 deg = 4d40m51.6s: given to 0.001 deg (3.6″), shown to 0.1 s and 1″
+    assert "09:16:35.5 +04:40:52" in html and "51.6" not in html
 
 
 def test_a_source_larger_than_the_models_field_is_flagged():

@@ -74,7 +74,7 @@ def test_a_clicked_hybrid_shows_its_exact_cosine_neighbours(app_env, space):
     sims = [float(s) for s in re.findall(r"sim (-?\d\.\d+)", html)]
     assert sims == sorted(sims, reverse=True) and len(sims) == K
     # Beside each cosine, its rank among all pairs of the space: best first, near the top.
-    tops = [float(t) for t in re.findall(r"sim -?\d\.\d+ · top (\d+(?:\.\d+)?) %", html)]
+    tops = [float(t) for t in re.findall(r'nb-share"[^>]*>top (\d+(?:\.\d+)?) %<', html)]
     assert len(tops) == K and tops == sorted(tops) and tops[-1] < 25
     # the map marks the query and rings exactly the listed neighbours, in rank order
     traces = {t["name"]: t for t in plotly_spec(at)["data"]}

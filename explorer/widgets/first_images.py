@@ -6,6 +6,7 @@ person waiting (short time-outs).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,13 @@ def interactive_client() -> FirstCutoutClient:
         retries=1,
         total_timeout_s=2 * config.APP_CUTOUT_TIMEOUT_S,
     )
+
+
+def cached_cutout_path(space: FirstImageSpace, row: int) -> Path | None:
+    """The FIRST cutout of a catalogue source in the client's disk cache (no network), if fetched."""
+    client = interactive_client()
+    path = client.cache_path(space._request(row, client))
+    return path if path.is_file() else None
 
 
 def catalogue_image_controls(space: FirstImageSpace, row: int) -> np.ndarray | None:

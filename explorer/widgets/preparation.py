@@ -31,6 +31,8 @@ def ensure_default_space() -> None:
     """Prepare the MiraBest space with visible progress when it is missing or stale."""
     state = _default_state(default_space.fingerprint())
     if state.ready:
+        if state.provisional:
+            _refinement_notice()
         return
     st.header("Preparing the MiraBest space")
     try:
@@ -73,3 +75,29 @@ def _follow(job: default_space.Preparation) -> None:
             st.error(str(job.error))
             st.stop()
         status.update(label="The MiraBest space is ready", state="complete")
+
+
+@st.fragment(run_every=2.0)
+def _refinement_notice() -> None:
+    """While a quick first start's one-pass space is refined in the background: say so, and
+    rerun the page into the refined space once it is in place."""
+    job = default_space.current_refinement()
+    if job is not None and job.finished and job.error is not None:
+        # not retried on every rerun: a restart of the app tries again
+        st.warning(
+            f"The orientation-averaged representation could not be made ({job.error}); the map shows "
+            "the quick one-pass representation. Restart the app to try again."
+        )
+        return
+    if job is None or (job.finished and default_space.default_space_state().provisional):
+        job = default_space.start_refinement()
+    if job.finished:
+        st.rerun(scope="app")  # the refined space is in place (its new manifest reloads it)
+    progress = job.progress()
+    fraction, _ = progress["embeddings"]
+    step = f"{fraction:.0%} embedded" if fraction < 1.0 else (progress["map"][1] or "fitting the map").lower()
+    st.caption(
+        "⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
+        f"neighbours and look-ups use from then on) is being computed in the background ({step}). "
+        "The map and neighbours update when it is ready."
+    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.facts import facts_html, field_warning
-from explorer.gallery import rgb_image
+from explorer.gallery import north_up, rgb_image
+from explorer.image_view import raw_cutout_path
 from explorer.space_registry import ExplorerSpace, FirstImageSpace
 from explorer.widgets.first_images import catalogue_image_controls
+from explorer.widgets.image_viewer import viewer_dialog
 from explorer.widgets.links import source_links
 from explorer.widgets.neighbourhood import neighbourhood_facts
 from explorer.widgets.tags import source_tags
@@ -35,12 +37,21 @@ def source_panel(
         if image is not None:
             field = f"{config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′"
             st.image(
-                rgb_image(image, MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
+                rgb_image(north_up(image), MAIN_IMAGE_PX, crop_box_px=config.MODEL_INPUT_PX),
                 caption=f"{field}; box: the model's {config.MODEL_INPUT_PX} px"
                 if compact
                 else f"Model image: {field} (the box: the central {config.MODEL_INPUT_PX} px the model sees)",
                 width=COMPACT_IMAGE_PX if compact else MAIN_IMAGE_PX,
             )
+        if (image is not None or raw_cutout_path(entry) is not None) and st.button(
+            "Image viewer",
+            key=f"viewer-open:{space.key}:{row}",
+            icon=":material/zoom_in:",
+            type="tertiary",
+            help="The survey cutout on RA/Dec axes: stretch and limits, colour bar in mJy/beam, beam, "
+            "scale bar, the model's field and its input as contours; download it as FITS.",
+        ):
+            viewer_dialog(space, row)
     with facts_box:
         if compact:  # a denser table beside the image
             st.html("<style>.facts{font-size:12.5px;margin:0}.facts td{padding:1px 10px 1px 0}</style>")

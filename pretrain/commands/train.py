@@ -12,7 +12,6 @@ example:
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -107,8 +106,6 @@ _OVERRIDES = {
     "exclude_held_out": "exclude_held_out",
 }
 
-_FLAG_OF = {"epochs": "--epochs", "batch_size": "--batch-size", "monitor_every_epochs": "--monitor-every"}
-
 
 def _interrupt_on_sigterm():
     """``kill PID`` saves a checkpoint as Ctrl-C does (the run stays resumable); returns
@@ -121,14 +118,11 @@ def _interrupt_on_sigterm():
 
 
 def run(args) -> int:
-    from pretrain.train import CONFIG_FILE, TrainConfig, train
+    from pretrain.train import TrainConfig, read_run_config, train
 
     out = Path(args.out)
     if args.resume:
-        config_path = out / CONFIG_FILE
-        if not config_path.is_file():
-            raise ExplorerError(f"--resume: {config_path} not found; is {out} a training run folder?")
-        cfg = TrainConfig.from_dict(json.loads(config_path.read_text())["parameters"])
+        cfg = read_run_config(out)
         changed = [
             flag
             for flag, name in _OVERRIDES.items()
@@ -155,10 +149,7 @@ def run(args) -> int:
                 setattr(cfg, name, getattr(args, flag))
     cfg.device = args.device
     cfg.num_threads = args.num_threads
-    for name in ("epochs", "batch_size", "monitor_every_epochs"):
-        value = getattr(cfg, name)  # batch_size None: the device's default, set by the trainer
-        if value is not None and value < 1:
-            raise ExplorerError(f"{_FLAG_OF[name]} must be at least 1.")
+    cfg.validate()  # --lr -1, --width 0, --min-extent nan, ...: refused with the flag's name
     previous = _interrupt_on_sigterm()
     try:
         summary = train(cfg, out, resume=args.resume, progress=not args.no_progress)

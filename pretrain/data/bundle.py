@@ -17,8 +17,12 @@ A bundle folder holds
   other column of an input catalogue;
 - ``manifest.json``: provenance (``bundle_id`` = hash of images + catalogue, inputs,
   preprocessing parameters, counts);
-- ``report.csv``: every input that failed, with its reason, and every duplicate dropped,
-  with the ``source_id`` it duplicates.
+- ``report.csv``: one row for every input that is not in the catalogue as it came, with
+  its ``status``: ``failed`` (with its reason: damaged, blank, a broken link, ...),
+  ``duplicate`` (with the ``source_id`` it duplicates), ``skipped`` (a file in an input folder
+  that is not read: a hidden file, a name without a FITS or PNG suffix, a folder that cannot
+  be listed) and ``warning`` (kept, but something is off: a file name whose position
+  disagrees with the image's WCS, which wins).
 
 Inputs are pooled in the order given. The same source seen twice (positions closer than
 ``duplicate_radius_arcsec``) is kept once: the **first** input wins, so put the labelled,
@@ -49,7 +53,7 @@ from pretrain.data.fits_io import Cutout, read_cutout
 from pretrain.data.names import NameInfo, parse_fits_name, parse_position_prefix, source_id, unique_source_ids
 from pretrain.data.preprocess import preprocess_cutout, preprocess_processed_image
 from pretrain.errors import BundleError, ExplorerError, NoNetworkError
-from pretrain.files import FITS_SUFFIXES
+from pretrain.files import FITS_SUFFIXES, make_dirs
 from pretrain.surveys import DEFAULT_SURVEY, SURVEYS, Survey, infer_survey
 from pretrain.surveys import survey as survey_profile
 
@@ -128,11 +132,17 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
     try:
         images = np.load(path / IMAGES_FILE, mmap_mode="r")
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{path / IMAGES_FILE}: unreadable image array ({exc}). Build the bundle again.") from exc
+        raise BundleError(
+            f"{path / IMAGES_FILE}: unreadable image array ({exc}). Build the bundle again: "
+            f"`{rebuild_command(path, manifest)}`."
+        ) from exc
     try:
         catalogue = pd.read_parquet(path / CATALOGUE_FILE)
     except Exception as exc:  # pyarrow raises several kinds for damaged files
-        raise BundleError(f"{path / CATALOGUE_FILE}: unreadable catalogue ({exc}). Build the bundle again.") from exc
+        raise BundleError(
+            f"{path / CATALOGUE_FILE}: unreadable catalogue ({exc}). Build the bundle again: "
+            f"`{rebuild_command(path, manifest)}`."
+        ) from exc
 
     size = config.IMAGE_SIZE_PX
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (size, size):
@@ -163,6 +173,18 @@ def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
                 f"content {actual}); a file was changed after the build. Build it again."
             )
     return Bundle(path=path, images=images, catalogue=catalogue, manifest=manifest)
+
+
+def rebuild_command(path: str | Path, manifest: dict | None = None) -> str:
+    """The command that builds the bundle at ``path`` again from the inputs its manifest records."""
+    inputs = (manifest or {}).get("inputs") if isinstance(manifest, dict) else None
+    flags = {"fits": "--fits", "images": "--images", "catalogue": "--catalogue"}
+    args = [
+        f"{flags[i['type']]} {i['path']}"
+        for i in inputs or []
+        if isinstance(i, dict) and i.get("type") in flags and isinstance(i.get("path"), str)
+    ]
+    return f"python -m pretrain bundle {' '.join(args) or '--fits DIR'} --out {path} --overwrite"
 
 
 # --- Building ---------------------------------------------------------------------------
@@ -228,20 +250,22 @@ def build_bundle(
 
     target = out.resolve()  # `--out .` has no name to put a partial folder beside
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)  # in a shared cache, shared too (another user may rebuild it)
         partial = target.parent / f".{target.name}.partial-{os.getpid()}"
         if partial.exists():
             shutil.rmtree(partial)
-        partial.mkdir()
+        make_dirs(partial, exist_ok=False)
     except OSError as exc:
         raise BundleError(
             f"--out {out}: cannot write there ({exc.strerror or exc}); choose a writable folder."
         ) from exc
     try:
+        n_listed = len(tasks) + sum(1 for f in failures if f["status"] == "failed")  # before any task ran
         records, staging = _process_all(tasks, failures, partial, progress, workers, cutout_client)
         if not records:
-            reasons = "; ".join(f"{Path(f['file']).name}: {f['reason']}" for f in failures[:5])
-            raise BundleError(f"none of the {len(tasks) + len(failures)} inputs gave an image ({reasons}).")
+            failed = [f for f in failures if f["status"] == "failed"]
+            reasons = "; ".join(f"{Path(f['file']).name}: {f['reason']}" for f in failed[:5])
+            raise BundleError(f"none of the {n_listed} inputs gave an image ({reasons}).")
         keep, duplicates = _find_duplicates(records, duplicate_radius_arcsec)
         catalogue = _catalogue_frame([records[i] for i in keep])
         kept_ids = dict(zip(keep, catalogue["source_id"]))
@@ -282,9 +306,11 @@ def summary(bundle: Bundle) -> str:
         confident = m.get("confident_by_label", {}).get(label)
         extra = f" (confident {confident})" if confident is not None else ""
         lines.append(f"    {label or '(no label)'}: {count}{extra}")
+    extra = m.get("n_skipped", 0) + m.get("n_warnings", 0)
     lines.append(
-        f"  failed: {m['n_failed']}, duplicates dropped: {m['n_duplicates']}"
-        + (f" (see {bundle.path / REPORT_FILE})" if m["n_failed"] or m["n_duplicates"] else "")
+        f"  failed: {m['n_failed']}, duplicates dropped: {m['n_duplicates']}, "
+        f"skipped: {m.get('n_skipped', 0)}, warnings: {m.get('n_warnings', 0)}"
+        + (f" (see {bundle.path / REPORT_FILE})" if m["n_failed"] or m["n_duplicates"] or extra else "")
     )
     return "\n".join(lines)
 
@@ -322,10 +348,12 @@ def _collect_tasks(specs, skyview_url, survey=None):
         name = f"{kind}:{raw_path}"
         before_tasks, before_failures = len(tasks), len(failures)
         if kind == "fits":
-            files = _find_files(path, FITS_SUFFIXES, "FITS files (*.fits, *.fits.fz, *.fit)")
+            files, passed = _find_files(path, FITS_SUFFIXES, "FITS files (*.fits, *.fits.fz, *.fits.gz, *.fit)")
             tasks += [_Task("fits", name, str(f), survey=survey) for f in files]
+            failures += [_report_row(status, {"file": str(f), "input": name}, reason=r) for f, status, r in passed]
         elif kind == "images":
-            files = _find_files(path, IMAGE_SUFFIXES, "PNG images (*.png)")
+            files, passed = _find_files(path, IMAGE_SUFFIXES, "PNG images (*.png)")
+            failures += [_report_row(status, {"file": str(f), "input": name}, reason=r) for f, status, r in passed]
             for f in files:
                 relative = f.relative_to(path)
                 label = relative.parts[0] if len(relative.parts) > 1 else ""
@@ -346,25 +374,50 @@ def _collect_tasks(specs, skyview_url, survey=None):
             failures += [
                 dict(_report_row("failed", {"file": f"{raw_path}#row{n}", "input": name}, reason=r)) for n, r in bad
             ]
-        input_records.append(
-            {
-                "type": kind,
-                "path": str(raw_path),
-                "n_items": len(tasks) - before_tasks + len(failures) - before_failures,
-            }
-        )
+        listed = sum(1 for f in failures[before_failures:] if f["status"] == "failed")  # skipped: not inputs
+        input_records.append({"type": kind, "path": str(raw_path), "n_items": len(tasks) - before_tasks + listed})
     return tasks, failures, input_records
 
 
-def _find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
+def _find_files(folder: Path, suffixes: tuple[str, ...], what: str) -> tuple[list[Path], list[tuple[Path, str, str]]]:
+    """The input files under ``folder`` (sorted), and ``(path, status, reason)`` for every
+    other entry met: each goes into ``report.csv``, so nothing is left out without a word.
+    A broken link or a FITS-named entry that is not a file ``failed``; a hidden entry, a name
+    without one of ``suffixes``, a linked or unreadable folder is ``skipped``."""
     if not folder.is_dir():
         raise BundleError(f"{folder}: no such folder.")
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(suffixes)
-    )
+    files: list[Path] = []
+    passed: list[tuple[Path, str, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        passed.append((Path(exc.filename or folder), "skipped", f"the folder cannot be read ({exc.strerror})."))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):  # links to folders are not followed
+        here = Path(root)
+        for d in list(dirs):
+            if d.startswith(".") or (here / d).is_symlink():
+                dirs.remove(d)
+                why = "a hidden folder" if d.startswith(".") else "a link to a folder (not followed)"
+                passed.append((here / d, "skipped", f"{why}: give it as an input of its own to use it."))
+        for n in names:
+            path = here / n
+            wanted = n.lower().endswith(suffixes)
+            if n.startswith("."):
+                passed.append((path, "skipped", "a hidden file (its name begins with '.'): not read."))
+            elif not wanted:
+                passed.append((path, "skipped", f"not one of the {what}: not read."))
+            elif path.is_symlink() and not path.exists():
+                target = os.readlink(path)
+                passed.append((path, "failed", f"a broken link (it points to {target}, which does not exist)."))
+            elif not path.is_file():
+                passed.append((path, "failed", "not a regular file (a device, a pipe or a socket)."))
+            else:
+                files.append(path)
     if not files:
-        raise BundleError(f"{folder}: no {what} found (searched sub-folders too).")
-    return files
+        found = "; ".join(f"{p.name}: {reason}" for p, _, reason in sorted(passed)[:3])
+        found = f"; found {found}" if found else "."
+        raise BundleError(f"{folder}: no {what} found (searched sub-folders too){found}")
+    return sorted(files), sorted(passed)
 
 
 # Accepted spellings of a catalogue's columns (lower case, letters and digits only).
@@ -478,6 +531,7 @@ class _Outcome:
     image: np.ndarray | None
     error: str = ""
     fatal: bool = False  # no network: stop the build
+    warning: str = ""  # kept, with a row in report.csv saying what is off
 
 
 def _process(task: _Task, client=None) -> _Outcome:
@@ -506,7 +560,8 @@ def _from_cutout(
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
     # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.
-    position = (info.ra, info.dec) if _name_agrees(info, cutout) else centre
+    agrees = _name_agrees(info, cutout)
+    position = (info.ra, info.dec) if agrees else centre
     record.update(
         ra=position[0],
         dec=position[1],
@@ -525,7 +580,14 @@ def _from_cutout(
     if info.epoch:
         record["epoch"] = info.epoch
     record.update(overrides or {})
-    return _Outcome(record, image)
+    warning = ""
+    if info.position_is_catalogued and not agrees:
+        warning = (
+            f"the file name's position (RA {info.ra}, Dec {info.dec}) is not on the sky or lies more than "
+            f"{config.NAME_WCS_TOLERANCE_ARCSEC:g} arcsec from the image's WCS centre (RA {centre[0]:.4f}, "
+            f"Dec {centre[1]:.4f}); the WCS position is used. Check the file."
+        )
+    return _Outcome(record, image, warning=warning)
 
 
 def _name_agrees(info: NameInfo, cutout: Cutout) -> bool:
@@ -695,7 +757,9 @@ def _process_all(tasks, failures, folder: Path, progress, workers, client=None):
                 outcome.record["_slot"] = len(records)
                 staging[len(records)] = outcome.image
                 records.append(outcome.record)
-            report(done, f"{len(records)} built, {len(failures)} failed")
+                if outcome.warning:
+                    failures.append(_report_row("warning", outcome.record, reason=outcome.warning))
+            report(done, f"{len(records)} built, {sum(1 for f in failures if f['status'] == 'failed')} failed")
     finally:
         if executor:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -873,6 +937,8 @@ def _manifest(bundle_id, catalogue, specs, input_records, report_rows, radius) -
         "n_images": len(catalogue),
         "n_failed": sum(1 for r in report_rows if r["status"] == "failed"),
         "n_duplicates": sum(1 for r in report_rows if r["status"] == "duplicate"),
+        "n_skipped": sum(1 for r in report_rows if r["status"] == "skipped"),
+        "n_warnings": sum(1 for r in report_rows if r["status"] == "warning"),
         "duplicate_radius_arcsec": float(radius),
         "counts_by_label": {str(k): int(v) for k, v in labels.items()},
         "confident_by_label": {

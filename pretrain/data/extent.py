@@ -198,28 +198,30 @@ def _islands(signal, smoothed, detection_sigma, island_peak_sigma, min_px) -> li
     labels, n_islands = ndimage.label(emission, structure=EIGHT_CONNECTED)
     if n_islands == 0:
         return []
-    index = np.arange(1, n_islands + 1)
-    peaks = ndimage.maximum(signal, labels, index)
-    solid_peaks = ndimage.maximum(np.where(solid, signal, -np.inf), labels, index)
-    smoothed_peaks = ndimage.maximum(smoothed, labels, index)
     centre = (np.array(signal.shape, dtype=np.float32) - 1) / 2.0
     islands = []
+    # Each island's peaks are taken inside its bounding box: ndimage.maximum(..., labels, index)
+    # sorts the whole image for every call, which was a third of a bundle's build time.
     for i, box in enumerate(ndimage.find_objects(labels)):
-        detected = solid_peaks[i] >= island_peak_sigma  # as significant islands always were
-        if not (detected or smoothed_peaks[i] >= island_peak_sigma):
-            continue  # noise: neither sharp nor extended emission stands out
         inside = labels[box] == i + 1
+        island_signal = signal[box][inside]
+        is_sharp = solid[box][inside]
+        solid_signal = island_signal[is_sharp]
+        solid_peak = float(solid_signal.max()) if solid_signal.size else -np.inf
+        smoothed_peak = float(smoothed[box][inside].max())
+        detected = solid_peak >= island_peak_sigma  # as significant islands always were
+        if not (detected or smoothed_peak >= island_peak_sigma):
+            continue  # noise: neither sharp nor extended emission stands out
         offset = np.array([box[0].start, box[1].start], dtype=np.float32)
         pixels = np.argwhere(inside).astype(np.float32) + offset
-        is_sharp = solid[box][inside]
-        weights = np.clip(signal[box][inside], 0.0, None) + 1e-6
+        weights = np.clip(island_signal, 0.0, None) + 1e-6
         islands.append(
             _Island(
                 pixels=pixels,
                 # A faint lobe found only in the smoothed map keeps its smoothed outline.
                 sharp=pixels[is_sharp] if is_sharp.any() else pixels,
-                peak=float(peaks[i]),
-                smoothed_peak=float(smoothed_peaks[i]),
+                peak=float(island_signal.max()),
+                smoothed_peak=smoothed_peak,
                 detected=bool(detected),
                 centroid=(pixels * weights[:, None]).sum(axis=0) / weights.sum(),
                 distance_px=float(np.sqrt(np.min(np.sum((pixels - centre) ** 2, axis=1)))),

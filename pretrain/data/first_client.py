@@ -12,9 +12,13 @@ submit it, find the ``FITS`` link in the result page, download the file.
   declination limits (a position outside them is refused without a network call);
 - a time-out per request and a total time budget per look-up, retries with exponential
   back-off for transient failures (no answer, refused connection, HTTP 5xx);
-- an on-disk cache keyed by (survey, rounded position or name, pixels, pixel scale):
-  a repeated request makes no network call; entries are written atomically, so an
-  interrupted download never leaves a broken entry;
+- an on-disk cache keyed by (service URL, survey, rounded position or name, pixels, pixel
+  scale): a repeated request makes no network call; entries are written atomically, so an
+  interrupted download never leaves a broken entry. An entry is used only when it is a
+  plain file written by this user, or by a member of the group of a shared cache folder
+  (``chmod g+ws``, see :mod:`pretrain.files`); a link, a folder or another user's file
+  planted in a private cache is ignored and the cutout fetched again. A damaged entry is
+  fetched again; one that cannot be replaced leaves the look-up working, uncached;
 - validation of what came back (a readable FITS image, not an HTML page or a truncated
   file; the requested shape and pixel scale; centred on the requested position) and
   one clear :mod:`pretrain.errors` exception for each way it can fail.
@@ -30,6 +34,7 @@ import io
 import os
 import re
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -58,6 +63,7 @@ from pretrain.errors import (
     OutsideFootprintError,
     PositionError,
 )
+from pretrain.files import is_shared_folder, make_dirs, set_file_mode
 from pretrain.surveys import DEFAULT_SURVEY, Survey
 from pretrain.surveys import survey as survey_profile
 
@@ -83,6 +89,7 @@ class CutoutRequest:
     pixel_scale_arcsec: float
     survey: str = _FIRST_SKYVIEW_NAME  # the survey's name at SkyView
     survey_key: str = DEFAULT_SURVEY  # its key in pretrain.surveys (the cache file's prefix)
+    service: str = ""  # the service's URL: a stand-in's answers are never another service's cache entries
 
     def describe(self) -> str:
         return f"'{self.name}'" if self.name is not None else f"position {format_position(self.position)}"
@@ -99,7 +106,8 @@ class CutoutRequest:
             d = config.CUTOUT_CACHE_POSITION_DECIMALS
             c = self._position()
             where = f"pos:{c.ra.deg:.{d}f}{c.dec.deg:+.{d}f}"
-        return f"{self.survey}|{where}|{self.pixels}|{self.pixel_scale_arcsec:.4f}"
+        key = f"{self.survey}|{where}|{self.pixels}|{self.pixel_scale_arcsec:.4f}"
+        return f"{self.service}|{key}" if self.service else key
 
     def cache_file_name(self) -> str:
         # Readable prefix (for people browsing the cache) + hash of the full key (uniqueness).
@@ -284,7 +292,15 @@ class FirstCutoutClient:
         pixel_scale_arcsec: float | None = None,
     ) -> Path:
         """The validated cutout's FITS file in the cache (SkyView's bytes, unchanged)."""
-        return self._fetch(self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec))[0]
+        request = self.request(position, name=name, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec)
+        path = self._fetch(request)[0]
+        if path is None:
+            raise CutoutServiceError(
+                f"The cutout for {request.describe()} was fetched but cannot be written to the cache "
+                f"({self.cache_path(request)}): remove what is in its place, or set EXPLORER_CACHE to a "
+                "folder you can write."
+            )
+        return path
 
     def cache_path(self, request: CutoutRequest) -> Path:
         return self.cache_dir / request.cache_file_name()
@@ -320,6 +336,7 @@ class FirstCutoutClient:
             pixel_scale_arcsec=float(pixel_scale_arcsec),
             survey=self.skyview_survey,
             survey_key=self.survey.key,
+            service=self.base_url,
         )
 
     def check_footprint(self, request: CutoutRequest) -> None:
@@ -335,19 +352,31 @@ class FirstCutoutClient:
             )
 
     # --- the look-up --------------------------------------------------------------------
-    def _fetch(self, request: CutoutRequest) -> tuple[Path, Cutout]:
+    def cached(self, request: CutoutRequest) -> Cutout | None:
+        """The cache's entry for a request, when there is a usable one (no network call)."""
+        path = self.cache_path(request)
+        if not _trusted_entry(path):
+            return None
+        try:
+            return self._validate(read_cutout(path), request)
+        except ExplorerError:
+            return None  # damaged: fetched again, and replaced
+
+    def _fetch(self, request: CutoutRequest) -> tuple[Path | None, Cutout]:
         self.check_footprint(request)
         path = self.cache_path(request)
-        if path.is_file():
-            try:
-                return path, self._validate(read_cutout(path), request)
-            except ExplorerError:
-                path.unlink(missing_ok=True)  # a damaged entry: fetch it again
+        cutout = self.cached(request)
+        if cutout is not None:
+            return path, cutout
         with self._lock:
             raw = self._download(request)
         cutout = self._validate_bytes(raw, request)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, raw)
+        try:
+            make_dirs(self.cache_dir)
+            _write_atomically(path, raw)
+        except OSError as exc:  # a folder in its place, a cache another user owns, a full disk
+            warnings.warn(f"the cutout was not cached: cannot write {path} ({exc.strerror or exc})", stacklevel=2)
+            return None, cutout
         cutout.source = str(path)
         return path, cutout
 
@@ -572,14 +601,31 @@ def _is_all_nan_image(raw: bytes) -> bool:
     return False
 
 
+def _trusted_entry(path: Path) -> bool:
+    """Whether a cache entry may be read: a plain file (not a link, not a folder) written by
+    this user, or by a member of the group of a shared cache folder."""
+    try:
+        info = os.lstat(path)
+        folder = os.stat(path.parent)
+    except OSError:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    if info.st_uid == os.geteuid():
+        return True
+    return is_shared_folder(path.parent) and info.st_gid == folder.st_gid
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
+    """Write to a temporary file beside ``path``, then rename: readers never see half a file.
+    The file gets the folder's mode (group-readable in a shared cache; mkstemp makes 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".fits")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        set_file_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,7 +25,7 @@ from astropy.stats import mad_std
 from scipy import ndimage
 
 from pretrain import config
-from pretrain.errors import BlankImageError
+from pretrain.errors import BlankImageError, ExplorerError
 from pretrain.surveys import Survey, image_survey
 
 if TYPE_CHECKING:
@@ -81,6 +81,14 @@ def crop_to_field(
     """
     image = np.asarray(image, dtype=np.float32)
     zoom = pixel_scale_arcsec / target_scale_arcsec
+    if not (np.isfinite(zoom) and zoom > 0):
+        raise ExplorerError(f"the pixel scale {pixel_scale_arcsec!r} arcsec is not a positive number.")
+    if image.size * zoom * zoom > config.FITS_MAX_RESAMPLED_PIXELS:  # bounded before any work on it
+        raise ExplorerError(
+            f"a {image.shape[1]} x {image.shape[0]} image of {pixel_scale_arcsec:.4g} arcsec pixels would be "
+            f"{image.size * zoom * zoom:.3g} pixels on the model's grid, more than the "
+            f"{config.FITS_MAX_RESAMPLED_PIXELS:.3g} a cutout may have; check its pixel scale."
+        )
     if abs(zoom - 1.0) > 1e-3:
         image = _resample_centred(image, 1.0 / zoom, size_px)
         return np.clip(image, 0.0, None) if image.min() >= -1e-6 else image

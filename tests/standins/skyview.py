@@ -27,7 +27,9 @@ Fault modes for tests (attributes): ``mode`` = ``"slow"`` (every answer waits
 ``"truncated"`` (the FITS file is cut short), ``"offset"`` (cutouts centred 1 arcmin
 north of the request), ``"size"`` (the requested size is ignored: 300 px at 1.8"),
 ``"trickle"`` (every answer one byte per ``trickle_s`` seconds), ``"bomb"`` (HTML pages are
-gzip expanding to ``bomb_bytes``); ``blank_value`` (0.0, or NaN) fills
+gzip expanding to ``bomb_bytes``), ``"huge"`` (the FITS link streams ``huge_bytes`` of
+zeros, sent a megabyte at a time), ``"redirect"`` (every request is redirected to itself,
+for ever), ``"reset"`` (every connection is closed without an answer); ``blank_value`` (0.0, or NaN) fills
 the images outside the footprint; ``fail_next(n, status=500)`` makes the next
 ``n`` requests fail with that status. ``requests`` logs every request (kind, path);
 ``served_files`` lists the real file behind each cutout (None for a blank one).
@@ -48,6 +50,7 @@ import html
 import io
 import itertools
 import re
+import socket
 import threading
 import warnings
 from collections import OrderedDict
@@ -309,10 +312,12 @@ class SkyViewStandIn:
         self.data_dir = Path(data_dir) if data_dir is not None else config.SHARED_DATA_DIR
         self.port = port
         self.match_radius_arcsec = match_radius_arcsec
-        self.mode: str | None = None  # None, "slow", "html", "truncated", "offset", "size", "trickle", "bomb"
+        self.mode: str | None = None  # None, "slow", "html", "truncated", "offset", "size", "trickle", "bomb",
+        # "huge", "redirect", "reset"
         self.slow_s = 5.0
         self.trickle_s = 1.0  # "trickle": every answer arrives one byte per this many seconds
         self.bomb_bytes = 256 * 1024**2  # "bomb": pages are gzip that expands to this many bytes
+        self.huge_bytes = 1024**3  # "huge": the FITS answer is this long (zeros, streamed)
         self.blank_value = 0.0  # outside the footprint; SkyView gives zeros (NaN for some surveys)
         self.requests: list[tuple[str, str]] = []  # (kind, path): kind = form, query, fits, other
         self.served_files: list[Path | None] = []
@@ -462,6 +467,16 @@ class _Handler(BaseHTTPRequestHandler):
             kind = "fits" if parts.path.startswith(FITS_PREFIX) else "other"
         status = self.standin._log(kind, self.path)
         self.standin._sleep_if_slow()
+        if self.standin.mode == "reset":  # the connection dropped without a word
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return None
+        if self.standin.mode == "redirect":  # a loop: every answer sends the client back here
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if status is not None:
             return self._send(status, error_page(f"Internal server error ({status})."), "text/html")
         if kind == "form":
@@ -477,8 +492,25 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, HTML_FAULT_PAGE, "text/html")
             if self.standin.mode == "truncated":
                 data = data[: len(data) // 3]  # a broken file, sent as if complete
+            if self.standin.mode == "huge":
+                return self._send_zeros(self.standin.huge_bytes)
             return self._send(200, data, "application/fits")
         return self._send(404, error_page(f"{parts.path} not found."), "text/html")
+
+    def _send_zeros(self, size: int) -> None:
+        """``size`` bytes of zeros as a FITS answer, a megabyte at a time (never held whole)."""
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fits")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block = bytes(1 << 20)
+            for _ in range(size >> 20):
+                if self.standin._stop.is_set():
+                    return
+                self.wfile.write(block)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+            pass
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         mode = self.standin.mode
