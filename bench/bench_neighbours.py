@@ -96,14 +96,14 @@ def bench_size(n: int, n_queries: int, budget_s: float, seed: int, regime: str) 
     query_rows = rng.choice(n, size=min(n_queries, n), replace=False)
 
     start = time.perf_counter()
-    index = CosineIndex().fit(x)
+    index = CosineIndex().fit(x, exact=True)
     cosine_build = time.perf_counter() - start
     cos_times, cos_answers = time_queries(lambda r, index=index: index.query_index(int(r), K)[0], query_rows, budget_s)
     del index  # memory: the normalised copy is as large as the vectors
 
     features = pca_features(x, seed)
     del x
-    feature_index = CosineIndex().fit(features)  # the same method on the ball tree's input
+    feature_index = CosineIndex().fit(features, exact=True)  # the same method on the ball tree's input
     cos200_times, _ = time_queries(
         lambda r, feature_index=feature_index: feature_index.query_index(int(r), K)[0], query_rows, budget_s
     )

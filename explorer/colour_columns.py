@@ -119,5 +119,5 @@ def similarity_column(space, row: int | None) -> pd.Series | None:
     (aligned with the rows; None without a selected source or without representations)."""
     if row is None or not space.has_embeddings:
         return None
-    unit = space.index.unit_vectors_
-    return pd.Series(unit @ unit[row], name=SIMILARITY_COLUMN)
+    index = space.index  # a colour for every source: one pass over all vectors, not a search
+    return pd.Series(index.similarities(index.unit_vectors_[row]), name=SIMILARITY_COLUMN)

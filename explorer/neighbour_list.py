@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.gallery import Card
-from explorer.space_registry import CatalogueSpace, ExplorerSpace, Neighbours
+from explorer.space_registry import ExplorerSpace, FirstImageSpace, Neighbours
 
 CSV_COLUMNS = ("source_id", "ra", "dec", "angular_extent_arcsec", "label", "confident", "subtype", "redshift")
 DROPPED_SHOWN = 6  # source ids named in the dropped-duplicates note
@@ -68,7 +68,7 @@ def neighbour_cards(space: ExplorerSpace, neighbours: Neighbours) -> list[Card]:
 
 
 def _missing_image_note(space: ExplorerSpace, row: int) -> str:
-    if isinstance(space, CatalogueSpace):
+    if isinstance(space, FirstImageSpace):
         return "blank FIRST cutout" if space.is_blank(row) else "FIRST image not fetched yet"
     return getattr(space, "images_problem", "") or "no image"
 

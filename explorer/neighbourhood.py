@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.similarity import MapIndex, top_k_indices
-from pretrain.vectors import l2_normalise
+from pretrain.neighbour_index import NeighbourIndex, build_index
 
 
 @dataclass(frozen=True)
@@ -66,23 +66,22 @@ def map_trust(map_xy: np.ndarray, query_row: int, full_space_rows: Iterable[int]
     return len(set(full) & {int(r) for r in on_map}) / len(full)
 
 
-def knn_outlier_scores(vectors: np.ndarray, k: int, block: int = 512) -> np.ndarray:
+def knn_outlier_scores(vectors, k: int, block: int = 4096) -> np.ndarray:
     """1 − cos to each vector's ``k``-th most similar other vector (higher: more unusual).
 
-    Exact, in blocks of rows (memory: ``block`` × n floats); O(n²·d) once per space.
+    ``vectors``: (N, D) or a space's :class:`~pretrain.neighbour_index.NeighbourIndex` (whose
+    search, exact or approximate, answers); ``block`` queries at a time.
     """
-    unit = l2_normalise(vectors)
-    n = len(unit)
+    index = vectors if isinstance(vectors, NeighbourIndex) else build_index(vectors)
+    n = len(index)
     if n < 2:
         return np.zeros(n, dtype=np.float32)
     k = int(min(max(1, k), n - 1))
     scores = np.empty(n, dtype=np.float32)
     for start in range(0, n, block):
-        stop = min(n, start + block)
-        sims = unit[start:stop] @ unit.T
-        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
-        kth = np.partition(sims, n - k, axis=1)[:, n - k]  # k-th largest per row
-        scores[start:stop] = 1.0 - kth
+        rows = np.arange(start, min(n, start + block))
+        _, sims = index.neighbours_of_rows(rows, k)
+        scores[rows] = 1.0 - sims[:, k - 1]  # the k-th most similar other one
     return scores
 
 
@@ -103,7 +102,7 @@ def space_outlier_scores(space) -> np.ndarray | None:
         return None
     key = (str(space.key), len(space))
     if key not in _SCORES:
-        _SCORES[key] = knn_outlier_scores(space.index.unit_vectors_, config.APP_OUTLIER_K)
+        _SCORES[key] = knn_outlier_scores(space.index.neighbour_index, config.APP_OUTLIER_K)
     return _SCORES[key]
 
 

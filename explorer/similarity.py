@@ -1,9 +1,9 @@
-"""Exact nearest-neighbour search: cosine similarity in the embedding space, distance on a map.
+"""Nearest-neighbour search for the app: cosine similarity in the embedding space, distance on a map.
 
-Cosine similarity of L2-normalised vectors is one matrix-vector product, so exact top-k over
-a million 512-d sources costs one pass over the array (timings in BENCHMARKS.md) — no
-index to build, nothing approximate. ``np.argpartition`` picks the k best in linear
-time; only those k are sorted.
+:class:`CosineIndex` is the app's face of a space's :class:`pretrain.neighbour_index.NeighbourIndex`
+(exact for small spaces, FAISS IVF above ``INDEX_EXACT_MAX_VECTORS``): every neighbour list
+the app shows comes from it. Exact top-k is one matrix-vector product over the
+L2-normalised vectors and ``np.argpartition`` (linear time; only the k best are sorted).
 
 For a catalogue-only space (a published map without embeddings) :class:`MapIndex` gives the
 nearest sources by Euclidean distance on the 2-D map, with the same interface.
@@ -13,69 +13,57 @@ from __future__ import annotations
 
 import numpy as np
 
-from pretrain.vectors import l2_normalise
+from pretrain.neighbour_index import IndexSettings, NeighbourIndex, build_index, top_k_indices
 
-
-def top_k_indices(scores: np.ndarray, k: int, exclude: np.ndarray | list[int] | None = None) -> np.ndarray:
-    """Indices of the ``k`` largest ``scores``, best first (ties broken by index).
-
-    ``exclude`` lists indices that must not be returned (e.g. the query itself).
-    """
-    scores = np.asarray(scores)
-    if exclude is not None and len(exclude):
-        scores = scores.copy()
-        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-        available = scores.size - len(np.unique(exclude))
-    else:
-        available = scores.size
-    k = int(max(0, min(k, available)))
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    if k < scores.size:
-        candidates = np.argpartition(-scores, k - 1)[:k]
-    else:
-        candidates = np.arange(scores.size)
-    # Stable sort of the candidates by descending score, then ascending index.
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order].astype(np.int64)
+__all__ = ["CosineIndex", "MapIndex", "top_k_indices"]
 
 
 class CosineIndex:
-    """Exact cosine-similarity search over a fixed set of vectors (sklearn-like ``fit``/``query``).
+    """Cosine-similarity search over a fixed set of vectors (sklearn-like ``fit``/``query``).
 
-    >>> index = CosineIndex().fit(embeddings)
+    >>> index = CosineIndex().fit(embeddings)      # exact or approximate by size
     >>> idx, sim = index.query(embeddings[0], k=10, exclude=[0])
+
+    ``CosineIndex(neighbour_index=space.neighbour_index)`` wraps a space's stored index.
     """
 
     metric_name = "cosine similarity"
     higher_is_closer = True
 
-    def __init__(self, unit_vectors: np.ndarray | None = None):
-        self.unit_vectors_: np.ndarray = np.ascontiguousarray(
-            np.zeros((0, 0)) if unit_vectors is None else unit_vectors, dtype=np.float32
-        )
+    def __init__(self, unit_vectors: np.ndarray | None = None, neighbour_index: NeighbourIndex | None = None):
+        if neighbour_index is None:
+            vectors = np.zeros((0, 1), np.float32) if unit_vectors is None else unit_vectors
+            neighbour_index = build_index(vectors)
+        self.neighbour_index = neighbour_index
 
-    def fit(self, vectors: np.ndarray) -> CosineIndex:
-        self.unit_vectors_ = np.ascontiguousarray(l2_normalise(vectors))
+    def fit(self, vectors: np.ndarray, exact: bool = False) -> CosineIndex:
+        """Index ``vectors``: exact or approximate by their number (``pretrain.neighbour_index``), or
+        exact whatever their number (``exact``: a reference to measure the index against)."""
+        self.neighbour_index = build_index(vectors, IndexSettings(exact_max_vectors=len(vectors)) if exact else None)
         return self
 
-    def __len__(self) -> int:
-        return len(self.unit_vectors_)
+    @property
+    def unit_vectors_(self) -> np.ndarray:
+        return self.neighbour_index.unit_vectors
 
-    def similarities(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of ``vector`` to every stored vector."""
-        query = l2_normalise(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
-        return self.unit_vectors_ @ query
+    @property
+    def exact(self) -> bool:
+        return self.neighbour_index.exact
+
+    def __len__(self) -> int:
+        return len(self.neighbour_index)
+
+    def similarities(self, vector: np.ndarray, rows=None) -> np.ndarray:
+        """Cosine similarity of ``vector`` to the stored vectors ``rows`` (default: every one, a full pass)."""
+        return self.neighbour_index.similarities(vector, rows)
 
     def query(self, vector: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
         """``(indices, similarities)`` of the ``k`` most similar stored vectors, best first."""
-        scores = self.similarities(vector)
-        idx = top_k_indices(scores, k, exclude)
-        return idx, scores[idx]
+        return self.neighbour_index.query(vector, k, exclude)
 
     def query_index(self, index: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Neighbours of stored vector ``index`` (itself excluded)."""
-        return self.query(self.unit_vectors_[index], k, exclude=[index])
+        return self.neighbour_index.query_row(index, k)
 
 
 class MapIndex:

@@ -3,6 +3,10 @@
 - **Embedding spaces** (made by ``python -m pretrain embed`` or by the app for MiraBest):
   a catalogue with map coordinates, 512-d representations and the images of their bundle.
   Neighbours are found by cosine similarity in the full representation space.
+  Neighbours come from the space's neighbour index (``pretrain.neighbour_index``: exact
+  for small spaces, FAISS above its size threshold). A space made from given vectors
+  (``pretrain space --embeddings``) has no bundle: its images are read from the FITS files
+  its catalogue names (column ``cutout_file``) or, without one, fetched from FIRST.
 - **Catalogue-only spaces** (the published RGZ DR1 map): positions, sizes and someone
   else's map coordinates, no representations and no images. Neighbours are the nearest
   points *on the map* (2-D), and images come from FIRST through the cutout client.
@@ -30,6 +34,7 @@ from explorer.similarity import CosineIndex, MapIndex
 from explorer.sky import sky_duplicate_mask
 from pretrain import config
 from pretrain.errors import ExplorerError
+from pretrain.given_embeddings import CUTOUT_FILE_COLUMN  # a catalogue column naming each source's FITS cutout
 from pretrain.pair_similarity import PairSimilarity
 
 RGZ_MAP_FILE = "rgz_dr1_published_map.parquet"
@@ -184,9 +189,10 @@ class EmbeddingSpace(ExplorerSpace):
         self.space = space
         self.key, self.title = key, title
         self.catalogue = space.catalogue_map.reset_index(drop=True)
-        self.index = CosineIndex(space.unit_embeddings)
+        self.index = CosineIndex(neighbour_index=space.neighbour_index)
+        self.index_note = space.neighbour_index.note  # set when an old space's index was built on opening
         self.images, self.images_problem = _bundle_images(space)
-        self.has_images = self.images is not None
+        self.has_images = self.images is not None or CUTOUT_FILE_COLUMN in self.catalogue
         self.projector_lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -211,8 +217,15 @@ class EmbeddingSpace(ExplorerSpace):
 
     def image(self, row: int) -> np.ndarray | None:
         if self.images is None:
-            return None
+            return self._cutout_file_image(row) if CUTOUT_FILE_COLUMN in self.catalogue else None
         return np.asarray(self.images[row])  # one 22 kB read from the memory map
+
+    def _cutout_file_image(self, row: int) -> np.ndarray | None:
+        """The model image of the FITS file the catalogue names for ``row`` (None: no file, or unreadable)."""
+        name = self.catalogue[CUTOUT_FILE_COLUMN].iloc[row]
+        if not isinstance(name, str) or not name or not Path(name).is_file():
+            return None
+        return _cached_file_image(name)
 
     def neighbours_of_vector(
         self, vector: np.ndarray, k: int, sky_radius_arcsec: float = 0.0, query_radec: tuple[float, float] | None = None
@@ -223,6 +236,10 @@ class EmbeddingSpace(ExplorerSpace):
     @property
     def weights_sha256(self) -> str:
         return self.space.weights_sha256
+
+    @property
+    def vectors_from_file(self) -> dict | None:
+        return self.space.vectors_from_file
 
     @property
     def weights_file(self) -> str:
@@ -251,20 +268,18 @@ def _bundle_images(space) -> tuple[np.ndarray | None, str]:
     return (bundle.images, "") if same else (None, "")
 
 
-class CatalogueSpace(ExplorerSpace):
-    """A published map without representations: neighbours on the map, images from FIRST."""
+@functools.lru_cache(maxsize=2048)  # bounded memory: 2048 x 22 kB
+def _cached_file_image(path: str) -> np.ndarray | None:
+    from pretrain.data.fits_io import read_cutout
 
-    has_embeddings = False
-    has_images = False
-    index: MapIndex
+    try:
+        return _model_image_from_cutout(read_cutout(Path(path)))
+    except ExplorerError:  # an unreadable file: no image, said on its card
+        return None
 
-    def __init__(self, catalogue: pd.DataFrame, key: str, title: str):
-        self.key, self.title = key, title
-        self.catalogue = catalogue.reset_index(drop=True)
-        self.index = MapIndex().fit(self.catalogue[["umap_x", "umap_y"]].to_numpy())
 
-    def _query_of_row(self, row: int) -> np.ndarray:
-        return self.index.points_[row]
+class FirstImageSpace(ExplorerSpace):
+    """A space without images of its own: FIRST cutouts of its sources' positions, on request."""
 
     # Images: FIRST cutouts through the look-up client. ``image`` looks only in the client's
     # disk cache (no network: the gallery must stay fast); ``fetch_image`` may download.
@@ -320,6 +335,31 @@ class CatalogueSpace(ExplorerSpace):
             self._images.clear()
         self._images[row] = image
         return image
+
+
+class CatalogueSpace(FirstImageSpace):
+    """A published map without representations: neighbours on the map, images from FIRST."""
+
+    has_embeddings = False
+    has_images = False
+    index: MapIndex
+
+    def __init__(self, catalogue: pd.DataFrame, key: str, title: str):
+        self.key, self.title = key, title
+        self.catalogue = catalogue.reset_index(drop=True)
+        self.index = MapIndex().fit(self.catalogue[["umap_x", "umap_y"]].to_numpy())
+
+    def _query_of_row(self, row: int) -> np.ndarray:
+        return self.index.points_[row]
+
+
+class FetchedImageEmbeddingSpace(FirstImageSpace, EmbeddingSpace):
+    """An embedding space without a bundle or cutout files (made from given vectors): FIRST images."""
+
+    has_images = False
+
+    def image(self, row: int, client=None) -> np.ndarray | None:
+        return FirstImageSpace.image(self, row, client)
 
 
 def _default_client():
@@ -381,7 +421,11 @@ def open_space(entry: SpaceEntry) -> ExplorerSpace:
         return CatalogueSpace(read_rgz_map(entry.path), entry.key, entry.title)
     from pretrain.space import load_space
 
-    return EmbeddingSpace(load_space(entry.path), entry.key, entry.title)
+    space = EmbeddingSpace(load_space(entry.path), entry.key, entry.title)
+    if space.images is None and CUTOUT_FILE_COLUMN not in space.catalogue and {"ra", "dec"} <= set(space.catalogue):
+        # its images: FIRST cutouts of its positions (the loaded space and its index are reused)
+        return FetchedImageEmbeddingSpace(space.space, entry.key, entry.title)
+    return space
 
 
 # --- the encoder a space was made with ------------------------------------------------------
@@ -410,6 +454,13 @@ def find_weights(space: EmbeddingSpace) -> Path:
     """The weights file whose SHA-256 is the one recorded in the space (ExplorerError if none)."""
     from pretrain.provenance import weights_sha256
 
+    given = space.vectors_from_file
+    if given is not None:
+        raise ExplorerError(
+            f"This space's vectors were read from {given.get('file', 'a file')} (made outside this program, "
+            "by a model it does not have), so a new image cannot be embedded and placed on its map. "
+            "Choose a space made with `python -m pretrain embed` to place images."
+        )
     for path in weights_candidates(space):
         if path.is_file() and weights_sha256(path) == space.weights_sha256:
             return path

@@ -182,7 +182,7 @@ def placed_facts(space: EmbeddingSpace, result: LookupResult, embedding: np.ndar
     row, sep = nearest_on_sky(result.ra, result.dec, space.catalogue["ra"], space.catalogue["dec"])
     if row >= 0 and sep <= config.APP_CATALOGUE_MATCH_ARCSEC:
         twin = space.catalogue["source_id"].iloc[row]
-        similarity = float(cast(CosineIndex, space.index).similarities(embedding)[row])
+        similarity = float(cast(CosineIndex, space.index).similarities(embedding, [row])[0])
         left_out = " The sky-duplicate filter leaves it out of the neighbours." if sep < radius else ""
         st.info(
             f"This position is in the space as **{twin}** ({sep:.1f}″ away, cosine similarity "

@@ -23,6 +23,8 @@ COMMANDS = {
     "embed": "embed",
     "evaluate": "evaluate",
     "finetune": "finetune",
+    "space": "space",
+    "neighbours": "neighbours",
 }
 
 

@@ -511,20 +511,26 @@ class SpaceNeighbours:
 
     def __init__(self, space, sky_radius_arcsec: float = config.APP_SKY_DUPLICATE_RADIUS_ARCSEC):
         catalogue = space.catalogue_map
-        self.unit = space.unit_embeddings
+        self.index = space.neighbour_index  # exact or approximate (pretrain.neighbour_index), as in the app
         self.ra = catalogue["ra"].to_numpy(np.float64) if "ra" in catalogue else np.full(len(catalogue), np.nan)
         self.dec = catalogue["dec"].to_numpy(np.float64) if "dec" in catalogue else np.full(len(catalogue), np.nan)
         self.sky_radius_arcsec = float(sky_radius_arcsec)
 
     def __call__(self, vector: np.ndarray, k: int, query_radec: tuple[float, float] | None):
-        from pretrain.vectors import l2_normalise
+        n = len(self.index)
+        wanted = min(n, k + 16)
+        while True:  # more candidates until k survive the sky filter (at most log4(n) rounds)
+            order, scores = self.index.query(vector, wanted)  # best first, ties by row
+            rows, kept_scores = self._sky_filtered(order, scores, k, query_radec)
+            if len(rows) == k or wanted >= n:
+                return np.asarray(rows, dtype=np.int64), np.asarray(kept_scores, dtype=np.float32)
+            wanted = min(n, wanted * 4)
 
-        scores = self.unit @ l2_normalise(np.asarray(vector, dtype=np.float32))
-        order = np.lexsort((np.arange(scores.size), -scores))  # best first, ties by row
+    def _sky_filtered(self, order, scores, k: int, query_radec) -> tuple[list[int], list[float]]:
         kept_ra = [query_radec[0]] if query_radec is not None else []
         kept_dec = [query_radec[1]] if query_radec is not None else []
-        rows = []
-        for i in order:
+        rows, kept_scores = [], []
+        for i, score in zip(order, scores):
             ra, dec = self.ra[i], self.dec[i]
             if self.sky_radius_arcsec > 0 and np.isfinite(ra) and np.isfinite(dec):
                 if kept_ra and np.min(_separation_arcsec(np.array(kept_ra), np.array(kept_dec), ra, dec)) < (
@@ -534,10 +540,10 @@ class SpaceNeighbours:
                 kept_ra.append(ra)
                 kept_dec.append(dec)
             rows.append(int(i))
+            kept_scores.append(float(score))
             if len(rows) == k:
                 break
-        chosen = np.asarray(rows, dtype=np.int64)
-        return chosen, scores[chosen].astype(np.float32)
+        return rows, kept_scores
 
 
 NeighbourFinder = Callable[[np.ndarray, int, "tuple[float, float] | None"], "tuple[np.ndarray, np.ndarray]"]

@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pretrain import config
 from pretrain.errors import ExplorerError
-from pretrain.vectors import l2_normalise
+from pretrain.neighbour_index import NeighbourIndex, build_index
 
 FR_CLASSES = ("FRI", "FRII")  # label 0, 1
 PROBE_CS = np.logspace(-4, 2, 7)  # inverse regularisation strengths tried by the probe's CV
@@ -97,10 +97,7 @@ def knn_accuracy(
     """Accuracy of a majority vote of the ``k`` most cosine-similar training examples."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     k = int(min(k, len(train_y)))
-    a = l2_normalise(train_x)
-    b = l2_normalise(test_x)
-    similarity = b @ a.T  # (n_test, n_train)
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    nearest, _ = build_index(train_x).search(test_x, k)  # (n_test, k)
     classes, encoded = np.unique(train_y, return_inverse=True)
     votes = np.zeros((len(test_y), len(classes)))
     np.add.at(votes, (np.arange(len(test_y))[:, None], encoded[nearest]), 1.0)
@@ -216,6 +213,7 @@ def neighbour_purity(
 ) -> pd.DataFrame:
     """Same-label share among each query's ``k`` most cosine-similar other sources.
 
+    ``features``: (N, D), or a space's neighbour index (then searched as the app searches it).
     Every source is searched (the whole space, as the app searches it) except the query
     itself; ``query_rows`` (positional; default: every row) picks the queries, for example
     the held-out ones (:mod:`pretrain.holdout`). A neighbour with an empty label counts as
@@ -225,7 +223,7 @@ def neighbour_purity(
     same-label neighbour among their ``k``).
     """
     labels = np.asarray(pd.Series(labels).fillna("").astype(str))
-    unit = l2_normalise(features)
+    index = features if isinstance(features, NeighbourIndex) else build_index(features)
     n = len(labels)
     if n <= k:
         raise ExplorerError(f"need more than k={k} sources for neighbour purity; got {n}.")
@@ -235,9 +233,7 @@ def neighbour_purity(
         rows = queries[labels[queries] == label]
         if len(rows) == 0:
             continue
-        similarity = unit[rows] @ unit.T
-        similarity[np.arange(len(rows)), rows] = -np.inf  # never the query itself
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        nearest, _ = index.neighbours_of_rows(rows, k)  # never the query itself
         share = (labels[nearest] == label).mean(axis=1)
         records.append(
             {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,10 @@ from pretrain.vectors import l2_normalise
 
 class MapProjector:
     """Embeddings (N, D) -> map coordinates (N, 2), scikit-learn style."""
+
+    # (queries, k) -> (rows, similarities) of the nearest fitted points: a space's neighbour index
+    # (pretrain.neighbour_index) sets it, so placing an image does not scan every source.
+    reference_search_: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     def __init__(
         self,
@@ -158,7 +163,9 @@ class MapProjector:
         """Place new embeddings (M, D) on the fitted map -> (M, 2): the weighted mean of
         the positions of their nearest fitted points (weights 1 / cosine distance)."""
         x = self._check(embeddings, fitted=True)
-        return place_by_neighbours(l2_normalise(x), self.reference_unit_, self.reference_xy_)
+        return place_by_neighbours(
+            l2_normalise(x), self.reference_unit_, self.reference_xy_, index_search=self.reference_search_
+        )
 
     def _check(self, embeddings: np.ndarray, fitted: bool) -> np.ndarray:
         x = np.asarray(embeddings, dtype=np.float32)
@@ -251,19 +258,28 @@ def place_by_neighbours(
     k: int = config.MAP_PLACE_NEIGHBOURS,
     chunk: int = 512,
     progress: bool = False,
+    index_search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Map positions of unit vectors (M, D) among placed ones: the mean of the positions of
     their ``k`` most cosine-similar reference points, weighted by 1 / cosine distance (a
     point equal to a reference point lands on it). In chunks of ``chunk`` queries, so that
     the similarity block stays ~100 MB whatever M is. The exact top k comes from FAISS's
     flat inner-product search when FAISS is installed (5x faster than NumPy's partition at
-    10 k x 50 k here), else from NumPy; both give the same neighbours."""
+    10 k x 50 k here), else from NumPy; both give the same neighbours. ``index_search``
+    ((queries, k) -> (rows, similarities), a space's neighbour index over the same reference
+    rows) replaces that exact search."""
     from tqdm import tqdm
 
     k = int(min(k, len(reference_unit)))
     unit = np.ascontiguousarray(unit, dtype=np.float32)
     reference_unit = np.ascontiguousarray(reference_unit, dtype=np.float32)
-    search = _top_k_search(reference_unit, k)
+    if index_search is not None:
+
+        def search(queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rows, similarity = index_search(queries, k)  # rows of -1: fewer than k found
+            return np.maximum(similarity, -1.0), np.maximum(rows, 0)
+    else:
+        search = _top_k_search(reference_unit, k)
     out = np.empty((len(unit), 2), dtype=np.float32)
     starts = range(0, len(unit), chunk)
     for start in tqdm(starts, desc="placing on the map", unit="chunk", disable=not progress or len(starts) < 20):

@@ -8,8 +8,13 @@ A space is a folder::
       projector.npz        the fitted PCA as arrays (MapProjector; new images are placed among
                            the space's own sources, so no UMAP model is stored)
       projector.json       its parameters (human-readable sidecar)
+      index.faiss          the approximate neighbour index, for spaces above
+                           ``neighbour_index.INDEX_EXACT_MAX_VECTORS`` sources (smaller ones
+                           are searched exactly and store none); memory-mapped when opened
       manifest.json        provenance: weights sha256 + file name, bundle id, parameters,
-                           creation time, package versions, counts, projector hash
+                           creation time, package versions, counts, projector hash, the index
+                           (kind, settings, hash); for a space made from given vectors
+                           (``pretrain space --embeddings``) the file they came from and its hash
       bundle/              (only when built from FITS by `embed --fits`) the dataset bundle
 
 Rows of both Parquet files are in the same order (the bundle's). The manifest is written
@@ -39,6 +44,7 @@ from pretrain.clock import utc_timestamp
 from pretrain.errors import ExplorerError
 from pretrain.files import atomic_path, atomic_write_json, make_dirs, sha256_file
 from pretrain.mapping import MapProjector
+from pretrain.neighbour_index import INDEX_FILE, IndexSettings, NeighbourIndex, build_index, load_or_build
 from pretrain.provenance import default_backbone_path, package_versions, weights_sha256
 from pretrain.vectors import l2_normalise
 
@@ -74,6 +80,7 @@ class Space:
     manifest: dict
     _projector: MapProjector | None = field(default=None, repr=False)
     _unit: np.ndarray | None = field(default=None, repr=False)
+    _index: NeighbourIndex | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.catalogue_map)
@@ -95,15 +102,32 @@ class Space:
         return self._unit
 
     @property
+    def neighbour_index(self) -> NeighbourIndex:
+        """The space's neighbour index (``pretrain.neighbour_index``), loaded memory-mapped on first use;
+        a space written before the index existed gets one built (and saved into it when possible)."""
+        if self._index is None:
+            self._index = load_or_build(
+                self.path, self.manifest.get("index"), self.unit_embeddings, save=lambda index: store_index(self, index)
+            )
+        return self._index
+
+    @property
     def projector(self) -> MapProjector:
         """The fitted PCA -> UMAP, loaded on first use (it is the slow part to load)."""
         if self._projector is None:
             self._projector = _load_projector(self.path, self.manifest, (self.embeddings, self.map_xy))
+            # new images are placed among the space's nearest sources: found by its index
+            self._projector.reference_search_ = self.neighbour_index.search
         return self._projector
 
     @property
     def weights_sha256(self) -> str:
-        return self.manifest["weights"]["sha256"]
+        return str(self.manifest["weights"].get("sha256") or "")
+
+    @property
+    def vectors_from_file(self) -> dict | None:
+        """Where the vectors of a space made from given embeddings came from (file, sha256), else None."""
+        return self.manifest.get("vectors_from")
 
     @property
     def symmetry(self) -> str:
@@ -136,11 +160,15 @@ def save_space(
     catalogue: pd.DataFrame | None,
     projector: MapProjector,
     provenance: dict,
+    index_settings: IndexSettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Space:
     """Write a space folder and return it loaded.
 
     ``provenance`` must hold ``weights`` ({sha256, file}) and ``bundle`` ({id, path?}); it
-    may hold ``parameters``. Counts, versions and the creation time are added here.
+    may hold ``parameters`` and ``vectors_from`` (a file the vectors were read from). Counts,
+    versions, the creation time and the neighbour index (built here, ``index_settings``)
+    are added here; ``progress`` hears about the index build.
     """
     out = Path(out)
     check_space_out(out)
@@ -163,6 +191,9 @@ def save_space(
     _write_parquet(pa.Table.from_pandas(catalogue_map, preserve_index=False), out / MAP_FILE)
     projector.save(out / PROJECTOR_FILE, with_reference=False)  # the space's own files hold the points
     (out / LEGACY_PROJECTOR_FILE).unlink(missing_ok=True)
+    (out / INDEX_FILE).unlink(missing_ok=True)
+    index = build_index(embeddings, index_settings, progress)
+    index_entry = index.save(out)
 
     manifest = {
         "format": SPACE_FORMAT,
@@ -173,14 +204,38 @@ def save_space(
         "parameters": {**provenance.get("parameters", {}), "projector": projector.describe()},
         "counts": {"sources": n, "embedding_dim": int(embeddings.shape[1])},
         "files": {PROJECTOR_FILE: {"sha256": sha256_file(out / PROJECTOR_FILE)}},
+        "index": index_entry,
         "versions": package_versions(),
     }
+    if "vectors_from" in provenance:
+        manifest["vectors_from"] = dict(provenance["vectors_from"])
     atomic_write_json(out / MANIFEST_FILE, manifest)
-    return Space(out, catalogue_map, embeddings, manifest, _projector=projector)
+    space = Space(out, catalogue_map, embeddings, manifest, _projector=projector, _unit=index.unit_vectors)
+    space._index = index
+    projector.reference_search_ = index.search
+    return space
+
+
+def store_index(space: Space, index: NeighbourIndex) -> None:
+    """Save an index built for an already written space into it and record it in its manifest (the
+    manifest is rewritten atomically; a reader sees the old or the new one)."""
+    entry = index.save(space.path)
+    manifest = {**space.manifest, "index": entry}
+    atomic_write_json(space.path / MANIFEST_FILE, manifest)
+    space.manifest = manifest
 
 
 SPACE_NAMES = frozenset(
-    {EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE, "projector.json", LEGACY_PROJECTOR_FILE, MANIFEST_FILE, "bundle"}
+    {
+        EMBEDDINGS_FILE,
+        MAP_FILE,
+        PROJECTOR_FILE,
+        "projector.json",
+        LEGACY_PROJECTOR_FILE,
+        MANIFEST_FILE,
+        "bundle",
+        INDEX_FILE,
+    }
 )
 
 
@@ -517,10 +572,9 @@ def place_image(space: Space, encoder, image_uint8: np.ndarray, device: str = "a
     single = image.ndim == 2
     embedding = embed_images(encoder, image[None] if single else image, device=device, symmetry=space.symmetry)
     xy = space.projector.transform(embedding)
-    similarity = l2_normalise(embedding) @ space.unit_embeddings.T  # (M, N)
-    best = np.argmax(similarity, axis=1)
-    same = similarity[np.arange(len(best)), best] > 1.0 - SAME_SOURCE_COSINE_TOL
-    xy[same] = space.map_xy[best[same]]
+    best, similarity = space.neighbour_index.search(embedding, 1)
+    same = (best[:, 0] >= 0) & (similarity[:, 0] > 1.0 - SAME_SOURCE_COSINE_TOL)
+    xy[same] = space.map_xy[best[same, 0]]
     return (embedding[0], xy[0]) if single else (embedding, xy)
 
 
@@ -538,3 +592,57 @@ def describe(space: Space) -> dict[str, Any]:
         "bundle_id": m["bundle"].get("id"),
         "created": m.get("created"),
     }
+
+
+# --- a space from given embeddings -----------------------------------------------------------
+
+
+def space_from_embeddings(
+    embeddings_file: str | Path,
+    out: str | Path,
+    column: str | None = None,
+    seed: int = config.MAP_SEED,
+    projector: MapProjector | None = None,
+    index_settings: IndexSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Space:
+    """A space from vectors made elsewhere (``pretrain.given_embeddings`` reads and checks the file):
+    the map fitted by ``pretrain.mapping``, the neighbour index built, the file and its SHA-256 recorded
+    as where the vectors came from (there are no weights and no bundle)."""
+    from pretrain.given_embeddings import read_given_embeddings
+
+    say = progress or (lambda message: None)
+    out = Path(out)
+    check_space_out(out)
+    embeddings_file = Path(embeddings_file)
+    say(f"reading {embeddings_file}")
+    given = read_given_embeddings(embeddings_file, column)
+    n, dim = given.vectors.shape
+    say(f"{n:,} sources with {dim}-d embeddings ({given.column}); fitting the map (PCA -> UMAP)")
+    projector = projector or MapProjector(random_state=seed)
+    map_xy = projector.fit_transform(given.vectors)
+    say("hashing the embeddings file (provenance)")
+    provenance = {
+        "weights": {"sha256": None, "file": None, "held_out": "unknown"},
+        "bundle": {"id": None, "path": None},
+        "parameters": {"seed": seed, "embedding_column": given.column},
+        "vectors_from": {
+            "file": str(embeddings_file.resolve()),
+            "sha256": sha256_file(embeddings_file),
+            "column": given.column,
+            "rows": n,
+            "dim": dim,
+        },
+    }
+    say("writing the space and building its neighbour index")
+    return save_space(
+        out,
+        given.catalogue["source_id"],
+        given.vectors,
+        map_xy,
+        given.catalogue,
+        projector,
+        provenance,
+        index_settings=index_settings,
+        progress=say,
+    )

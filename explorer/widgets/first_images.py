@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from explorer.space_registry import CatalogueSpace
+from explorer.space_registry import FirstImageSpace
 from pretrain import config
 from pretrain.errors import ExplorerError, NoNetworkError
 
@@ -33,14 +33,14 @@ def interactive_client() -> FirstCutoutClient:
     )
 
 
-def cached_cutout_path(space: CatalogueSpace, row: int) -> Path | None:
+def cached_cutout_path(space: FirstImageSpace, row: int) -> Path | None:
     """The FIRST cutout of a catalogue source in the client's disk cache (no network), if fetched."""
     client = interactive_client()
     path = client.cache_path(space._request(row, client))
     return path if path.is_file() else None
 
 
-def catalogue_image_controls(space: CatalogueSpace, row: int) -> np.ndarray | None:
+def catalogue_image_controls(space: FirstImageSpace, row: int) -> np.ndarray | None:
     """For a catalogue-only space: a button that fetches the FIRST image (cached afterwards)."""
     if st.button("Fetch its FIRST image", key=f"fetch1:{space.key}:{row}", icon=":material/download:"):
         try:
@@ -58,7 +58,7 @@ def catalogue_image_controls(space: CatalogueSpace, row: int) -> np.ndarray | No
     return None
 
 
-def fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> list[str]:
+def fetch_gallery_images(space: FirstImageSpace, rows: list[int]) -> list[str]:
     """Fetch the FIRST images of ``rows`` with a progress bar; returns what to tell the user.
 
     A source whose own cutout is unusable (blank, outside the footprint, a bad answer) is
@@ -84,7 +84,7 @@ def fetch_gallery_images(space: CatalogueSpace, rows: list[int]) -> list[str]:
     return notes
 
 
-def _failure_note(space: CatalogueSpace, failed: list[tuple[int, ExplorerError]], asked: int) -> str:
+def _failure_note(space: FirstImageSpace, failed: list[tuple[int, ExplorerError]], asked: int) -> str:
     ids = space.catalogue["source_id"].iloc[[row for row, _ in failed]].astype(str).tolist()
     first_id, first_error = ids[0], failed[0][1]
     shown = FAILED_IDS_SHOWN

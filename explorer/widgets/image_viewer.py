@@ -25,7 +25,7 @@ from explorer.image_view import (
     render_png,
     view_of_entry,
 )
-from explorer.space_registry import CatalogueSpace, ExplorerSpace
+from explorer.space_registry import ExplorerSpace, FirstImageSpace
 from explorer.widgets.first_images import cached_cutout_path
 from pretrain.errors import ExplorerError
 
@@ -110,7 +110,7 @@ def image_viewer(view: ViewImage, key: str, identity: str) -> None:
 def view_of_row(space: ExplorerSpace, row: int) -> ViewImage | None:
     """A source's image for the viewer: its survey cutout when it is on disk, else its model image."""
     entry = space.catalogue.iloc[row]
-    path = cached_cutout_path(space, row) if isinstance(space, CatalogueSpace) else None
+    path = cached_cutout_path(space, row) if isinstance(space, FirstImageSpace) else None
     return view_of_entry(entry, space.image(row), path)
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer.gallery import gallery_html
 from explorer.neighbour_list import dropped_note, neighbour_cards, neighbour_frame, unfetched
-from explorer.space_registry import CatalogueSpace, ExplorerSpace, Neighbours
+from explorer.space_registry import ExplorerSpace, FirstImageSpace, Neighbours
 from explorer.widgets.export import vo_buttons
 from explorer.widgets.first_images import fetch_gallery_images
 from explorer.widgets.map_state import space_state
@@ -56,7 +56,7 @@ def neighbours_section(
     with cols[1]:
         missing = unfetched(cards)
         if (
-            isinstance(space, CatalogueSpace)
+            isinstance(space, FirstImageSpace)
             and missing
             and st.button(f"Fetch {len(missing)} FIRST images", key=f"{key}:fetch", icon=":material/download:")
         ):

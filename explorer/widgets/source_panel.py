@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.facts import facts_html, field_warning
 from explorer.gallery import north_up, rgb_image
 from explorer.image_view import raw_cutout_path
-from explorer.space_registry import CatalogueSpace, ExplorerSpace
+from explorer.space_registry import ExplorerSpace, FirstImageSpace
 from explorer.widgets.first_images import catalogue_image_controls
 from explorer.widgets.image_viewer import viewer_dialog
 from explorer.widgets.links import source_links
@@ -32,7 +32,7 @@ def source_panel(
     image_box, facts_box = st.columns([1, 1.7]) if compact else (st.container(), st.container())
     with image_box:
         image = space.image(row)
-        if image is None and isinstance(space, CatalogueSpace):
+        if image is None and isinstance(space, FirstImageSpace):
             image = catalogue_image_controls(space, row)
         if image is not None:
             field = f"{config.IMAGE_SIZE_PX} px = {config.IMAGE_FIELD_ARCSEC / 60:.1f}′"

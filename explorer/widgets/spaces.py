@@ -56,10 +56,15 @@ def current_space() -> ExplorerSpace:
     if entry.kind == "default":
         ensure_default_space()
     try:
-        return _open(entry.key, entry.title, entry.kind, str(entry.path), _stamp(entry.path))
+        space = _open(entry.key, entry.title, entry.kind, str(entry.path), _stamp(entry.path))
     except ExplorerError as exc:
         st.error(f"The space **{entry.title}** cannot be opened: {exc}")
         st.stop()
+    note = getattr(space, "index_note", "")  # an old space whose neighbour index was built on opening
+    if note and not st.session_state.get(f"index-note:{space.key}"):
+        st.session_state[f"index-note:{space.key}"] = True
+        st.toast(note, icon=":material/info:")
+    return space
 
 
 @st.cache_resource(show_spinner="Loading the encoder…", max_entries=2)

@@ -135,7 +135,7 @@ def _purity(space, catalogue: pd.DataFrame) -> dict:
             figures[name] = "not computed: the catalogue has no ra/dec"
             continue
         try:
-            table = neighbour_purity(space.embeddings, catalogue["label"], query_rows=rows)
+            table = neighbour_purity(space.neighbour_index, catalogue["label"], query_rows=rows)
         except ExplorerError as exc:
             figures[name] = f"not computed: {exc}"
             continue
