@@ -79,6 +79,10 @@ MIRABEST_FILE_COUNT = 1255
 MIRABEST_DIR_ENV = "EXPLORER_MIRABEST_DIR"  # a local folder of MiraBest FITS files wins
 MIRABEST_MANIFEST = "manifest.json"  # written last: marks a complete, verified download
 MIRABEST_TIMEOUT_S = 30.0  # per network request (connect and each read)
+# wall-clock limit of one attempt at one file (a server dripping bytes resets the read
+# time-out with every byte; MiraBest files are ~20 kB) and of the listing's size
+MIRABEST_FILE_DEADLINE_S = 120.0
+MIRABEST_LISTING_MAX_BYTES = 16 * 1024**2
 MIRABEST_RETRIES = 4  # extra attempts per file / listing after the first
 MIRABEST_BACKOFF_S = 1.0  # first wait between attempts; doubles each time
 MIRABEST_WORKERS = 4  # files fetched at once (small files: latency, not bandwidth, dominates)

@@ -254,3 +254,34 @@ def test_command_downloads_and_prints_where(github, subset, tmp_path, capsys):
     assert code == 0
     assert str(dest) in capsys.readouterr().out
     assert _same_files(dest, subset)
+
+
+def test_a_server_dripping_bytes_is_given_up_at_the_deadline(github, subset, tmp_path, monkeypatch):
+    """A read time-out restarts with every byte; the per-file deadline does not."""
+    import time
+
+    slow = subset[3].name
+    github.trickle = {slow}
+    monkeypatch.setattr(config, "MIRABEST_FILE_DEADLINE_S", 1.0)
+    dest = tmp_path / "mb"
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
+        _download(github, dest, retries=1)
+    assert time.monotonic() - start < 30  # the file alone would take ~20 min at this rate
+    message = str(caught.value)
+    assert f"FITS/{slow}" in message and "too slow" in message
+    assert _same_files(dest, [f for f in subset if f.name != slow])  # the rest are kept
+
+    github.trickle = set()  # the server recovers: the next run resumes the partial file
+    before = len(github.raw_requests())
+    _download(github, dest)
+    resumed = [r for r in github.raw_requests()[before:] if r.name == slow]
+    assert len(resumed) == 1 and resumed[0].range is not None and resumed[0].status == 206
+    assert _same_files(dest, subset)
+
+
+def test_a_huge_listing_is_refused_while_it_is_read(github, tmp_path, monkeypatch):
+    github.listing_padding = 3 * 1024**2
+    monkeypatch.setattr(config, "MIRABEST_LISTING_MAX_BYTES", 1024**2)
+    with pytest.raises(DownloadError, match="more than 1 MB for the file listing"):
+        _download(github, tmp_path / "mb")

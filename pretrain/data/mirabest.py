@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -248,6 +248,7 @@ def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = Non
                 params={"recursive": "1"},
                 timeout=policy.timeout,
                 headers={"Accept": "application/vnd.github+json"},
+                stream=True,  # read below with a size cap and a deadline
             )
         except requests.RequestException as exc:
             last_error = f"no answer: {type(exc).__name__}; no network, or the server is down"
@@ -274,7 +275,7 @@ def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = Non
             f"{attempt + 1} attempt(s). To fix it, {_HINT}."
         )
     try:
-        tree = reply.json()
+        tree = json.loads(_bounded_body(reply, url))
         entries = tree["tree"]
     except (ValueError, KeyError, TypeError):
         raise DownloadError(
@@ -286,6 +287,42 @@ def list_remote_files(api_url: str, commit: str, *, policy: _Policy | None = Non
             f"found this way. {_HINT[0].upper()}{_HINT[1:]}."
         )
     return _fits_entries(entries)
+
+
+def _arriving(reply: requests.Response) -> Iterator[bytes]:
+    """The body in pieces as they arrive: ``read1`` returns as soon as any bytes are there
+    (``iter_content`` waits for a whole chunk), so a deadline is checked however slowly they come."""
+    import urllib3
+
+    while True:
+        try:
+            chunk = reply.raw.read1(_CHUNK_BYTES, decode_content=True)
+        except urllib3.exceptions.HTTPError as exc:  # as iter_content would: a requests error
+            raise requests.ConnectionError(f"the connection broke off ({type(exc).__name__})") from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def _bounded_body(reply: requests.Response, url: str) -> bytes:
+    """The answer's body, refused past ``MIRABEST_LISTING_MAX_BYTES`` or ``MIRABEST_FILE_DEADLINE_S``."""
+    limit, deadline = config.MIRABEST_LISTING_MAX_BYTES, time.monotonic() + config.MIRABEST_FILE_DEADLINE_S
+    body = bytearray()
+    try:
+        for chunk in _arriving(reply):
+            body += chunk
+            if len(body) > limit:
+                raise DownloadError(f"{url} sent more than {limit / 1024**2:.0f} MB for the file listing; {_HINT}.")
+            if time.monotonic() > deadline:
+                raise DownloadError(
+                    f"{url} sent the file listing too slowly ({len(body)} bytes in "
+                    f"{config.MIRABEST_FILE_DEADLINE_S:.0f} s); {_HINT}."
+                )
+    except requests.RequestException as exc:
+        raise DownloadError(f"the listing from {url} broke off ({type(exc).__name__}); {_HINT}.") from exc
+    finally:
+        reply.close()
+    return bytes(body)
 
 
 def _fits_entries(entries: list[dict]) -> list[RemoteFile]:
@@ -408,11 +445,16 @@ def _fetch_into_part(url: str, part: Path, size: int, timeout: float) -> None:
             raise _Retry(f"HTTP {reply.status_code} from {url}")
         else:
             raise _Fatal(f"HTTP {reply.status_code} from {url}")
+        deadline = time.monotonic() + config.MIRABEST_FILE_DEADLINE_S
         with open(part, mode) as out:
-            for chunk in reply.iter_content(_CHUNK_BYTES):
+            for chunk in _arriving(reply):
                 out.write(chunk)
                 if out.tell() > size:  # bounded: never store more than the file's size
                     raise _Retry(f"the server sent more than the listed {size} bytes")
+                if time.monotonic() > deadline:  # what arrived is kept: the next attempt resumes
+                    raise _Retry(
+                        f"too slow: {out.tell()} of {size} bytes after {config.MIRABEST_FILE_DEADLINE_S:.0f} s"
+                    )
     if part.stat().st_size < size:
         raise _Retry(f"the connection ended after {part.stat().st_size} of {size} bytes")
 

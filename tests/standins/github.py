@@ -12,7 +12,10 @@ its base URLs pointed here:
 
 Fault modes for tests: ``drop_first`` (names whose first request is cut off half-way),
 ``corrupt`` (names served with one byte flipped; the listing keeps the true checksum),
-``range_support`` (False: Range headers are ignored, the whole file comes back with 200).
+``range_support`` (False: Range headers are ignored, the whole file comes back with 200),
+``trickle`` (names whose bytes come one every ``trickle_delay_s``: a server that never
+stops but never finishes), ``listing_padding`` (bytes of whitespace added to the listing: a
+huge answer).
 Every request is logged in ``requests`` as a ``Request(kind, name, range, status)``.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +56,9 @@ class GitHubStandin:
         self.drop_first: set[str] = set()
         self.corrupt: set[str] = set()
         self.range_support = True
+        self.trickle: set[str] = set()
+        self.trickle_delay_s = 0.05
+        self.listing_padding = 0
         self.requests: list[Request] = []
         self._served: set[str] = set()  # names requested at least once
         self._lock = threading.Lock()
@@ -159,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "documentation_url": "https://docs.github.com/rest/git/trees#get-a-tree",
                 }
                 return self._send_json(404, body, "api", tree_id)
+            if gh.listing_padding:  # valid JSON, followed by a lot of whitespace
+                body = json.dumps(gh.tree()).encode() + b" " * gh.listing_padding
+                return self._send(200, body, "application/json; charset=utf-8", "api", tree_id)
             return self._send_json(200, gh.tree(), "api", tree_id)
         if path.startswith(raw_prefix) and path[len(raw_prefix) :] in gh.files:
             return self._send_file(path[len(raw_prefix) :])
@@ -206,6 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if name in gh.trickle:  # a byte at a time, for as long as the client listens
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(gh.trickle_delay_s)
+            except OSError:  # the client gave up
+                self.close_connection = True
+            return
         if drop:  # promise the whole body, send half, hang up
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
