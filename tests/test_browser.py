@@ -132,7 +132,7 @@ def test_look_up_a_position_then_failures(page, app_url):
     assert "outside the FIRST survey footprint" in error.inner_text()
     _shot(page, "browser_4_lookup_outside_footprint")
 
-    page.locator("input[type=file]").set_input_files(
+    page.locator("input[type=file][accept*='.fits']").set_input_files(
         files=[{"name": "broken.fits", "mimeType": "application/fits", "buffer": b"SIMPLE  =   T\nnot really"}]
     )
     page.get_by_text("broken.fits:").first.wait_for(timeout=60_000)
@@ -154,7 +154,7 @@ def test_switch_to_the_rgz_map_and_click(page, app_url):
 
 def _start_training(page, epochs: int) -> None:
     sidebar = page.locator("[data-testid=stSidebar]")
-    epochs_box = sidebar.get_by_label("Epochs")
+    epochs_box = sidebar.get_by_role("spinbutton", name="Epochs")
     epochs_box.wait_for(timeout=60_000)
     epochs_box.fill(str(epochs))
     epochs_box.press("Tab")  # commit the value inside the form

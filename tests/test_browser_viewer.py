@@ -112,7 +112,7 @@ def test_the_viewer_at_1920x1080_and_on_the_lookup_page(browser, served, mirabes
 
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("link", name="Look-up").click()
-    page.locator("input[type=file]").set_input_files(str(mirabest_dir / LARGE))
+    page.locator("input[type=file][accept*='.fits']").set_input_files(str(mirabest_dir / LARGE))
     warning = page.get_by_text("larger than the 126″")
     warning.first.wait_for(timeout=180_000)
     viewer = page.locator("[data-testid=stImage] img").first
