@@ -102,7 +102,8 @@ def test_run_ids_are_unique(runs):
 
 @pytest.mark.slow
 def test_cancel_stops_the_run_cleanly(runs, bundle_path, weights):
-    run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=0, labels=10, num_threads=1)
+    # depth 1: a fine-tuning run with epochs to cancel (a probe, depth 0, ends at once)
+    run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=1, labels=10, num_threads=1)
     _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
     pid = jobs.read_job(run_id)["pid"]
     status = jobs.cancel_run(run_id)
@@ -116,7 +117,8 @@ def test_cancel_stops_the_run_cleanly(runs, bundle_path, weights):
 
 @pytest.mark.slow
 def test_a_killed_process_is_reported_as_failed(runs, bundle_path, weights):
-    run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=0, labels=10, num_threads=1)
+    # depth 1: a fine-tuning run with epochs to cancel (a probe, depth 0, ends at once)
+    run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=500, depth=1, labels=10, num_threads=1)
     _wait(lambda: len(jobs.read_progress(run_id)) >= 1, what="the first epoch")
     os.killpg(jobs.read_job(run_id)["pid"], signal.SIGKILL)  # as the OOM killer would
     status = _wait(lambda: (s := jobs.run_status(run_id))["state"] != "running" and s, what="the death")

@@ -74,7 +74,7 @@ def test_six_sessions_at_once_with_pasted_walls_of_digits(app):
                 error.first.wait_for(timeout=120_000)
                 assert len(page.get_by_label(BOX).input_value()) <= 200  # the box caps what is pasted
             else:
-                page.get_by_text("Model input").wait_for(timeout=240_000)
+                page.get_by_text("Model input").first.wait_for(timeout=240_000)
                 page.locator(".nb-gallery").wait_for(timeout=120_000)
                 assert page.locator(".nb-gallery .nb-card").count() == 12
         for page in pages[1::2]:
