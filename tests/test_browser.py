@@ -222,7 +222,8 @@ def test_training_page_start_reload_second_tab_cancel_finish_and_colour_the_map(
     option = f"run {short_run}: P(FRII)"
 
     def choose_colour() -> bool:
-        page.locator("[data-testid=stSelectbox]").filter(has_text="Colour by").click()
+        # the map's colour menu: its label starts the box's text (another box may mention it)
+        page.locator("[data-testid=stSelectbox]").filter(has_text=re.compile(r"^Colour by")).first.click()
         found = page.get_by_role("option", name=option)
         if found.count():
             found.click()
