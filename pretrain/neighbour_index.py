@@ -326,8 +326,13 @@ def load_index(folder: str | Path, entry: dict, unit_vectors: np.ndarray, mmap: 
     faiss = _faiss()
     if not path.is_file():
         raise ExplorerError(f"{path} is missing.")
+    # A memory-mapped file cut short kills the process (SIGBUS) when FAISS reads past its end, so a
+    # file that is not the size the space wrote is refused before it is mapped.
+    size, written = path.stat().st_size, entry.get("bytes")
+    if written is not None and size != written:
+        raise ExplorerError(f"{path} cannot be read (it holds {size:,} bytes; the space wrote {written:,}).")
     try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap and written is not None else 0)
     except RuntimeError as exc:  # FAISS reports a truncated or foreign file this way
         raise ExplorerError(f"{path} cannot be read ({str(exc).splitlines()[0]}).") from exc
     if index.ntotal != len(unit_vectors) or index.d != unit_vectors.shape[1]:

@@ -107,9 +107,13 @@ def test_saved_index_loads_memory_mapped_with_the_same_answers(clustered, tmp_pa
     np.testing.assert_array_equal(loaded.search(queries, K)[0], index.search(queries, K)[0])
     with pytest.raises(ExplorerError, match="holds 6,000 vectors"):
         load_index(tmp_path, entry, index.unit_vectors[:100])
+    del loaded  # its mapping would point past the end of the file cut short below
     (tmp_path / INDEX_FILE).write_bytes(b"not an index")
-    with pytest.raises(ExplorerError, match="cannot be read"):
+    with pytest.raises(ExplorerError, match="cannot be read .it holds 12 bytes"):
         load_index(tmp_path, entry, index.unit_vectors)
+    older = {key: value for key, value in entry.items() if key != "bytes"}  # no size: read, not mapped
+    with pytest.raises(ExplorerError, match="cannot be read"):
+        load_index(tmp_path, older, index.unit_vectors)
 
 
 def test_a_space_without_a_usable_index_builds_one_and_says_so(clustered, tmp_path):
