@@ -109,7 +109,7 @@ def test_saved_index_loads_memory_mapped_with_the_same_answers(clustered, tmp_pa
         load_index(tmp_path, entry, index.unit_vectors[:100])
     del loaded  # its mapping would point past the end of the file cut short below
     (tmp_path / INDEX_FILE).write_bytes(b"not an index")
-    with pytest.raises(ExplorerError, match="cannot be read .it holds 12 bytes"):
+    with pytest.raises(ExplorerError, match=r"cannot be read \(it holds 12 bytes"):
         load_index(tmp_path, entry, index.unit_vectors)
     older = {key: value for key, value in entry.items() if key != "bytes"}  # no size: read, not mapped
     with pytest.raises(ExplorerError, match="cannot be read"):
