@@ -644,31 +644,21 @@ _VOTABLE_META: dict[str, tuple[str, str | None]] = {  # column -> (UCD, unit)
 
 def results_votable(frame: pd.DataFrame, infos: Mapping[str, object] | None = None) -> bytes:
     """The results table as a VOTable (TOPCAT, Aladin): positions with their UCDs, provenance as INFO."""
-    from astropy.io.votable import from_table
-    from astropy.io.votable.tree import Info
-    from astropy.table import Table
+    from pretrain.votable import votable_bytes
 
-    table = Table.from_pandas(frame.reset_index(drop=True))
-    votable = from_table(table, table_id="batch_lookup")
-    vo_table = votable.get_first_table()
-    vo_table.name = "batch_lookup"
-    vo_table.description = "A list of positions or names looked up in FIRST and placed on a space's map."
-    for f in vo_table.fields:
-        ucd, unit = _VOTABLE_META.get(f.name, (None, None))
-        if f.name.endswith("_source_id"):
-            ucd = "meta.id"
-        elif f.name.endswith("_cosine"):
-            ucd = "stat.correlation"
-        if ucd:
-            f.ucd = ucd
-        if unit:
-            f.unit = unit
-    resource = votable.resources[0]
-    for key, value in (infos or {}).items():
-        resource.infos.append(Info(name=str(key), value=str(value)))
-    buffer = io.BytesIO()
-    votable.to_xml(buffer)
-    return buffer.getvalue()
+    columns = dict(_VOTABLE_META)
+    for column in frame.columns:  # the neighbour columns, nn1_source_id ... nnK_cosine
+        if column.endswith("_source_id"):
+            columns[column] = ("meta.id", None)
+        elif column.endswith("_cosine"):
+            columns[column] = ("stat.correlation", None)
+    return votable_bytes(
+        frame,
+        "batch_lookup",
+        "A list of positions or names looked up in FIRST and placed on a space's map.",
+        infos=infos,
+        columns=columns,
+    )
 
 
 def provenance(space, k: int, sky_radius_arcsec: float, source: str) -> dict[str, str]:

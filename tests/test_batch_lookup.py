@@ -101,6 +101,34 @@ def test_a_broken_votable_and_caps_refuse_the_list_with_a_message():
         batch.parse_list(b"1" * (batch.MAX_LIST_BYTES + 1))
 
 
+def test_the_results_votable_has_ucds_units_provenance_and_reads_back_as_a_list():
+    from pretrain.votable import read_votable
+
+    placed = batch.ListRow(row=1, line=2, text="139.148 +4.681", position=batch.position_of(139.148, 4.681))
+    placed.status, placed.extent_arcsec, placed.map_xy = batch.OK, 42.5, np.array([1.5, -2.0])
+    placed.neighbour_rows, placed.neighbour_scores = np.array([1, 0]), np.array([0.97, 0.91], dtype=np.float32)
+    failed = batch.ListRow(row=2, line=3, text="400 +10")
+    failed.fail(batch.MALFORMED, "RA 400 is outside 0-360 degrees.")
+    frame = batch.results_frame([placed, failed], pd.DataFrame({"source_id": ["s0", "s1"]}), k=2)
+    document = batch.results_votable(frame, {"backbone_sha256": "ab" * 32})
+
+    fields = {f.name: f for f in parse_votable(io.BytesIO(document)).get_first_table().fields}
+    assert (fields["ra"].ucd, str(fields["ra"].unit)) == ("pos.eq.ra;meta.main", "deg")
+    assert (fields["angular_extent_arcsec"].ucd, str(fields["angular_extent_arcsec"].unit)) == (
+        "phys.angSize;src",
+        "arcsec",
+    )
+    assert fields["nn2_source_id"].ucd == "meta.id" and fields["nn1_cosine"].ucd == "stat.correlation"
+    assert fields["status"].ucd == "meta.code.status" and fields["in_space_sep_arcsec"].ucd == "pos.angDistance"
+    rows, infos, _ = read_votable(document)
+    assert rows["status"].tolist() == [batch.OK, batch.MALFORMED]
+    assert rows["nn1_source_id"].tolist()[0] == "s1" and rows["nn1_cosine"].iloc[0] == pytest.approx(0.97)
+    assert infos == {"backbone_sha256": "ab" * 32}
+    # the results file is itself a list the look-up reads (its position columns found by UCD)
+    again = batch.parse_list(document, "results.vot")
+    assert again[0].position is not None and again[0].position.ra.deg == pytest.approx(139.148)
+
+
 def test_the_default_space_is_the_apps():
     from explorer.default_space import space_path
 

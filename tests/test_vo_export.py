@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from explorer.samp_send import MTYPE, NO_HUB, send_votable
-from explorer.votable import read_votable, votable_bytes
+from explorer.votable import votable_bytes
+from pretrain.votable import read_votable
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # astropy 8 deprecates astropy.samp (pyvo.samp wraps it)
