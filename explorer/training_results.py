@@ -227,7 +227,9 @@ def _outcome(row: Mapping[str, Any]) -> str:
         error: Any = row.get("test_error_percent")
         return "no test error" if _is_missing(error) else f"{float(error):.1f} % test error"
     if state == "running":
-        return f"running (epoch {int(row.get('epoch') or 0)})" if row.get("mode") != "linear probe" else "running"
+        # No epoch here: the page draws run names when a run starts or ends, not at every epoch, so a
+        # name with "epoch 0" in it went on saying so; the live epoch is on the run's progress bar.
+        return "running"
     if state == "cancelled":
         return f"cancelled at epoch {int(row.get('epoch') or 0)}"
     return str(state or "unknown state")

@@ -98,6 +98,8 @@ def start(task: str, labels: int | None, depth: int, scratch: bool, epochs: int,
         st.sidebar.error(str(exc))
         return
     st.session_state[SELECTED] = run_id
+    if RUNNING in st.session_state:  # this run of the page draws it: the live section need not rerun the page
+        st.session_state[RUNNING] = [*st.session_state[RUNNING], run_id]
     st.toast(f"Started run {run_id}", icon="🚀")
 
 
@@ -159,9 +161,11 @@ def live_section() -> None:
     """Runs in progress, re-read every few seconds; only this part of the page reruns."""
     runs = jobs.list_runs()
     running = runs.loc[runs["state"] == "running", "run_id"].tolist()
-    ended = set(st.session_state.get(RUNNING, [])) - set(running)
+    before = st.session_state.get(RUNNING)
     st.session_state[RUNNING] = running
-    if ended:  # a run just ended: refresh the whole page (the table of runs, the results)
+    if before is not None and set(before) != set(running):
+        # A run started (here or elsewhere) or ended: refresh the whole page, whose table of runs,
+        # "Show run" menu and results are drawn only then (this part reruns alone every few seconds).
         st.rerun(scope="app")
     st.subheader("In progress")
     if not running:
@@ -339,8 +343,11 @@ def past_section() -> None:
         return
     st.dataframe(training_results.results_table(runs), hide_index=True, width="stretch")
     ids: list[str] = runs["run_id"].tolist()
-    if st.session_state.get(SELECTED) not in ids:
-        st.session_state[SELECTED] = ids[0]
+    chosen = st.session_state.get(SELECTED)
+    # Given again on every run, even unchanged: the browser shows the chosen run's name as it was
+    # last sent (Streamlit sends it only when the value is set from here), so without this the
+    # box went on saying "running" after the run had ended while the menu's list was up to date.
+    st.session_state[SELECTED] = chosen if chosen in ids else ids[0]
     titles = descriptions(runs)
     selected = st.selectbox("Show run", ids, key=SELECTED, format_func=lambda run_id: titles.get(run_id, run_id))
     if selected is not None:  # never None: the options are not empty and the key holds one of them

@@ -173,3 +173,33 @@ def test_missing_backbone_is_explained_not_started(app_env, monkeypatch, tmp_pat
     _submit(at, labels=10, epochs=1)
     assert "does not exist" in " ".join(e.value for e in at.sidebar.error)
     assert jobs.list_runs().empty
+
+
+def test_the_show_run_box_names_the_run_as_it_is_now(tmp_path, monkeypatch):
+    """The "Show run" box shows the name the browser was last sent for the chosen run (a keyed
+    select box is sent it only when the value is set from the page): every page run must send
+    the current one, or the box goes on saying "running" after the run has ended."""
+    import json
+
+    from tests.test_reliability_runs import _run_folder
+    from tests.test_training_results import FINISHED_METRICS, RUN
+
+    monkeypatch.setenv("EXPLORER_RUNS", str(tmp_path / "runs"))
+    job = {"run_id": RUN, "host": "another-machine", "options": {"task": "mirabest-fr", "depth": 1, "epochs": 5}}
+    path = _run_folder(jobs.runs_dir(), RUN, job_json=job, status_json={"state": "running", "epoch": 0, "epochs": 5})
+    at = _page()
+
+    def shown() -> tuple[list[str], str | None]:
+        box = next(s for s in at.selectbox if s.label == "Show run")
+        assert box.value == RUN
+        return list(box.options), box.proto.raw_value if box.proto.set_value else None  # None: the browser keeps its
+
+    names, sent = shown()
+    assert sent == names[0] and "running" in sent
+    (path / "status.json").write_text(json.dumps({"state": "finished", "epoch": 5, "epochs": 5}))
+    (path / "metrics.json").write_text(json.dumps(FINISHED_METRICS))
+    at.run()  # what the live section's rerun of the page does when the run ends
+    assert not at.exception, at.exception
+    names, sent = shown()
+    assert sent == names[0] and sent.endswith("12.5 % test error · 01 Jan 00:00")
+    assert "test error" in _texts(at)  # and the finished run's results are shown under it

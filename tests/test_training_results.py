@@ -4,12 +4,16 @@ empty cells."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from explorer import jobs
 from explorer import training_results as tr
 from explorer.gallery import gallery_html
+from tests.test_reliability_runs import _run_folder
 
 CLASSES = ("FRI", "FRII")
 
@@ -173,7 +177,7 @@ def _runs() -> pd.DataFrame:
 def test_run_names_say_task_depth_labels_epochs_and_error():
     names = [tr.run_name(row) for row in _runs().to_dict("records")]
     assert names[0] == "FRI/FRII · probe · all 665 labels · fitted · 9.6 % test error · 01 Dec 23:58"
-    assert names[1] == "bent · depth 1 · 72 labels · 30 ep · running (epoch 3) · 02 Dec 00:15"
+    assert names[1] == "bent · depth 1 · 72 labels · 30 ep · running · 02 Dec 00:15"
     assert names[2].startswith("FRI/FRII · from scratch · all labels · ? ep · failed")
     assert not any("None" in name or "nan" in name for name in names)
 
@@ -201,3 +205,37 @@ def test_split_counts_summarise_the_errors_per_split():
 def test_palette_is_distinct():
     assert len(set(tr.PALETTE)) == len(tr.PALETTE)
     assert len(set(tr.CURVE_COLOURS.values())) == len(tr.CURVE_COLOURS)
+
+
+# --- a run's name over a run folder that changes under it (the Training page's "Show run" menu)
+RUN = "20260101-000000-abcdef"
+FINISHED_METRICS = {"test_error_percent": 12.5, "n_train": 46, "n_test": 104, "wall_time_s": 5.0, "device": "cpu"}
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_RUNS", str(tmp_path / "runs"))
+    return jobs.runs_dir()
+
+
+def _name_now(run_id: str) -> str:
+    return next(tr.run_name(row) for row in jobs.list_runs().to_dict("records") if row["run_id"] == run_id)
+
+
+def test_a_run_name_is_true_from_the_first_epoch_to_the_end(runs):
+    """The page draws run names when a run starts or ends: what it drew at the start stays true
+    while the run trains, and the name read after the end says how it ended."""
+    job = {"run_id": RUN, "host": "another-machine", "options": {"task": "mirabest-fr", "depth": 1, "epochs": 5}}
+    path = _run_folder(runs, RUN, job_json=job, status_json={"state": "running", "epoch": 0, "epochs": 5})
+    at_start = _name_now(RUN)
+    assert at_start == "FRI/FRII · depth 1 · all labels · 5 ep · running · 01 Jan 00:00"
+    (path / "status.json").write_text(json.dumps({"state": "running", "epoch": 3, "epochs": 5}))
+    (path / "progress.jsonl").write_text(
+        "".join(json.dumps({"epoch": e, "loss": 1.0 / e, "train_acc": 0.7, "test_acc": 0.6}) + "\n" for e in (1, 2, 3))
+    )
+    assert _name_now(RUN) == at_start  # three epochs on, the name drawn at the start still holds
+    (path / "status.json").write_text(json.dumps({"state": "finished", "epoch": 5, "epochs": 5}))
+    (path / "metrics.json").write_text(json.dumps(FINISHED_METRICS))
+    assert _name_now(RUN) == "FRI/FRII · depth 1 · all 46 labels · 5 ep · 12.5 % test error · 01 Jan 00:00"
+    (path / "status.json").write_text(json.dumps({"state": "cancelled", "epoch": 4, "epochs": 5}))
+    assert "cancelled at epoch 4" in _name_now(RUN)
