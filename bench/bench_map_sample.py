@@ -18,7 +18,9 @@ neighbours among all), for fitted and placed sources separately.
 
 The vectors are synthetic (:func:`synthetic_embeddings`: clusters on a low-dimensional
 latent space that includes log extent, pushed through a random ReLU layer to 512-d, like a
-ResNet's pooled features); the real spaces here are too small to need a sample (MiraBest:
+ResNet's pooled features; made by ``bench/make_synthetic_embeddings.py``'s generator, the
+same vectors as the script's own copy of it made before, for the sizes it runs at, up to
+200,000); the real spaces here are too small to need a sample (MiraBest:
 1,155) or have no embeddings (the RGZ DR1 map is 2-D only).
 
     python bench/bench_map_sample.py                 # 20,000 vectors, sample 5,000
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.make_synthetic_embeddings import clustered_embeddings_with_extent
 from bench.report import machine_description, today, write_section
 
 NAME = "bench_map_sample"
@@ -44,26 +47,19 @@ LATENT, CLUSTERS = 24, 40
 
 
 def synthetic_embeddings(n: int, dim: int = 512, seed: int = 0):
-    """(n, dim) float32 non-negative vectors and a catalogue whose extent the vectors encode.
+    """(n, dim) float32 vectors and a catalogue whose extent the vectors encode.
 
-    Each source: a cluster centre on a 24-d latent space plus its own spread, with log extent
-    as one more latent axis (so extent ordering is there to be found), through a random
-    ReLU layer to ``dim`` and a little noise. Nothing here comes from real data."""
+    ``clustered_embeddings_with_extent``: 40 clusters on a 24-d latent space plus its own spread,
+    with log extent as one more latent axis (so extent ordering is there to be found), through a
+    random ReLU layer to ``dim`` and a little noise on top (the vectors are not all
+    non-negative). Nothing here comes from real data."""
     import pandas as pd
 
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, 1.0, (CLUSTERS, LATENT))
-    spreads = rng.uniform(0.2, 0.6, CLUSTERS)
-    mixing = rng.normal(0.0, 1.0 / np.sqrt(LATENT + 1), (LATENT + 1, dim))
-    group = rng.integers(0, CLUSTERS, n)
-    log_extent = rng.uniform(np.log(5.0), np.log(300.0), n)
-    z = centres[group] + rng.normal(0.0, 1.0, (n, LATENT)) * spreads[group, None]
-    z = np.concatenate([z, 1.5 * (log_extent[:, None] - log_extent.mean()) / log_extent.std()], axis=1)
-    x = np.maximum(z @ mixing, 0.0) + rng.normal(0.0, 0.02, (n, dim))
-    catalogue = pd.DataFrame(
-        {"source_id": [f"SYN{i:07d}" for i in range(n)], "angular_extent_arcsec": np.exp(log_extent)}
+    x, extent = clustered_embeddings_with_extent(
+        n, dim, seed, clusters=CLUSTERS, latent=LATENT, spread=(0.2, 0.6), noise=0.02, relu="before_noise"
     )
-    return x.astype(np.float32), catalogue
+    catalogue = pd.DataFrame({"source_id": [f"SYN{i:07d}" for i in range(n)], "angular_extent_arcsec": extent})
+    return x, catalogue
 
 
 def knn_overlap(xy: np.ndarray, unit: np.ndarray, rows: np.ndarray, k: int = K) -> float:

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.make_synthetic_embeddings import clustered_embeddings
 from bench.report import machine_description, today, write_section
 from explorer.similarity import CosineIndex
 
 NAME = "bench_neighbours"
-DIM, LATENT, CLUSTERS, PCA_DIM, K = 512, 32, 64, 200, 12
+DIM, PCA_DIM, K = 512, 200, 12
 
 
 REGIMES = {
@@ -46,18 +47,12 @@ REGIMES = {
 
 
 def synthetic_representations(n: int, regime: str = "clustered", seed: int = 0, chunk: int = 100_000) -> np.ndarray:
-    """(n, 512) float32, non-negative (ReLU), low-dimensional latent structure (see REGIMES)."""
+    """(n, 512) float32, non-negative (ReLU), low-dimensional latent structure (see REGIMES):
+    ``bench/make_synthetic_embeddings.py``'s generator, the same vectors as this script's own copy made."""
     latent_dim, clusters, spread = REGIMES[regime]
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 1.0, (max(clusters, 1), latent_dim)) if clusters else np.zeros((1, latent_dim))
-    mixing = rng.normal(0, 1.0 / np.sqrt(latent_dim), (latent_dim, DIM))
-    out = np.empty((n, DIM), dtype=np.float32)
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        latent = centres[rng.integers(0, len(centres), m)] + rng.normal(0, spread, (m, latent_dim))
-        x = latent @ mixing + rng.normal(0, 0.1, (m, DIM))
-        out[start : start + m] = np.maximum(x, 0.0)
-    return out
+    return clustered_embeddings(
+        n, DIM, seed, clusters=clusters, latent=latent_dim, chunk=chunk, spread=spread, noise=0.1, relu="after_noise"
+    )
 
 
 def pca_features(x: np.ndarray, seed: int = 0, chunk: int = 100_000) -> np.ndarray:
