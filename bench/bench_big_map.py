@@ -19,6 +19,10 @@ Writes the section ``bench_big_map`` of BENCHMARKS.md.
 
     python bench/bench_big_map.py                       # 1,000,000 sources
     python bench/bench_big_map.py --n 200000 --clicks 6 --cache /tmp/bench-cache
+    python bench/bench_big_map.py --space runs/space_1m   # a space made by `pretrain space --embeddings`
+
+With ``--space`` the map is that space (opened through ``EXPLORER_SPACES``, neighbours from its
+index), as a user who brought a survey's embeddings would open it; the alternative is skipped.
 """
 
 from __future__ import annotations
@@ -213,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="backbone weights (default: the shipped one, else random weights)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per step")
     parser.add_argument("--no-alternative", action="store_true", help="skip the all-points scatter")
+    parser.add_argument("--space", help="a prepared space folder to open instead of the synthetic catalogue map")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    if args.space:
+        return main_space(args)
 
     env, weights_note = bench_env(args.cache, args.weights)
     prepare(env)
@@ -236,6 +243,40 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         write_section(NAME, text)
+    return 0
+
+
+def main_space(args) -> int:
+    """The bench on a prepared space (``--space``): open, click, zoom; no alternative."""
+    import json
+
+    from explorer.space_registry import _title
+
+    folder = Path(args.space).resolve()
+    n = int(json.loads((folder / "manifest.json").read_text())["counts"]["sources"])
+    env, weights_note = bench_env(args.cache, args.weights)
+    prepare(env)
+    load_start = os.getloadavg()[0]
+    global TITLE
+    TITLE = _title(folder)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        streamlit_server({**env, "EXPLORER_SPACES": str(folder)}, log_path=Path(tmp) / "streamlit.log") as url,
+    ):
+        row = ("density image + the view's points (the app)", browse(url, n, args.clicks, True, args.timeout))
+    print(row, flush=True)
+    text = render(n, [row], args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
+    text = text.replace(
+        f"## A {n:,}-source map in a real browser", f"## A {n:,}-source space of given embeddings in a real browser"
+    ).replace(
+        f"A synthetic map of {n:,} sources (80 clusters on the map, the RGZ DR1 map's file layout, served as a "
+        "catalogue space: neighbours by distance on the map).",
+        f"The space `{folder.name}` ({n:,} sources, made by `python -m pretrain space --embeddings`; opened "
+        "through `EXPLORER_SPACES`; neighbours from its index).",
+    )
+    print(text)
+    if not args.no_write:
+        write_section(NAME + "_space", text)
     return 0
 
 
