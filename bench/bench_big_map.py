@@ -101,11 +101,11 @@ def _zoom(page) -> list[float]:
     return page.evaluate(RANGE_JS)
 
 
-def browse(url: str, n: int, clicks: int, dense: bool, timeout_s: float) -> dict:
+def browse(url: str, n: int, clicks: int, dense: bool, timeout_s: float, points_max: int = 60_000) -> dict:
     """Open the map twice, click, zoom, click: the figures of one way of drawing it."""
     from playwright.sync_api import sync_playwright
 
-    expected = min(n, 60_000) if dense else n
+    expected = min(n, points_max) if dense else n
     out: dict[str, object] = {}
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="backbone weights (default: the shipped one, else random weights)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per step")
     parser.add_argument("--no-alternative", action="store_true", help="skip the all-points scatter")
+    parser.add_argument("--points-max", type=int, help="EXPLORER_MAP_POINTS_MAX for the app (default: its own)")
     parser.add_argument("--space", help="a prepared space folder to open instead of the synthetic catalogue map")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -259,11 +260,13 @@ def main_space(args) -> int:
     load_start = os.getloadavg()[0]
     global TITLE
     TITLE = _title(folder)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        streamlit_server({**env, "EXPLORER_SPACES": str(folder)}, log_path=Path(tmp) / "streamlit.log") as url,
-    ):
-        row = ("density image + the view's points (the app)", browse(url, n, args.clicks, True, args.timeout))
+    from explorer.figures import POINTS_MAX
+
+    points_max = args.points_max or POINTS_MAX
+    env = {**env, "EXPLORER_SPACES": str(folder), "EXPLORER_MAP_POINTS_MAX": str(points_max)}
+    with tempfile.TemporaryDirectory() as tmp, streamlit_server(env, log_path=Path(tmp) / "streamlit.log") as url:
+        clicked = browse(url, n, args.clicks, True, args.timeout, points_max)
+    row = (f"density image + at most {points_max:,} of the view's points (the app)", clicked)
     print(row, flush=True)
     text = render(n, [row], args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
     text = text.replace(

@@ -138,6 +138,11 @@ MAP_PLACE_NEIGHBOURS = 5  # a new point's map position: weighted mean of this ma
 MAP_FIT_SAMPLE = 50_000
 MAP_PLACE_METHOD = "neighbours"
 MAP_PLACE_METHODS = ("neighbours", "umap")
+# Placing by "neighbours": an exact search of the sample while (sources placed x sample) stays
+# under this; above it (a survey: 950,000 x 50,000) a FAISS IVF index over the sample scanning
+# MAP_PLACE_NPROBE of its cells (~4 sqrt(sample)) finds them, ~5x faster (BENCHMARKS.md, bench_map_place).
+MAP_PLACE_EXACT_MAX_PAIRS = 2_000_000_000
+MAP_PLACE_NPROBE = 32
 
 # --- Evaluation (pretrain/evaluate.py) ---------------------------------------------------
 MIRABEST_TEST_SIZE = 104  # the standard MiraBest Confident test set

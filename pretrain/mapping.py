@@ -149,7 +149,14 @@ class MapProjector:
         if self.place_method == "umap":
             return np.asarray(self.umap_.transform(reduced[rest]), dtype=np.float32)
         reference = l2_normalise(reduced[fitted])
-        return place_by_neighbours(l2_normalise(reduced[rest]), reference, fitted_xy, progress=True)
+        if rest.size * len(fitted) <= config.MAP_PLACE_EXACT_MAX_PAIRS or not _has_faiss():
+            return place_by_neighbours(l2_normalise(reduced[rest]), reference, fitted_xy, progress=True)
+        from pretrain.neighbour_index import IndexSettings, build_index
+
+        index = build_index(reference, IndexSettings(exact_max_vectors=0, nprobe=config.MAP_PLACE_NPROBE))
+        return place_by_neighbours(
+            l2_normalise(reduced[rest]), reference, fitted_xy, chunk=4096, progress=True, index_search=index.search
+        )
 
     def set_reference(self, embeddings: np.ndarray, map_xy: np.ndarray) -> None:
         """The fitted points new ones are placed among (a space's own embeddings and map)."""
@@ -289,6 +296,14 @@ def place_by_neighbours(
         weights /= weights.sum(axis=1, keepdims=True)
         out[start : start + chunk] = np.einsum("mk,mkd->md", weights, reference_xy[nearest])
     return out
+
+
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _top_k_search(reference_unit: np.ndarray, k: int):

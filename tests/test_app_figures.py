@@ -288,7 +288,7 @@ def test_source_facts_show_the_value_the_map_is_coloured_by():
 
 def _density_png(fig) -> np.ndarray:
     source = fig.layout.images[0].source
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))))
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA"))
 
 
 def test_a_map_over_the_point_limit_draws_every_source_as_density_and_the_views_points(rgz_map_path):

@@ -115,6 +115,27 @@ def test_a_set_over_the_sample_size_is_fitted_on_a_sample_and_the_rest_placed(cl
     np.testing.assert_allclose(loaded.transform(x[placed[:3]]), xy[placed[:3]], atol=1e-4)
 
 
+@pytest.mark.slow
+def test_a_survey_sized_rest_is_placed_through_an_approximate_index_as_the_exact_search_places_it(monkeypatch):
+    from pretrain import config
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(4, 64)) * 2.0
+    labels = np.repeat(np.arange(4), 500)
+    x = (centres[labels] + rng.normal(size=(len(labels), 64))).astype(np.float32)
+    exact = MapProjector(random_state=3, n_neighbors=15, fit_sample=400).fit_transform(x)
+    monkeypatch.setattr(config, "MAP_PLACE_EXACT_MAX_PAIRS", 0)  # every placement a "survey"
+    approximate = MapProjector(random_state=3, n_neighbors=15, fit_sample=400).fit_transform(x)
+    fitted = MapProjector(fit_sample=400, random_state=3)._sample_rows(len(x))
+    np.testing.assert_array_equal(approximate[fitted], exact[fitted])  # the same UMAP
+    placed = np.setdiff1d(np.arange(len(x)), fitted)
+    scale = np.ptp(exact, axis=0).max()
+    moved = np.linalg.norm(approximate[placed] - exact[placed], axis=1) / scale
+    assert np.median(moved) < 1e-3 and np.mean(moved < 0.02) >= 0.98
+    nearest_fitted = fitted[_nearest(approximate[fitted], approximate[placed])]
+    assert np.mean(labels[nearest_fitted] == labels[placed]) >= 0.98
+
+
 def test_sample_settings_are_checked():
     with pytest.raises(ExplorerError, match="place_method"):
         MapProjector(place_method="tsne")
