@@ -49,6 +49,7 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
 # More sources than this: a density image, and points only for those in view (EXPLORER_MAP_POINTS_MAX
 # overrides it, e.g. to measure the alternative of drawing every point: bench/bench_big_map.py).
 POINTS_MAX = int(os.environ.get("EXPLORER_MAP_POINTS_MAX", "60000"))
+EXTENT_MARKER_PAD = 16  # the invisible corners' marker: larger than the star (point size + 14)
 DENSITY_BINS = (960, 720)  # the density image's pixels over the whole map (x, y): ~1 screen pixel each
 VIEW_MARGIN = 0.05  # points just outside the view are sent too (a small pan shows no gap)
 HOVER_DISTANCE_PX = 8  # a click farther than this from every point picks none (plotly's default: 20)
@@ -238,6 +239,10 @@ def map_figure(
     y = catalogue["umap_y"].to_numpy(np.float32)
     dense = n > points_max
     shown = points_in_view(x, y, view, points_max) if dense else np.ones(n, dtype=bool)
+    if dense:  # the source shown and its neighbours are points (their rings can be clicked) wherever they are
+        for rows in (neighbours, [query] if query is not None and query >= 0 else None):
+            if rows is not None and len(rows):
+                shown[np.asarray(rows, dtype=np.int64)] = True
     n_shown = int(shown.sum())
     points = _Points(
         catalogue=catalogue,
@@ -247,6 +252,7 @@ def map_figure(
         size=point_size or float(np.clip(9.0 - 1.2 * np.log10(max(n_shown, 1)), 3.0, 7.0)),
     )
     fig = go.Figure()
+    _add_extent(fig, points)
     if dense:
         _add_density(fig, points, colour, log_colour, density_key)
     if colour is None:
@@ -424,10 +430,21 @@ def _add_density(fig: go.Figure, points: _Points, colour: pd.Series | None, log_
         source=source, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
         sizing="stretch", layer="below", xanchor="left", yanchor="top",
     )  # fmt: skip
+
+
+def _add_extent(fig: go.Figure, points: _Points) -> None:
+    """Two invisible corner points spanning every source, with the largest marker of the map.
+    Plotly pads the axes' autorange by the markers at the edges: without these, a star or a
+    ring on a source at the edge (a neighbour can be anywhere) would widen the axes and move
+    every point under the mouse between two clicks; and on a density map a double-click
+    (autorange) returns to the whole map, not to the points drawn."""
+    if not len(points.x):
+        return
+    x0, x1, y0, y1 = float(points.x.min()), float(points.x.max()), float(points.y.min()), float(points.y.max())
     fig.add_trace(
         go.Scattergl(
-            x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(size=1, opacity=0), hoverinfo="skip",
-            showlegend=False, name="map extent",
+            x=[x0, x1], y=[y0, y1], mode="markers", marker=dict(size=points.size + EXTENT_MARKER_PAD, opacity=0),
+            hoverinfo="skip", showlegend=False, name="map extent",
         )
     )  # fmt: skip
 

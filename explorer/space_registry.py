@@ -195,6 +195,11 @@ class EmbeddingSpace(ExplorerSpace):
         self.has_images = self.images is not None or CUTOUT_FILE_COLUMN in self.catalogue
         self.projector_lock = threading.Lock()
 
+    @property
+    def embedding_dim(self) -> int:
+        """The representations' dimension (512 for this project's backbone; any for given vectors)."""
+        return int(self.space.embeddings.shape[1])
+
     def warm_up(self) -> None:
         """Load the map projector and run it once.
 

@@ -25,8 +25,9 @@ little: UMAP keeps neighbourhoods, not global geometry. The published map is ord
 angular extent, so colour by it first.
 
 ##### The similarity
-"Nearest neighbours" are ranked by the **cosine similarity of the full 512-d representations**,
-not by distance on the map (the map is a flattened picture of that space). 1 is identical in
+"Nearest neighbours" are ranked by the **cosine similarity of the full representations** (512-d
+from this project's backbone; a space made from your own vectors has their dimension), not by
+distance on the map (the map is a flattened picture of that space). 1 is identical in
 the model's eyes. A catalogue-only space (the published RGZ DR1 map) has no representations:
 there, neighbours are the nearest points on its 2-D map. The source panel's *map trust* says
 how many of a source's nearest neighbours in the representation are also nearest on the map:

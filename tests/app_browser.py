@@ -111,7 +111,7 @@ POINTS_JS = """([prefix, limit, isolated]) => {
                          y: rect.top + fl._size.t + fl.yaxis.l2p(tr.y[i])});
   const all = [];
   for (const tr of gd._fullData) {
-    if (!tr.customdata || !tr.text) continue;
+    if (!tr.customdata || !tr.text || tr.hoverinfo === 'skip') continue;  // not the rings and the star
     for (let i = 0; i < tr.x.length; i++) all.push({...px(tr, i), text: tr.text[i]});
   }
   const spread = (list, n) => list.length <= n ? list :

@@ -46,11 +46,16 @@ def _rows(trace) -> np.ndarray:
     return np.asarray(trace.customdata)[:, 0].astype(int)
 
 
+def _source_traces(fig) -> list:
+    """The traces of sources (not the invisible corners that fix the axes' extent)."""
+    return [t for t in fig.data if t.name != "map extent"]
+
+
 def test_categorical_colour_gives_one_trace_per_label_covering_every_source(catalogue):
     fig = map_figure(catalogue, catalogue["label"], "label")
-    rows = np.concatenate([_rows(t) for t in fig.data])
+    rows = np.concatenate([_rows(t) for t in _source_traces(fig)])
     assert sorted(rows) == list(range(len(catalogue)))  # every source exactly once
-    for trace in fig.data:
+    for trace in _source_traces(fig):
         label = trace.name.split(" (")[0]
         assert set(catalogue["label"].iloc[_rows(trace)]) == {label}
         assert trace.type == "scattergl"
@@ -314,6 +319,20 @@ def test_a_map_over_the_point_limit_draws_every_source_as_density_and_the_views_
     zoomed = map_figure(catalogue, extent, "angular_extent_arcsec", True, points_max=limit, view=narrow)
     drawn = np.concatenate([_rows(t) for t in zoomed.data if t.customdata is not None and t.hoverinfo != "skip"])
     assert set(drawn) == set(np.flatnonzero(in_narrow))
+    # The source shown and its neighbours are points wherever they are (a ring can be clicked).
+    far = np.flatnonzero(~in_narrow)[:4]
+    with_query = map_figure(
+        catalogue,
+        extent,
+        "angular_extent_arcsec",
+        True,
+        points_max=limit,
+        view=narrow,
+        neighbours=far[1:],
+        query=far[0],
+    )
+    drawn = np.concatenate([_rows(t) for t in with_query.data if t.customdata is not None and t.hoverinfo != "skip"])
+    assert set(drawn) == set(np.flatnonzero(in_narrow)) | set(far)
     # A double-click returns to the whole map: invisible corners span every source.
     corners = [t for t in zoomed.data if t.name == "map extent"][0]
     assert min(corners.x) == pytest.approx(x.min()) and max(corners.y) == pytest.approx(y.max())
@@ -322,4 +341,4 @@ def test_a_map_over_the_point_limit_draws_every_source_as_density_and_the_views_
 def test_maps_under_the_limit_draw_every_source_as_a_point_without_density(catalogue):
     fig = map_figure(catalogue, catalogue["label"], "label", view=(0, 0.1, 0, 0.1))  # the view is ignored
     assert len(fig.layout.images) == 0
-    assert sorted(np.concatenate([_rows(t) for t in fig.data])) == list(range(len(catalogue)))
+    assert sorted(np.concatenate([_rows(t) for t in _source_traces(fig)])) == list(range(len(catalogue)))

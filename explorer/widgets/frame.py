@@ -61,8 +61,8 @@ def _real_server() -> bool:
 def space_header(space: ExplorerSpace, page: str) -> None:
     """The page's heading: the page, the space, its size and what its neighbours mean."""
     kind = (
-        "cosine similarity of 512-d representations"
-        if space.has_embeddings
+        f"cosine similarity of {space.embedding_dim}-d representations"
+        if isinstance(space, EmbeddingSpace)
         else "catalogue only: neighbours on the 2-D map"
     )
     if isinstance(space, EmbeddingSpace) and space.space.symmetry == "d4":

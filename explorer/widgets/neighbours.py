@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer.gallery import gallery_html
 from explorer.neighbour_list import dropped_note, neighbour_cards, neighbour_frame, unfetched
-from explorer.space_registry import ExplorerSpace, FirstImageSpace, Neighbours
+from explorer.space_registry import EmbeddingSpace, ExplorerSpace, FirstImageSpace, Neighbours
 from explorer.widgets.export import vo_buttons
 from explorer.widgets.first_images import fetch_gallery_images
 from explorer.widgets.map_state import space_state
@@ -28,8 +28,8 @@ def neighbours_section(
     """
     query_id = query_id or (str(space.catalogue["source_id"].iloc[query_row]) if query_row is not None else "")
     how = (
-        "by cosine similarity of the 512-d representations"
-        if space.has_embeddings
+        f"by cosine similarity of the {space.embedding_dim}-d representations"
+        if isinstance(space, EmbeddingSpace)
         else "by distance **on the 2-D map** (this space has no representations)"
     )
     st.markdown(f"##### {len(neighbours.rows)} nearest neighbours")
