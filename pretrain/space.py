@@ -53,6 +53,10 @@ SPACE_FORMAT = "radio-latent-explorer/space"
 # which is never loaded: such a space is reported stale and re-embedded.
 SPACE_FORMAT_VERSION = 2
 EMBEDDINGS_FILE = "embeddings.parquet"
+# The same vectors as a raw float32 array, memory-mapped when the space opens: reading a 1 M x 128
+# Parquet list column takes ~6 s here, mapping this file no time (BENCHMARKS.md, bench_big_map).
+# The Parquet file stays the interchange copy; spaces written before this file read that one.
+EMBEDDINGS_ARRAY_FILE = "embeddings.npy"
 MAP_FILE = "map.parquet"
 PROJECTOR_FILE = "projector.npz"
 LEGACY_PROJECTOR_FILE = "projector.joblib"
@@ -187,6 +191,8 @@ def save_space(
 
     (out / MANIFEST_FILE).unlink(missing_ok=True)  # from here on the folder is incomplete
     _write_parquet(_embeddings_table(ids, embeddings), out / EMBEDDINGS_FILE)
+    with atomic_path(out / EMBEDDINGS_ARRAY_FILE) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, embeddings)
     catalogue_map = _catalogue_map(ids, map_xy, catalogue)
     _write_parquet(pa.Table.from_pandas(catalogue_map, preserve_index=False), out / MAP_FILE)
     projector.save(out / PROJECTOR_FILE, with_reference=False)  # the space's own files hold the points
@@ -203,7 +209,10 @@ def save_space(
         "bundle": dict(provenance["bundle"]),
         "parameters": {**provenance.get("parameters", {}), "projector": projector.describe()},
         "counts": {"sources": n, "embedding_dim": int(embeddings.shape[1])},
-        "files": {PROJECTOR_FILE: {"sha256": sha256_file(out / PROJECTOR_FILE)}},
+        "files": {
+            PROJECTOR_FILE: {"sha256": sha256_file(out / PROJECTOR_FILE)},
+            EMBEDDINGS_ARRAY_FILE: {"bytes": (out / EMBEDDINGS_ARRAY_FILE).stat().st_size},
+        },
         "index": index_entry,
         "versions": package_versions(),
     }
@@ -228,6 +237,7 @@ def store_index(space: Space, index: NeighbourIndex) -> None:
 SPACE_NAMES = frozenset(
     {
         EMBEDDINGS_FILE,
+        EMBEDDINGS_ARRAY_FILE,
         MAP_FILE,
         PROJECTOR_FILE,
         "projector.json",
@@ -304,6 +314,21 @@ def load_space(path: str | Path) -> Space:
     for name in (EMBEDDINGS_FILE, MAP_FILE, PROJECTOR_FILE):
         if not (path / name).is_file():
             raise SpaceError(f"the space at {path} is incomplete: {name} is missing; {hint}.")
+    mapped = _mapped_embeddings(path, manifest)
+    if mapped is not None:
+        damage = damaged_file(path)  # the Parquet footers: a damaged file is reported, not passed over
+        if damage:
+            raise SpaceError(f"the space at {path} is corrupt ({damage}); {hint}.")
+        try:
+            catalogue_map = pq.read_table(path / MAP_FILE).to_pandas()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise SpaceError(f"the space at {path} is corrupt ({type(exc).__name__}: {exc}); {hint}.") from exc
+        missing = [c for c in MAP_COLUMNS if c not in catalogue_map]
+        if missing or len(catalogue_map) != len(mapped):
+            raise SpaceError(
+                f"the space at {path} is inconsistent: map.parquet does not match {EMBEDDINGS_ARRAY_FILE}; {hint}."
+            )
+        return Space(path, catalogue_map, mapped, manifest)
     try:
         emb_table = pq.read_table(path / EMBEDDINGS_FILE)
         catalogue_map = pq.read_table(path / MAP_FILE).to_pandas()
@@ -327,6 +352,23 @@ def load_space(path: str | Path) -> Space:
             f"{'lacks ' + ', '.join(missing) if missing else 'is not in the order of embeddings.parquet'}; {hint}."
         )
     return Space(path, catalogue_map, embeddings, manifest)
+
+
+def _mapped_embeddings(path: Path, manifest: dict) -> np.ndarray | None:
+    """The embeddings memory-mapped from ``embeddings.npy`` when the manifest records it and the file
+    is whole (the size written, the shape of the counts); else None (read the Parquet copy)."""
+    recorded = manifest.get("files", {}).get(EMBEDDINGS_ARRAY_FILE)
+    file = path / EMBEDDINGS_ARRAY_FILE
+    if not recorded or not file.is_file() or file.stat().st_size != recorded.get("bytes"):
+        return None
+    try:
+        array = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    counts = manifest["counts"]
+    if array.dtype != np.float32 or array.shape != (int(counts["sources"]), int(counts["embedding_dim"])):
+        return None
+    return array
 
 
 def rebuild_command(path: str | Path) -> str:

@@ -212,6 +212,21 @@ def test_is_stale_reasons(saved_space, weights, tmp_path):
     assert "map.parquet" in is_stale(saved_space, weights, "b123")
 
 
+def test_a_space_opens_its_embeddings_memory_mapped_and_reads_the_parquet_copy_when_the_array_is_damaged(
+    saved_space, clusters
+):
+    x, _ = clusters
+    space = load_space(saved_space)
+    assert isinstance(space.embeddings, np.memmap)  # nothing read until used
+    np.testing.assert_array_equal(np.asarray(space.embeddings), x)
+    assert list(space.catalogue_map["source_id"][:2]) == ["J000000", "J000001"]
+    array = saved_space / "embeddings.npy"
+    array.write_bytes(array.read_bytes()[:-512])  # cut short: the manifest's size no longer matches
+    fallback = load_space(saved_space)
+    assert not isinstance(fallback.embeddings, np.memmap)
+    np.testing.assert_array_equal(fallback.embeddings, x)
+
+
 def test_load_space_says_what_is_wrong(saved_space, tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         load_space(tmp_path / "missing")
