@@ -248,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="backbone weights (default: the shipped one, else random weights)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per step")
     parser.add_argument("--no-alternative", action="store_true", help="skip the all-points scatter")
-    parser.add_argument("--points-max", type=int, help="EXPLORER_MAP_POINTS_MAX for the app (default: its own)")
+    parser.add_argument(
+        "--points-max",
+        type=int,
+        action="append",
+        help="EXPLORER_MAP_POINTS_MAX for the app (default: its own; repeat to compare)",
+    )
     parser.add_argument("--space", help="a prepared space folder to open instead of the synthetic catalogue map")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -293,13 +298,15 @@ def main_space(args) -> int:
     TITLE = _title(folder)
     from explorer.figures import POINTS_MAX
 
-    points_max = args.points_max or POINTS_MAX
-    env = {**env, "EXPLORER_SPACES": str(folder), "EXPLORER_MAP_POINTS_MAX": str(points_max)}
-    with tempfile.TemporaryDirectory() as tmp, streamlit_server(env, log_path=Path(tmp) / "streamlit.log") as url:
-        clicked = browse(url, n, args.clicks, True, args.timeout, points_max)
-    row = (f"density image + at most {points_max:,} of the view's points (the app)", clicked)
-    print(row, flush=True)
-    text = render(n, [row], args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
+    rows = []
+    for points_max in args.points_max or [POINTS_MAX]:
+        run_env = {**env, "EXPLORER_SPACES": str(folder), "EXPLORER_MAP_POINTS_MAX": str(points_max)}
+        with tempfile.TemporaryDirectory() as tmp, streamlit_server(run_env, log_path=Path(tmp) / "st.log") as url:
+            clicked = browse(url, n, args.clicks, True, args.timeout, points_max)
+        default = " (the app's default)" if points_max == POINTS_MAX else ""
+        rows.append((f"density image + at most {points_max:,} of the view's points{default}", clicked))
+        print(rows[-1], flush=True)
+    text = render(n, rows, args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
     text = text.replace(
         f"## A {n:,}-source map in a real browser", f"## A {n:,}-source space of given embeddings in a real browser"
     ).replace(
