@@ -126,11 +126,13 @@ def _picked_under_mouse(page, point: dict, picked: str) -> bool:
     return at is not None and abs(at["x"] - point["x"]) <= 0.5 and abs(at["y"] - point["y"]) <= 0.5
 
 
-def browse(url: str, n: int, clicks: int, dense: bool, timeout_s: float, points_max: int = 60_000) -> dict:
+def browse(url: str, n: int, clicks: int, dense: bool, timeout_s: float, points_max: int | None = None) -> dict:
     """Open the map twice, click, zoom, click: the figures of one way of drawing it."""
     from playwright.sync_api import sync_playwright
 
-    expected = min(n, points_max) if dense else n
+    from explorer.figures import DENSITY_POINTS_MAX
+
+    expected = min(n, points_max or DENSITY_POINTS_MAX) if dense else n
     out: dict[str, object] = {}
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -170,7 +172,7 @@ def browse(url: str, n: int, clicks: int, dense: bool, timeout_s: float, points_
             zoomed = _zoom(page)
             start = time.perf_counter()
             page.wait_for_function(
-                "() => document.querySelector('.js-plotly-plot').data !== window.__benchFig",
+                "() => { const gd = document.querySelector('.js-plotly-plot'); return !!gd && gd.data !== window.__benchFig; }",
                 timeout=timeout_s * 1e3,
                 polling="raf",
             )
@@ -231,7 +233,7 @@ def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note:
         "",
         "The density map: the server sends a PNG of every source (960 x 720, each pixel the mean colour of its "
         "sources, opacity by their number) and points, with hover and click, for at most "
-        "`EXPLORER_MAP_POINTS_MAX` (60,000) of the sources in view; after a zoom or pan the page's view keeper "
+        "`EXPLORER_MAP_DENSITY_POINTS` (30,000 by default) of the sources in view; after a zoom or pan the page's view keeper "
         "reports the view to the server (a hidden text box; the view is also in the address as `?view=`), which "
         "reruns the map fragment with that view's points, so zoomed in far enough every source is a point. A "
         "click picks the drawn point nearest where the mouse went down, to the sub-pixel (a click counts as picking "
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "--points-max",
         type=int,
         action="append",
-        help="EXPLORER_MAP_POINTS_MAX for the app (default: its own; repeat to compare)",
+        help="EXPLORER_MAP_DENSITY_POINTS for the app (default: its own; repeat to compare)",
     )
     parser.add_argument("--space", help="a prepared space folder to open instead of the synthetic catalogue map")
     parser.add_argument("--no-write", action="store_true")
@@ -296,14 +298,14 @@ def main_space(args) -> int:
     load_start = os.getloadavg()[0]
     global TITLE
     TITLE = _title(folder)
-    from explorer.figures import POINTS_MAX
+    from explorer.figures import DENSITY_POINTS_MAX
 
     rows = []
-    for points_max in args.points_max or [POINTS_MAX]:
-        run_env = {**env, "EXPLORER_SPACES": str(folder), "EXPLORER_MAP_POINTS_MAX": str(points_max)}
+    for points_max in args.points_max or [DENSITY_POINTS_MAX]:
+        run_env = {**env, "EXPLORER_SPACES": str(folder), "EXPLORER_MAP_DENSITY_POINTS": str(points_max)}
         with tempfile.TemporaryDirectory() as tmp, streamlit_server(run_env, log_path=Path(tmp) / "st.log") as url:
             clicked = browse(url, n, args.clicks, True, args.timeout, points_max)
-        default = " (the app's default)" if points_max == POINTS_MAX else ""
+        default = " (the app's default)" if points_max == DENSITY_POINTS_MAX else ""
         rows.append((f"density image + at most {points_max:,} of the view's points{default}", clicked))
         print(rows[-1], flush=True)
     text = render(n, rows, args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")

@@ -49,6 +49,10 @@ CATEGORY_COLOURS = (  # colour-blind-friendly (Okabe-Ito), then Plotly's default
 # More sources than this: a density image, and points only for those in view (EXPLORER_MAP_POINTS_MAX
 # overrides it, e.g. to measure the alternative of drawing every point: bench/bench_big_map.py).
 POINTS_MAX = int(os.environ.get("EXPLORER_MAP_POINTS_MAX", "60000"))
+# On a density map, points (hover, click) for at most this many of the sources in view: at 1 M
+# sources half of POINTS_MAX brings a click's gallery in half the time in Chromium (BENCHMARKS.md,
+# bench_big_map_space); zoomed in far enough, every source in view is a point.
+DENSITY_POINTS_MAX = int(os.environ.get("EXPLORER_MAP_DENSITY_POINTS", "30000"))
 EXTENT_MARKER_PAD = 16  # the invisible corners' marker: larger than the star (point size + 14)
 DENSITY_BINS = (960, 720)  # the density image's pixels over the whole map (x, y): ~1 screen pixel each
 VIEW_MARGIN = 0.05  # points just outside the view are sent too (a small pan shows no gap)
@@ -224,6 +228,7 @@ def map_figure(
     view: tuple[float, float, float, float] | None = None,
     points_max: int = POINTS_MAX,
     density_key: object = None,
+    density_points_max: int | None = None,
 ) -> go.Figure:
     """The map as a WebGL scatter, with optional overlays.
 
@@ -238,7 +243,8 @@ def map_figure(
     x = catalogue["umap_x"].to_numpy(np.float32)
     y = catalogue["umap_y"].to_numpy(np.float32)
     dense = n > points_max
-    shown = points_in_view(x, y, view, points_max) if dense else np.ones(n, dtype=bool)
+    in_view_max = density_points_max or min(points_max, DENSITY_POINTS_MAX)
+    shown = points_in_view(x, y, view, in_view_max) if dense else np.ones(n, dtype=bool)
     if dense:  # the source shown and its neighbours are points (their rings can be clicked) wherever they are
         for rows in (neighbours, [query] if query is not None and query >= 0 else None):
             if rows is not None and len(rows):

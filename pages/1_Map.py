@@ -21,6 +21,7 @@ import streamlit as st
 from explorer.colour_columns import SIMILARITY_COLUMN, aligned, extra_colour_columns, similarity_column
 from explorer.facts import colour_fact
 from explorer.figures import (
+    DENSITY_POINTS_MAX,
     POINTS_MAX,
     colour_columns,
     is_categorical,
@@ -239,7 +240,7 @@ def map_chart(
         "group · scroll to zoom, double-click to reset. The axes have no physical meaning."
         + (
             f" {len(space):,} sources: the shading is every source; points are drawn for up to "
-            f"{POINTS_MAX:,} of those in view (zoom in for all of them)."
+            f"{DENSITY_POINTS_MAX:,} of those in view (zoom in for all of them)."
             if dense
             else ""
         )

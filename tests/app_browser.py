@@ -114,9 +114,12 @@ POINTS_JS = """([prefix, limit, isolated]) => {
     if (!tr.customdata || !tr.text || tr.hoverinfo === 'skip') continue;  // not the rings and the star
     for (let i = 0; i < tr.x.length; i++) all.push({...px(tr, i), text: tr.text[i]});
   }
+  // only points inside the plot area (a zoomed survey map also draws a margin of points outside it)
+  const inside = (p) => p.x > rect.left + fl._size.l + 2 && p.x < rect.left + fl._size.l + fl._size.w - 2 &&
+    p.y > rect.top + fl._size.t + 2 && p.y < rect.top + fl._size.t + fl._size.h - 2;
   const spread = (list, n) => list.length <= n ? list :
     Array.from({length: n}, (_, k) => list[Math.floor(k * list.length / n)]);
-  let chosen = prefix === null ? all : all.filter(p => p.text && p.text.includes(prefix));
+  let chosen = (prefix === null ? all : all.filter(p => p.text && p.text.includes(prefix))).filter(inside);
   if (limit) chosen = spread(chosen, 5 * limit);
   // keep points with no other point within 6 px: a click there hits exactly that point
   if (isolated) chosen = chosen.filter(p => all.every(q => q === p || Math.abs(q.x - p.x) > 6 || Math.abs(q.y - p.y) > 6));
