@@ -223,7 +223,7 @@ def render(n: int, rows: list[tuple[str, dict]], timeout_s: float, weights_note:
         clicks = [c for c in r["clicks"] if "failed" not in c]
         hits = sum(bool(c.get("hit")) for c in clicks)
         zoom = f"{r['zoom_s']:.2f} s" if "zoom_s" in r else "-"
-        kept = ("yes" if r["zoom_kept"] else "no") + (", pick exact" if r.get("zoom_click_hit") else "")
+        kept = ("yes" if r.get("zoom_kept") else "no") + (", pick exact" if r.get("zoom_click_hit") else "")
         lines.append(
             f"| {name} | {r['open_s']:.1f} s | {r['reopen_s']:.1f} s | **{_median(clicks, 'gallery_s')}** | "
             f"{_median(clicks, 'map_s')} | {hits} of {len(r['clicks'])} | {zoom} | "
