@@ -244,6 +244,7 @@ class Preparation:
             if self.refine:
                 refine_default_space(self._report, device)
             else:
+                threading.Thread(target=_compile_map_code, name="compile the map's code", daemon=True).start()
                 prepare_default_space(self._report, device, quick=True)
         except BaseException as exc:  # kept for the page to show (or raise, if it is a bug)
             self.error = exc
@@ -262,6 +263,17 @@ class Preparation:
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until it has finished (or ``timeout_s`` passed); True when finished."""
         return self._done.wait(timeout_s)
+
+
+def _compile_map_code() -> None:
+    """UMAP's numba code compiled while the bundle is made (the map step would otherwise wait
+    for it); a failure here is left for the map step itself to report."""
+    try:
+        from pretrain.mapping import compile_map_code
+
+        compile_map_code()
+    except Exception:
+        pass
 
 
 _CURRENT: Preparation | None = None

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pretrain.errors import ExplorerError
-from pretrain.mapping import MapProjector
+from pretrain.mapping import MapProjector, compile_map_code
 from pretrain.models.backbone import save_encoder
 from pretrain.models.resnet import resnet18_encoder
 from pretrain.provenance import weights_sha256
@@ -134,6 +134,11 @@ def test_a_survey_sized_rest_is_placed_through_an_approximate_index_as_the_exact
     assert np.median(moved) < 1e-3 and np.mean(moved < 0.02) >= 0.98
     nearest_fitted = fitted[_nearest(approximate[fitted], approximate[placed])]
     assert np.mean(labels[nearest_fitted] == labels[placed]) >= 0.98
+
+
+def test_the_first_starts_warm_up_fits_a_real_map():
+    xy = compile_map_code()  # what a first start runs beside the bundle: UMAP's own code path
+    assert xy.shape == (200, 2) and np.isfinite(xy).all() and np.ptp(xy, axis=0).min() > 0
 
 
 def test_sample_settings_are_checked():
