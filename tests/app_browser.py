@@ -109,10 +109,11 @@ POINTS_JS = """([prefix, limit, isolated]) => {
   const fl = gd._fullLayout; const rect = gd.getBoundingClientRect();
   const px = (tr, i) => ({x: rect.left + fl._size.l + fl.xaxis.l2p(tr.x[i]),
                          y: rect.top + fl._size.t + fl.yaxis.l2p(tr.y[i])});
-  const all = [];
+  const all = [], marks = [];  // points that take a click; and the rings and the star over them
   for (const tr of gd._fullData) {
-    if (!tr.customdata || !tr.text || tr.hoverinfo === 'skip') continue;  // not the rings and the star
-    for (let i = 0; i < tr.x.length; i++) all.push({...px(tr, i), text: tr.text[i]});
+    if (!tr.customdata || !tr.text) continue;
+    const into = tr.hoverinfo === 'skip' ? marks : all;
+    for (let i = 0; i < tr.x.length; i++) into.push({...px(tr, i), text: tr.text[i]});
   }
   // only points inside the plot area (a zoomed survey map also draws a margin of points outside it)
   const inside = (p) => p.x > rect.left + fl._size.l + 2 && p.x < rect.left + fl._size.l + fl._size.w - 2 &&
@@ -122,7 +123,8 @@ POINTS_JS = """([prefix, limit, isolated]) => {
   let chosen = (prefix === null ? all : all.filter(p => p.text && p.text.includes(prefix))).filter(inside);
   if (limit) chosen = spread(chosen, 5 * limit);
   // keep points with no other point within 6 px: a click there hits exactly that point
-  if (isolated) chosen = chosen.filter(p => all.every(q => q === p || Math.abs(q.x - p.x) > 6 || Math.abs(q.y - p.y) > 6));
+  // (nor under a ring or the star: the source shown and its neighbours are not "isolated")
+  if (isolated) chosen = chosen.filter(p => all.concat(marks).every(q => q === p || Math.abs(q.x - p.x) > 6 || Math.abs(q.y - p.y) > 6));
   return limit ? spread(chosen, limit) : chosen;
 }"""
 
