@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.app_setup import bench_env, prepare
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from tests.app_browser import (
     GALLERY_QUERY_JS,
     choose_space,
@@ -279,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((name, browse(url, args.n, args.clicks, dense, args.timeout)))
             print(rows[-1], flush=True)
     text = render(args.n, rows, args.timeout, weights_note, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 
@@ -317,9 +315,7 @@ def main_space(args) -> int:
         f"The space `{folder.name}` ({n:,} sources, made by `python -m pretrain space --embeddings`; opened "
         "through `EXPLORER_SPACES`; neighbours from its index).",
     )
-    print(text)
-    if not args.no_write:
-        write_section(NAME + "_space", text)
+    publish(NAME + "_space", text, write=not args.no_write)
     return 0
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.app_setup import bench_env, prepare
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from tests.app_browser import (
     choose_space,
     click_and_time,
@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(name, summary, flush=True)
     text = render(rows, args, weights_note)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, today, write_section
+from bench.report import publish, today
 from pretrain.devices import cpu_model
 from pretrain.embed import embed_images, symmetric_views
 from pretrain.models.backbone import load_encoder, to_model_input
@@ -213,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(r, flush=True)
         results.append(r)
     text = render(results, args, note, weights_note)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
-        print(f"wrote {BENCHMARKS}")
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain import config
 from pretrain.data.extent import (
     EIGHT_CONNECTED,
@@ -159,9 +159,7 @@ resolution 14-20", pair tolerance 20-40 degrees and arm ratio 2-4 change it by l
 `python bench/bench_extent.py --bundle B` (the bundle's `angular_extent_estimated_arcsec`
 is computed by the same function on the same full cutout, so the figures agree).
 """
-    print(text)
-    if not args.no_write:
-        write_section("bench_extent", text)
+    publish("bench_extent", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

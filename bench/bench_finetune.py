@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain import config
 
 NAME = "bench_finetune"
@@ -478,15 +478,11 @@ def main(argv=None) -> int:
         return 0
     if args.probe_agreement:
         section = probe_agreement(args, out, weights, bundle)
-        print(section)
-        if not args.no_write:
-            write_section(NAME + "_probe", section)
+        publish(NAME + "_probe", section, write=not args.no_write)
         return 0
     if args.small_only:
         section = small_report(small_run(args, out, weights, bundle), small_run(args, out, weights, bundle, True))
-        print(section)
-        if not args.no_write:
-            write_section(NAME + "_small", section)
+        publish(NAME + "_small", section, write=not args.no_write)
         return 0
     small = None
     small_metrics = out / "small-run" / "metrics.json"
@@ -500,9 +496,7 @@ def main(argv=None) -> int:
             json.loads(timing.read_text())["process_wall_time_s"] if timing.is_file() else small["wall_time_s"]
         )
     section = report(args, runs, out, small)
-    print(section)
-    if not args.no_write:
-        write_section(NAME, section)
+    publish(NAME, section, write=not args.no_write)
     return 0
 
 

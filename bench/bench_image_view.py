@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 
 NAME = "bench_image_view"
 
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "source panel adds one button and a file-exists check.",
     ]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.make_synthetic_embeddings import clustered_embeddings
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain.neighbour_index import IndexSettings, build_index, load_index
 
 NAME = "bench_index"
@@ -170,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         results += r
         sweep += s
     text = markdown(results, sweep, args.queries, time.perf_counter() - started)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

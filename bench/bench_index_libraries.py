@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     usearch_index.add(np.arange(args.n), x, threads=2)
     build = time.perf_counter() - start
     for ef in (32, 64, 128):
-        usearch_index.expansion_search = ef  # type: ignore[misc]
+        usearch_index.expansion_search = ef  # type: ignore[misc, unused-ignore]  # misc only where usearch is installed
         add("usearch M16", build, f"expansion {ef}", lambda q: usearch_index.search(q, K, threads=1).keys)
 
     ivf_build = rows[0][1]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain import config
 from pretrain.mapping import MapProjector, _top_k_search, place_by_neighbours
 from pretrain.neighbour_index import IndexSettings, build_index
@@ -127,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "90th percentile) without landing any less among the sources it resembles.",
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

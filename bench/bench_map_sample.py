@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.make_synthetic_embeddings import clustered_embeddings_with_extent
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 
 NAME = "bench_map_sample"
 K = 15
@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         measure("sample + umap transform", {"fit_sample": args.sample, "place_method": "umap"}, x, extent, probe),
     ]
     text = render(rows, args.n, args.sample, f"{load_start:.1f} and {os.getloadavg()[0]:.1f}")
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

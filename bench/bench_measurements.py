@@ -40,7 +40,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain.data.extent import cutout_extent_arcsec
 from pretrain.data.fits_io import read_cutout
 from pretrain.data.measurements import COLUMNS, beam_area_px, cutout_measurements, flux_beam_arcsec
@@ -245,9 +245,7 @@ def main() -> None:
                 f"{r.knn:.1f} |"
             )
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("bench_measurements", text)
+    publish("bench_measurements", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

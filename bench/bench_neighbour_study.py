@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain.data.bundle import load_bundle
 from pretrain.embed import symmetric_views
 from pretrain.evaluate import PURITY_K, neighbour_purity, probe_over_splits
@@ -220,9 +220,7 @@ def main() -> None:
         "`bench/bench_measurements.py` tries more combinations.",
     ]
     text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        write_section("bench_neighbour_study", text)
+    publish("bench_neighbour_study", text, write=not args.no_write)
 
 
 if __name__ == "__main__":

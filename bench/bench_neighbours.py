@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.make_synthetic_embeddings import clustered_embeddings
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from explorer.similarity import CosineIndex
 
 NAME = "bench_neighbours"
@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(row)
     text = render(rows, args)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, today, write_section
+from bench.report import publish, today
 from pretrain import config
 from pretrain.data.bundle import load_bundle
 from pretrain.devices import cpu_model
@@ -242,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--seeds must be at least 2 (a standard error needs two)")
     torch.set_num_threads(args.threads)
     text = run(args)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
-        print(f"wrote {BENCHMARKS}")
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

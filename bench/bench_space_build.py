@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.make_synthetic_embeddings import write_parquet
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 
 NAME = "bench_space_build"
 STAGE = re.compile(r"^\[\s*([\d.]+) s\] (.*)$")
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             "placement took 851 s (14.2 min) on this machine on 2026-12-02 (one run, by hand, before the change).",
         ]
     )
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.app_setup import bench_env, prepare
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from tests.app_browser import launch_chromium, streamlit_server, wait_for_map
 
 NAME = "bench_app_startup"
@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"start {i + 1}/{args.repeats}: {result}", flush=True)
         results.append(result)
     text = render(results, n_sources, weights_note)
-    print(text)
-    if not args.no_write:
-        write_section(NAME, text)
+    publish(NAME, text, write=not args.no_write)
     return 0
 
 

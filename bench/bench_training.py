@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from bench.report import machine_description, today, write_section
+from bench.report import machine_description, publish, today
 from pretrain import config
 from pretrain.augment import PRETRAINING, BatchAugmentation
 from pretrain.precision import autocast
@@ -286,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(r, flush=True)
                 results.append(r)
     text = render(results, args, note)
-    print(text)
-    if not args.no_write:
-        write_section(SECTION, text)
-        print(f"wrote the {SECTION} section of BENCHMARKS.md")
+    publish(SECTION, text, write=not args.no_write)
     return 0
 
 

@@ -47,3 +47,10 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write_text(path, text)  # an interrupted bench never leaves half a file
+
+
+def publish(name: str, markdown: str, write: bool = True, path: Path = BENCHMARKS) -> None:
+    """Print a benchmark's section and, unless ``write`` is False (``--no-write``), put it in BENCHMARKS.md."""
+    print(markdown)
+    if write:
+        write_section(name, markdown, path)

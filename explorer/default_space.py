@@ -6,12 +6,13 @@ can show it. Later starts reuse the cached space, unless it is stale: made with 
 weights (their SHA-256 differs), or from a bundle that no longer matches the MiraBest
 folder (another folder, or another number of files). Then the stale part is rebuilt.
 
-The app's first start is quick (``quick=True``): it embeds with one forward pass per image
-(``PROVISIONAL_SYMMETRY``), an eighth of the work of the orientation-averaged
-representation (``config.EMBED_SYMMETRY``, d4), so the map is on screen sooner. Such a
-space is ready but *provisional*; :func:`refine_default_space` (run in the background by
-:func:`start_refinement`) then embeds the d4 representation into a folder beside it and
-swaps it in, and the app reloads it.
+The app's first start is quick (``quick=True``): its bundle leaves out the pixel
+measurements (about half of the preprocessing: ``build_bundle(measure=False)``), and it
+embeds with one forward pass per image (``PROVISIONAL_SYMMETRY``), an eighth of the work of
+the orientation-averaged representation (``config.EMBED_SYMMETRY``, d4), so the map is on
+screen sooner. Such a space is ready but *provisional*; :func:`refine_default_space` (run in
+the background by :func:`start_refinement`) then builds the measured bundle and embeds the d4
+representation into folders beside them, swaps both in, and the app reloads the space.
 
 Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 ``EXPLORER_MIRABEST_DIR`` (a local MiraBest folder, see :mod:`pretrain.data.mirabest`),
@@ -168,14 +169,17 @@ def default_space_state() -> DefaultSpaceState:
     if local is not None and not bundle_matches(bundle, local[0]):
         return DefaultSpaceState(False, "the MiraBest files changed since it was prepared", space, weights)
     try:
-        bundle_id = json.loads((bundle / "manifest.json").read_text())["bundle_id"]
-    except (OSError, ValueError, KeyError):
+        bundle_manifest = json.loads((bundle / "manifest.json").read_text())
+        bundle_id = bundle_manifest["bundle_id"]
+    except (OSError, ValueError, KeyError, TypeError):
         return DefaultSpaceState(False, "its dataset bundle is missing", space, weights)
     from pretrain.space import is_stale
 
     stale = is_stale(space, weights, bundle_id)
     if stale and _is_provisional(space, weights, bundle_id):
         return DefaultSpaceState(True, "ready (one-pass representation)", space, weights, provisional=True)
+    if not stale and not bundle_manifest.get("pixel_measurements", True):
+        return DefaultSpaceState(True, "ready (pixel measurements to come)", space, weights, provisional=True)
     if stale:
         return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
     return DefaultSpaceState(True, "ready", space, weights)
@@ -315,7 +319,7 @@ def current_refinement() -> Preparation | None:
 
 
 def _prepare(report: Progress, device: str, quick: bool):
-    from pretrain.data.bundle import build_bundle, load_bundle
+    from pretrain.data.bundle import load_bundle
     from pretrain.data.mirabest import find_mirabest
     from pretrain.space import embed_bundle_to_space, is_stale, load_space
 
@@ -331,19 +335,13 @@ def _prepare(report: Progress, device: str, quick: bool):
     report("data", 1.0, f"MiraBest files in {fits_dir}")
 
     bundle_dir = bundle_path()
-    if bundle_matches(bundle_dir, fits_dir):
-        bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(bundle_dir) if bundle_matches(bundle_dir, fits_dir) else None
+    if bundle is not None and (bundle.measured or quick):
         report("bundle", 1.0, f"Reusing the bundle of {len(bundle)} images")
     else:
+        # quick: the pixel measurements are left to the refinement
         report("bundle", 0.0, "Preprocessing the images into a bundle")
-        bundle = build_bundle(
-            fits_dirs=[fits_dir],
-            out=bundle_dir,
-            overwrite=True,
-            progress=lambda done, total, message: report(
-                "bundle", done / max(total, 1), f"Preprocessing images: {done}/{total}"
-            ),
-        )
+        bundle = _build_bundle(fits_dir, bundle_dir, report, measure=not quick)
         report("bundle", 1.0, f"Bundle of {len(bundle)} images ready")
 
     space_dir = space_path()
@@ -365,33 +363,75 @@ def _prepare(report: Progress, device: str, quick: bool):
     return space
 
 
+def _build_bundle(fits_dir: Path, out: Path, report: Progress, measure: bool):
+    from pretrain.data.bundle import build_bundle
+
+    what = "Preprocessing images" if not measure else "Preprocessing and measuring images"
+    return build_bundle(
+        fits_dirs=[fits_dir],
+        out=out,
+        overwrite=True,
+        measure=measure,
+        progress=lambda done, total, message: report("bundle", done / max(total, 1), f"{what}: {done}/{total}"),
+    )
+
+
 def _refine(report: Progress, device: str):
-    import shutil
+    from dataclasses import replace
 
     from pretrain.data.bundle import load_bundle
     from pretrain.space import embed_bundle_to_space, load_space
 
     weights = check_weights()
-    space_dir = space_path()
+    space_dir, bundle_dir = space_path(), bundle_path()
     if not default_space_state().provisional:
         return None  # refined already, or stale for another reason: a preparation's job
-    bundle = load_bundle(bundle_path())
-    # dot-folders: the space list does not offer them
-    staging = space_dir.with_name(f".{space_dir.name}.refining")
-    old = space_dir.with_name(f".{space_dir.name}.provisional")
-    for leftover in (staging, old):  # from a refinement that was interrupted
-        if leftover.exists():
-            shutil.rmtree(leftover)
+    bundle = load_bundle(bundle_dir)
+    # dot-folders beside the ones they replace: the space list does not offer them
+    staging_space = _clear(space_dir.with_name(f".{space_dir.name}.refining"))
+    staging_bundle = _clear(bundle_dir.with_name(f".{bundle_dir.name}.measuring"))
+    if not bundle.measured:
+        report("bundle", 0.0, "Measuring the sources in their images")
+        fits_dir = Path(bundle.manifest["inputs"][0]["path"])
+        built = _build_bundle(fits_dir, staging_bundle, report, measure=True)
+        # the space records the bundle where it is about to be moved to
+        bundle = replace(built, path=bundle_dir)
+    report("bundle", 1.0, f"Bundle of {len(bundle)} measured images")
     report("embeddings", 0.0, "Embedding the orientation-averaged (d4) representation")
     embed_bundle_to_space(
-        bundle, weights, out=staging, device=device, progress=_embed_progress(report), symmetry=config.EMBED_SYMMETRY
+        bundle,
+        weights,
+        out=staging_space,
+        device=device,
+        progress=_embed_progress(report),
+        symmetry=config.EMBED_SYMMETRY,
     )
-    space_dir.rename(old)
-    staging.rename(space_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    if staging_bundle.exists():
+        _swap_in(staging_bundle, bundle_dir)
+    _swap_in(staging_space, space_dir)
     space = load_space(space_dir)
     report("map", 1.0, f"Refined map of {len(space.catalogue_map)} sources ready")
     return space
+
+
+def _clear(folder: Path) -> Path:
+    """``folder``, removed if a refinement that was interrupted left it."""
+    import shutil
+
+    for leftover in (folder, folder.with_name(folder.name + ".old")):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    return folder
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put ``new`` where ``target`` is, by renaming: a reader sees the old folder or the new one."""
+    import shutil
+
+    old = new.with_name(new.name + ".old")
+    target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _embed_progress(report: Progress) -> Callable[[int, int, str], None]:

@@ -88,8 +88,7 @@ class MapProjector:
         More than ``fit_sample`` points: both are fitted on a random ``fit_sample`` of them
         (seeded by ``random_state``) and the others placed on that map by ``place_method``.
         """
-        import umap  # slow import (numba): only when a map is made
-
+        umap = _import_umap()  # slow import (numba): only when a map is made
         x = self._check(embeddings, fitted=False)
         n, dim = x.shape
         if n < config.MAP_MIN_SOURCES:
@@ -258,10 +257,38 @@ class MapProjector:
         return projector
 
 
+def _import_umap():
+    """umap-learn, with its numba functions compiled once per installation, not once per process.
+
+    Most of UMAP's jitted functions are not marked ``cache=True``: each new process compiled
+    them again (about 8 s here before every first map). numba's own on-disk cache is switched
+    on for them (in umap's ``__pycache__``, else numba's user cache folder, ``NUMBA_CACHE_DIR``).
+    """
+    import umap
+
+    global _UMAP_CACHING
+    if not _UMAP_CACHING:
+        _UMAP_CACHING = True
+        from numba.core.registry import CPUDispatcher
+
+        for module in (umap.umap_, umap.utils, umap.layouts, umap.distances, umap.sparse):
+            for function in vars(module).values():
+                if isinstance(function, CPUDispatcher):  # for one already cached: the same cache
+                    try:
+                        function.enable_caching()
+                    except Exception:  # a function numba cannot cache is compiled as before
+                        pass
+    return umap
+
+
+_UMAP_CACHING = False
+
+
 def compile_map_code(n: int = 200, dim: int = 32) -> np.ndarray:
-    """Fit a map on ``n`` random vectors, so that UMAP's numba code is compiled (about 10-20 s
-    in a new process here, 0.3 s once compiled). A first start runs this beside the bundle's
-    preprocessing, which keeps the CPU busy in other processes meanwhile."""
+    """Fit a map on ``n`` random vectors, so that UMAP's numba code is compiled or read from
+    numba's cache (about 20 s in the first process of an installation here, 2 s from the cache,
+    0.3 s once loaded). A first start runs this beside the bundle's preprocessing, which keeps
+    the CPU busy in other processes meanwhile."""
     vectors = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
     return MapProjector(random_state=0).fit_transform(vectors)
 
@@ -316,11 +343,9 @@ def _has_faiss() -> bool:
 
 def _top_k_search(reference_unit: np.ndarray, k: int):
     """A function: queries (m, D) -> (cosine similarities (m, k), reference rows (m, k))."""
-    try:
+    if _has_faiss() and len(reference_unit) * reference_unit.shape[1] > 1_000_000:
         import faiss
-    except ImportError:
-        faiss = None  # type: ignore[assignment]
-    if faiss is not None and len(reference_unit) * reference_unit.shape[1] > 1_000_000:
+
         index = faiss.IndexFlatIP(reference_unit.shape[1])
         index.add(reference_unit)
         return lambda queries: index.search(queries, k)

@@ -79,9 +79,16 @@ def test_a_quick_start_is_provisional_until_refined_in_place(fresh_env):
     """The quick first start embeds one pass per image; the refinement swaps in the d4 space,
     leaving no half-written or hidden folder in the space list."""
     from explorer.space_registry import discover_spaces
+    from pretrain.data.bundle import load_bundle
+    from pretrain.data.measurements import COLUMNS
 
     quick = default_space.prepare_default_space(device="cpu", quick=True)
     assert quick.manifest["parameters"]["symmetry"] == "none"
+    # its bundle left the pixel measurements out; the catalogued extents (the map's colour) are there
+    quick_bundle = load_bundle(default_space.bundle_path())
+    assert not quick_bundle.measured and not set(COLUMNS) & set(quick_bundle.catalogue.columns)
+    assert quick_bundle.catalogue["angular_extent_estimated_arcsec"].isna().all()
+    assert quick_bundle.catalogue["angular_extent_arcsec"].notna().all()
     state = default_space.default_space_state()
     assert state.ready and state.provisional
     # a later quick start accepts it as it is; a full preparation would not
@@ -91,11 +98,19 @@ def test_a_quick_start_is_provisional_until_refined_in_place(fresh_env):
 
     refined = default_space.refine_default_space(device="cpu")
     assert refined is not None and refined.manifest["parameters"]["symmetry"] == "d4"
-    assert refined.manifest["bundle"]["id"] == quick.manifest["bundle"]["id"]
+    # the refinement measured the sources: a new bundle (same images), the space made from it
+    bundle = load_bundle(default_space.bundle_path())
+    assert bundle.measured and set(COLUMNS) <= set(bundle.catalogue.columns)
+    assert (bundle.images[:] == quick_bundle.images[:]).all()
+    assert refined.manifest["bundle"]["id"] == bundle.bundle_id != quick.manifest["bundle"]["id"]
+    assert refined.bundle_path == default_space.bundle_path()
+    assert refined.catalogue_map["angular_extent_estimated_arcsec"].notna().all()
+    assert refined.catalogue_map["fr_ratio"].notna().any()
     assert len(refined) == len(quick) == 10
     state = default_space.default_space_state()
     assert state.ready and not state.provisional
     assert sorted(p.name for p in default_space.space_path().parent.iterdir()) == ["mirabest"]
+    assert sorted(p.name for p in default_space.bundle_path().parent.iterdir()) == ["mirabest"]
     assert [e.kind for e in discover_spaces()].count("embedding") == 0
     assert default_space.refine_default_space(device="cpu") is None  # nothing left to refine
 

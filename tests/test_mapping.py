@@ -141,6 +141,24 @@ def test_the_first_starts_warm_up_fits_a_real_map():
     assert xy.shape == (200, 2) and np.isfinite(xy).all() and np.ptp(xy, axis=0).min() > 0
 
 
+@pytest.mark.slow
+def test_umaps_compiled_code_is_kept_on_disk_for_the_next_process(tmp_path):
+    """The functions umap-learn does not cache itself (its k-NN, smooth k-NN distances and
+    layout) are written to numba's cache by the first map of a process, so the next process
+    reads them instead of compiling them again."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from pretrain.mapping import compile_map_code; compile_map_code()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
+    cached = {p.name for p in tmp_path.rglob("*.nbi")}
+    for function in ("fast_knn_indices", "smooth_knn_dist", "compute_membership_strengths"):
+        assert any(function in name for name in cached), (function, sorted(cached)[:10])
+    assert any("optimize_layout_euclidean" in name for name in cached)
+
+
 def test_sample_settings_are_checked():
     with pytest.raises(ExplorerError, match="place_method"):
         MapProjector(place_method="tsne")

@@ -48,6 +48,18 @@ def test_only_emission_above_k_sigma_survives(skyview_raw_dir):
         assert not ((strict > 0) & ~kept).any() and (strict > 0).sum() < kept.sum()
 
 
+def test_noise_is_astropys_median_and_mad_std_of_the_sky_pixels(skyview_raw_dir):
+    """The one-pass noise estimate gives exactly what astropy's median and mad_std give."""
+    from astropy.stats import mad_std
+
+    for path in sorted(skyview_raw_dir.glob("*.fits"))[:6]:
+        data = read_cutout(path).data
+        sky = data[np.isfinite(data) & (data != 0)]
+        noise = estimate_noise(data)
+        assert noise.background == float(np.median(sky))
+        assert noise.sigma == float(mad_std(sky))
+
+
 def test_nan_padding_becomes_empty_sky(skyview_raw_dir):
     cutout = read_cutout(sorted(skyview_raw_dir.glob("*.fits"))[0])
     padded = cutout.data.copy()

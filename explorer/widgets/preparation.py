@@ -94,10 +94,16 @@ def _refinement_notice() -> None:
     if job.finished:
         st.rerun(scope="app")  # the refined space is in place (its new manifest reloads it)
     progress = job.progress()
-    fraction, _ = progress["embeddings"]
-    step = f"{fraction:.0%} embedded" if fraction < 1.0 else (progress["map"][1] or "fitting the map").lower()
+    measured, embedded = progress["bundle"][0], progress["embeddings"][0]
+    if measured < 1.0:
+        step = f"measuring the sources: {measured:.0%}"
+    elif embedded < 1.0:
+        step = f"{embedded:.0%} embedded"
+    else:
+        step = (progress["map"][1] or "fitting the map").lower()
     st.caption(
         "⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
-        f"neighbours and look-ups use from then on) is being computed in the background ({step}). "
-        "The map and neighbours update when it is ready."
+        "neighbours and look-ups use from then on) and the pixel measurements (fluxes, FR ratio, "
+        f"components) are being computed in the background ({step}). "
+        "The map and neighbours update when they are ready."
     )

@@ -16,7 +16,8 @@ A bundle folder holds
   ``name``, ``file``, ``input``, ``epoch`` where file names give one (VLASS), the pixel
   measurements of FITS inputs (:data:`pretrain.data.measurements.COLUMNS`: fluxes in mJy,
   components, FR ratio, lobe flux ratio, bending angle, and a note on any that is NaN), and
-  any other column of an input catalogue;
+  any other column of an input catalogue (a bundle built with ``measure=False`` lacks the
+  measurements);
 - ``manifest.json``: provenance (``bundle_id`` = hash of images + catalogue, inputs,
   preprocessing parameters, counts);
 - ``report.csv``: one row for every input that is not in the catalogue as it came, with
@@ -40,7 +41,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,11 @@ class Bundle:
     @property
     def bundle_id(self) -> str:
         return str(self.manifest["bundle_id"])
+
+    @property
+    def measured(self) -> bool:
+        """Has the catalogue the pixel measurements? (False: built with ``measure=False``.)"""
+        return bool(self.manifest.get("pixel_measurements", True))
 
     def __len__(self) -> int:
         return len(self.catalogue)
@@ -209,6 +215,7 @@ def build_bundle(
     cutout_client=None,
     overwrite: bool = False,
     survey: str | None = None,
+    measure: bool = True,
 ) -> Bundle:
     """Build a bundle at ``out`` from FITS folders, processed-PNG folders and position catalogues.
 
@@ -230,6 +237,11 @@ def build_bundle(
     :class:`~pretrain.data.first_client.FirstCutoutClient`, whose survey they are; giving one
     runs the whole build in this process) or else a client for ``survey`` at ``skyview_url``
     (default ``EXPLORER_SKYVIEW_URL``, else ``config.SKYVIEW_URL``).
+
+    ``measure=False`` leaves out the pixel measurements of FITS images (about half the work
+    per file): their columns are absent, ``angular_extent_estimated_arcsec`` is NaN and the
+    manifest says ``"pixel_measurements": false`` (:attr:`Bundle.measured`). The app's quick
+    first start builds such a bundle and replaces it by a measured one in the background.
     """
     if out is None:
         raise BundleError("no output folder given (--out BUNDLE).")
@@ -250,6 +262,8 @@ def build_bundle(
             _check_cutout_service(survey_profile(survey))
 
     tasks, failures, input_records = _collect_tasks(specs, skyview_url, survey)
+    if not measure:
+        tasks = [replace(task, measure=False) for task in tasks]
     if not tasks and not failures:
         raise BundleError("the inputs hold no files or catalogue rows to build from.")
 
@@ -289,6 +303,7 @@ def build_bundle(
         _write_report(partial / REPORT_FILE, failures)
         manifest = _manifest(bundle_id, catalogue, specs, input_records, failures, duplicate_radius_arcsec)
         manifest["surveys"] = _survey_record(catalogue, survey)
+        manifest["pixel_measurements"] = measure
         (partial / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
         _move_into_place(partial, target)
     finally:
@@ -332,6 +347,7 @@ class _Task:
     row: tuple = ()  # catalogue: ((column, value), ...)
     skyview_url: str | None = None
     survey: str | None = None  # key of pretrain.surveys; None: inferred (FITS), FIRST (catalogue)
+    measure: bool = True  # the pixel measurements of a FITS image (build_bundle's ``measure``)
 
 
 def _check_cutout_service(profile: Survey) -> None:
@@ -560,11 +576,13 @@ def _from_cutout(
 ) -> _Outcome:
     profile, survey_name = (profile, profile.name) if profile is not None else _survey_for(task, cutout, info)
     image = preprocess_cutout(cutout, profile)
-    # Extent, fluxes and shape from one source mask, with the beam of the header, else of the profile
-    measured = cutout_measurements(cutout, profile)
-    estimated = measured.angular_extent_arcsec
     record = _base_record(task)
-    record.update(measured.columns())
+    estimated = float("nan")
+    if task.measure:
+        # Extent, fluxes and shape from one source mask, with the beam of the header, else of the profile
+        measured = cutout_measurements(cutout, profile)
+        estimated = measured.angular_extent_arcsec
+        record.update(measured.columns())
     centre = (float(cutout.centre.ra.deg), float(cutout.centre.dec.deg))
     # A catalogued position in the name (MiraBest) is the source's; a few MiraBest cutouts
     # are centred up to 90" away from it. Otherwise the image centre (from the WCS) is the position.

@@ -311,7 +311,9 @@ def _check_wcs_cards(header: fits.Header, name: str) -> None:
 def _celestial_wcs(header: fits.Header, name: str) -> WCS:
     _check_wcs_cards(header, name)
     try:
-        wcs = WCS(header).celestial
+        wcs = WCS(header)
+        if not wcs.is_celestial:  # extra (frequency, Stokes) axes: .celestial copies the sky ones
+            wcs = wcs.celestial
     except Exception as exc:
         raise FitsReadError(f"{name}: the header's WCS cannot be read ({exc}).") from exc
     if wcs.naxis != 2 or not wcs.has_celestial:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy.stats import mad_std
 from scipy import ndimage
 
 from pretrain import config
@@ -30,6 +29,10 @@ from pretrain.surveys import Survey, image_survey
 
 if TYPE_CHECKING:
     from pretrain.data.fits_io import Cutout
+
+
+# the standard deviation of a Gaussian per median absolute deviation (astropy.stats.mad_std's factor)
+MAD_TO_SIGMA = 1.482602218505602
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,10 @@ def estimate_noise(image: np.ndarray) -> Noise:
     pixels = image[np.isfinite(image) & (image != 0)]
     if pixels.size < 16:
         raise BlankImageError("the image has fewer than 16 finite, non-zero pixels: no sky to measure noise on.")
-    background = float(np.median(pixels))
-    sigma = float(mad_std(pixels))
+    median = np.median(pixels)
+    background = float(median)
+    # astropy's mad_std, without the second median it would take of the same pixels
+    sigma = float(np.median(np.abs(pixels - median)) * MAD_TO_SIGMA)
     if not np.isfinite(sigma) or sigma <= 0:
         # A constant image (or one quantised to a few levels): fall back to the plain std.
         sigma = float(np.std(pixels))
