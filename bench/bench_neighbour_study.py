@@ -141,6 +141,12 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, action="append", help="backbone(s) (default: the shipped one)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument(
+        "--section",
+        default="bench_neighbour_study",
+        help="the BENCHMARKS.md section to write (another name adds a table beside the first study's)",
+    )
+    parser.add_argument("--title", default="", help="words after the section's heading (what the candidates test)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     bundle = load_bundle(args.bundle)
@@ -185,7 +191,8 @@ def main() -> None:
     held = {lab: int(((labels == lab) & held_out).sum()) for lab in counts}
     chance = {lab: (counts[lab] - 1) / (int(labels.isin(list(counts)).sum()) - 1) for lab in counts}
     lines = [
-        "## Neighbour quality of candidate representations (`bench/bench_neighbour_study.py`)",
+        "## Neighbour quality of candidate representations (`bench/bench_neighbour_study.py`)"
+        + (f": {args.title}" if args.title else ""),
         "",
         f"Machine: {machine_description()}. Date: {today()}. Bundle: {len(catalogue)} MiraBest sources "
         f"(FRI {counts['FRI']}, FRII {counts['FRII']}, hybrid {counts['hybrid']}); held-out sky "
@@ -220,7 +227,7 @@ def main() -> None:
         "`bench/bench_measurements.py` tries more combinations.",
     ]
     text = "\n".join(lines)
-    publish("bench_neighbour_study", text, write=not args.no_write)
+    publish(args.section, text, write=not args.no_write)
 
 
 if __name__ == "__main__":
