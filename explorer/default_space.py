@@ -173,12 +173,13 @@ def default_space_state() -> DefaultSpaceState:
         bundle_id = bundle_manifest["bundle_id"]
     except (OSError, ValueError, KeyError, TypeError):
         return DefaultSpaceState(False, "its dataset bundle is missing", space, weights)
+    from pretrain.data.bundle import is_measured
     from pretrain.space import is_stale
 
     stale = is_stale(space, weights, bundle_id)
     if stale and _is_provisional(space, weights, bundle_id):
         return DefaultSpaceState(True, "ready (one-pass representation)", space, weights, provisional=True)
-    if not stale and not bundle_manifest.get("pixel_measurements", True):
+    if not stale and not is_measured(bundle_manifest):
         return DefaultSpaceState(True, "ready (pixel measurements to come)", space, weights, provisional=True)
     if stale:
         return DefaultSpaceState(False, f"the cached space is stale: {stale}", space, weights)
@@ -390,7 +391,8 @@ def _refine(report: Progress, device: str):
     # dot-folders beside the ones they replace: the space list does not offer them
     staging_space = _clear(space_dir.with_name(f".{space_dir.name}.refining"))
     staging_bundle = _clear(bundle_dir.with_name(f".{bundle_dir.name}.measuring"))
-    if not bundle.measured:
+    measure_now = not bundle.measured
+    if measure_now:
         report("bundle", 0.0, "Measuring the sources in their images")
         fits_dir = Path(bundle.manifest["inputs"][0]["path"])
         built = _build_bundle(fits_dir, staging_bundle, report, measure=True)
@@ -406,7 +408,7 @@ def _refine(report: Progress, device: str):
         progress=_embed_progress(report),
         symmetry=config.EMBED_SYMMETRY,
     )
-    if staging_bundle.exists():
+    if measure_now:
         _swap_in(staging_bundle, bundle_dir)
     _swap_in(staging_space, space_dir)
     space = load_space(space_dir)

@@ -21,6 +21,7 @@ even one from a shared cache someone else can write, never runs code (a pickled 
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 import zipfile
@@ -257,6 +258,7 @@ class MapProjector:
         return projector
 
 
+@functools.cache  # the switch is made once per process
 def _import_umap():
     """umap-learn, with its numba functions compiled once per installation, not once per process.
 
@@ -265,23 +267,16 @@ def _import_umap():
     on for them (in umap's ``__pycache__``, else numba's user cache folder, ``NUMBA_CACHE_DIR``).
     """
     import umap
+    from numba.core.registry import CPUDispatcher
 
-    global _UMAP_CACHING
-    if not _UMAP_CACHING:
-        _UMAP_CACHING = True
-        from numba.core.registry import CPUDispatcher
-
-        for module in (umap.umap_, umap.utils, umap.layouts, umap.distances, umap.sparse):
-            for function in vars(module).values():
-                if isinstance(function, CPUDispatcher):  # for one already cached: the same cache
-                    try:
-                        function.enable_caching()
-                    except Exception:  # a function numba cannot cache is compiled as before
-                        pass
+    for module in (umap.umap_, umap.utils, umap.layouts, umap.distances, umap.sparse):
+        for function in vars(module).values():
+            if isinstance(function, CPUDispatcher):  # for one already cached: the same cache
+                try:
+                    function.enable_caching()
+                except Exception:  # a function numba cannot cache is compiled as before
+                    pass
     return umap
-
-
-_UMAP_CACHING = False
 
 
 def compile_map_code(n: int = 200, dim: int = 32) -> np.ndarray:

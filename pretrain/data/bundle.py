@@ -106,7 +106,7 @@ class Bundle:
     @property
     def measured(self) -> bool:
         """Has the catalogue the pixel measurements? (False: built with ``measure=False``.)"""
-        return bool(self.manifest.get("pixel_measurements", True))
+        return is_measured(self.manifest)
 
     def __len__(self) -> int:
         return len(self.catalogue)
@@ -117,6 +117,12 @@ class Bundle:
         if not path.is_file() or path.stat().st_size == 0:
             return pd.DataFrame(columns=list(REPORT_COLUMNS))
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def is_measured(manifest: dict) -> bool:
+    """Does a bundle manifest say its catalogue has the pixel measurements? (Bundles from
+    before ``measure=False`` existed always have them.)"""
+    return bool(manifest.get("pixel_measurements", True))
 
 
 def load_bundle(path: str | Path, verify: bool = False) -> Bundle:
