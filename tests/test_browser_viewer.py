@@ -83,6 +83,8 @@ def test_the_viewer_of_a_clicked_source_at_1280x800(browser, served, tmp_path):
     after = _figure_changes(page, before)
     dialog.get_by_text("Contours of the model input").click()
     _figure_changes(page, after)
+    # the caption can arrive in a later message of the same rerun than the figure
+    dialog.get_by_text("contours: the model input").first.wait_for(timeout=60_000)
     assert "contours: the model input" in dialog.inner_text() and "linear stretch" in dialog.inner_text()
     page.screenshot(path=str(ARTIFACTS / "viewer_2_linear_contours_1280x800.png"))
 
