@@ -60,6 +60,8 @@ MEASURED = (  # pixel measurements appended in the hybrid rows, when the bundle 
 def readouts(encoder: ResNet18Encoder, images: np.ndarray, symmetry: str, batch: int = 128) -> dict[str, np.ndarray]:
     """Layer-4 average (the app's), layer-4 GeM (p=3) and layer-3+4 averages, per image."""
     encoder.eval()
+    if encoder.invariant:  # a d4 network: the 8 views give the same vectors
+        symmetry = "none"
     out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "l34": []}
     for start in range(0, len(images), batch):
         x = to_model_input(np.asarray(images[start : start + batch]))
@@ -68,9 +70,9 @@ def readouts(encoder: ResNet18Encoder, images: np.ndarray, symmetry: str, batch:
         for view in symmetric_views(x, symmetry):
             f3 = encoder.layer3(encoder.layer2(encoder.layer1(encoder.stem(view))))
             f4 = encoder.layer4(f3)
-            avg4 = f4.mean(dim=(2, 3))
-            gem4 = f4.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)
-            l34 = torch.cat([F.normalize(f3.mean(dim=(2, 3)), dim=1), F.normalize(avg4, dim=1)], dim=1)
+            avg4 = encoder.pool_map(f4)  # the pixels' mean (and the 8 planes' for a d4 network)
+            gem4 = encoder.pool_map(f4.clamp(min=1e-6).pow(3)).pow(1 / 3)
+            l34 = torch.cat([F.normalize(encoder.pool_map(f3), dim=1), F.normalize(avg4, dim=1)], dim=1)
             for name, value in (("avg", avg4), ("gem", gem4), ("l34", l34)):
                 sums[name] = sums[name] + value if name in sums else value
             views += 1

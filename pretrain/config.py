@@ -174,6 +174,8 @@ PRETRAIN_SEED = 0
 ENCODER_STEMS = ("imagenet", "reference")  # pretrain/models/resnet.py
 PRETRAIN_STEM = "imagenet"  # the encoder's stem: "imagenet" (7x7 s2) or "reference" (3x3 s1, the study's)
 PRETRAIN_WIDTH = 64  # channels after the stem (ResNet-18's 64; the representation is 8 x this)
+ENCODER_SYMMETRIES = ("none", "d4")  # pretrain/models/resnet.py and d4.py
+PRETRAIN_SYMMETRY = "none"  # "d4": group convolutions, a representation invariant to turns and mirror images
 PRETRAIN_EXCLUDE_HELD_OUT = True  # leave the held-out sky (pretrain/holdout.py) out of pretraining
 # Representation-quality monitor: kNN accuracy, FRI vs FRII confident sources of the bundles
 MONITOR_EVERY_EPOCHS = 5

@@ -41,7 +41,9 @@ def embed_images(
     """Representations (N, 512) float32 of uint8 images (N, H, W) (H, W >= 70).
 
     ``symmetry``: "d4" averages the encoder's outputs over the 8 symmetries of the square
-    (see :func:`symmetric_views`); "none" is one forward pass per image.
+    (see :func:`symmetric_views`); "none" is one forward pass per image. An invariant
+    encoder (``encoder.invariant``, the d4 network) takes one pass either way: its 8 views
+    give the same representation.
 
     ``progress``: None/False for silence, True for a tqdm bar, or a callable
     ``progress(done, total)`` (the app feeds ``st.progress``). The encoder is moved to
@@ -85,6 +87,8 @@ def _embed(encoder, images, batch_size, device, progress, symmetry, channels_las
     out_dim = _output_dim(encoder, images, device)
     out = np.empty((n, out_dim), dtype=np.float32)
     report, close = _progress_reporter(progress, n)
+    if getattr(encoder, "invariant", False):  # a d4 network: its 8 views give one representation
+        symmetry = "none"
 
     def read(start: int) -> torch.Tensor:
         # np.array copies just this slice out of a memmap; pinned memory lets the copy

@@ -157,7 +157,7 @@ class Classifier(nn.Module):
                 x = block(x)
         for block in blocks[self.n_frozen :]:
             x = block(x)
-        return torch.flatten(self.encoder.pool(x), 1)
+        return self.encoder.pool_map(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -92,6 +92,7 @@ class TrainConfig:
     precision: str = config.TRAIN_PRECISION  # auto | bf16 | fp32 (pretrain/precision.py)
     stem: str = config.PRETRAIN_STEM  # pretrain/models/resnet.py STEMS
     width: int = config.PRETRAIN_WIDTH
+    symmetry: str = config.PRETRAIN_SYMMETRY  # "d4": group convolutions (pretrain/models/d4.py)
     exclude_held_out: bool = config.PRETRAIN_EXCLUDE_HELD_OUT  # pretrain/holdout.py
 
     def resolve_batch_size(self, device: torch.device) -> int:
@@ -147,6 +148,9 @@ class TrainConfig:
             raise ExplorerError(f"momentum {self.momentum} and tau {self.tau_base} must be below 1.")
         if self.stem not in config.ENCODER_STEMS:
             raise ExplorerError(f"--stem must be one of {', '.join(config.ENCODER_STEMS)}, not {self.stem!r}.")
+        if self.symmetry not in config.ENCODER_SYMMETRIES:
+            choices = ", ".join(config.ENCODER_SYMMETRIES)
+            raise ExplorerError(f"--symmetry must be one of {choices}, not {self.symmetry!r}.")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ExplorerError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}.")
         if not isinstance(self.exclude_held_out, bool):
@@ -320,7 +324,7 @@ class Trainer:
         self.peak_lr = cfg.base_lr * self.batch_size / 256
 
         torch.manual_seed(cfg.seed)  # the same seed in every process: the same initial weights
-        self.model = BYOL(resnet18_encoder(stem=cfg.stem, width=cfg.width)).to(self.device)
+        self.model = BYOL(resnet18_encoder(stem=cfg.stem, width=cfg.width, symmetry=cfg.symmetry)).to(self.device)
         if self.processes.distributed:  # statistics of the global batch, as in one process
             self.model = batch_norm_across_processes(self.model, self.device)  # type: ignore[assignment]
         self.cuda = self.device.type == "cuda"

@@ -50,7 +50,8 @@ def test_a_narrower_network_is_saved_and_rebuilt_at_its_width(tmp_path):
     x = torch.rand(2, 1, 70, 70)
     with torch.no_grad():
         assert again(x).shape == (2, 256) and torch.equal(encoder(x), again(x))
-    assert parse_architecture("resnet18-1ch") == ("imagenet", 64)
-    assert parse_architecture("resnet18-1ch-w48") == ("imagenet", 48)
+    assert parse_architecture("resnet18-1ch") == ("imagenet", 64, "none")
+    assert parse_architecture("resnet18-1ch-w48") == ("imagenet", 48, "none")
+    assert parse_architecture("resnet18-1ch-stem3x3-w4-d4") == ("reference", 4, "d4")
     with pytest.raises(ValueError, match="unknown"):
         parse_architecture("resnet18-1ch-wide")

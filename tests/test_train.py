@@ -374,6 +374,11 @@ def test_cli_trains_on_real_mirabest_images(mirabest_dir, tmp_path):
     meta = weights_metadata(tmp_path / "all" / "backbone.safetensors")
     assert meta["held_out"] == "included" and meta["architecture"] == "resnet18-1ch-stem3x3-w16"
     assert load_encoder(tmp_path / "all" / "backbone.safetensors").representation_dim == 128
+    # --symmetry d4: the group-convolution network trains, and its weights say what they are.
+    assert main([*args, "--out", str(tmp_path / "d4"), "--stem", "reference", "--width", "4", "--symmetry", "d4"]) == 0
+    d4_weights = tmp_path / "d4" / "backbone.safetensors"
+    assert weights_metadata(d4_weights)["architecture"] == "resnet18-1ch-stem3x3-w4-d4"
+    assert load_encoder(d4_weights).invariant
 
 
 def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkeypatch):

@@ -87,6 +87,13 @@ def add_arguments(parser) -> None:
         "--width", type=int, help=f"channels after the stem, x8 = representation (default {config.PRETRAIN_WIDTH})"
     )
     parser.add_argument(
+        "--symmetry",
+        choices=config.ENCODER_SYMMETRIES,
+        help="none: a plain ResNet-18; d4: the same layers as group convolutions over the 4 turns and mirror "
+        "images, so the representation is the same for all 8 (width = channels per plane; "
+        f"default {config.PRETRAIN_SYMMETRY})",
+    )
+    parser.add_argument(
         "--include-held-out",
         dest="exclude_held_out",
         action="store_const",
@@ -109,6 +116,7 @@ _OVERRIDES = {
     "precision": "precision",
     "stem": "stem",
     "width": "width",
+    "symmetry": "symmetry",
     "exclude_held_out": "exclude_held_out",
 }
 

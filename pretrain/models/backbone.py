@@ -66,10 +66,10 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
     except Exception as exc:
         raise ExplorerError(f"{path} is not a readable safetensors file ({exc}).") from exc
     try:
-        stem, width = parse_architecture(weights_metadata(path).get("architecture", "resnet18-1ch"))
+        stem, width, symmetry = parse_architecture(weights_metadata(path).get("architecture", "resnet18-1ch"))
     except ValueError as exc:
         raise ExplorerError(f"{path}: {exc}.") from exc
-    encoder = resnet18_encoder(stem=stem, width=width)
+    encoder = resnet18_encoder(stem=stem, width=width, symmetry=symmetry)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
