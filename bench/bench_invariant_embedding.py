@@ -59,11 +59,11 @@ def main() -> None:
         embed_images(encoder, images[: args.batch_size], batch_size=args.batch_size, device="cpu", symmetry="d4")
     rates: list[list[float]] = [[] for _ in encoders]
     for _ in range(args.repeats):  # interleaved, so drifting load hits every candidate alike
-        for encoder, rate in zip(encoders, rates, strict=True):
+        for encoder, runs in zip(encoders, rates, strict=True):
             start = time.perf_counter()
             embed_images(encoder, images, batch_size=args.batch_size, device="cpu", symmetry="d4")
-            rate.append(len(images) / (time.perf_counter() - start))
-    best = [max(rate) for rate in rates]
+            runs.append(len(images) / (time.perf_counter() - start))
+    best = [max(runs) for runs in rates]
     lines = [
         "## Embedding a turn-invariant representation: 8 passes vs a D4 network's one "
         "(`bench/bench_invariant_embedding.py`)",
