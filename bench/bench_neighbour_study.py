@@ -14,8 +14,9 @@ ways that need no training: one pass, layer-4 generalised-mean (p = 3) pooling, 
 and layer-4 averages concatenated, and the backbone's representation with the pixels'
 estimated angular extent appended as one standardised column of weight w (physical
 measurement + representation), and, where the bundle has them, the pixel measurements
-(``pretrain/data/measurements.py``: log flux, log extent, FR ratio, components) appended the same way. Baselines: a random ResNet-18 (torch seed 0) and PCA of the
-raw pixels, both d4.
+(``pretrain/data/measurements.py``: log flux, log extent, FR ratio, components) appended
+the same way. Baselines: a random ResNet-18 (torch seed 0; for a D4 candidate also its own
+network untrained) and PCA of the raw pixels, both d4.
 
 The figures go into BENCHMARKS.md between ``<!-- bench_neighbour_study:start -->`` and
 ``<!-- bench_neighbour_study:end -->``.
@@ -44,7 +45,7 @@ from pretrain.embed import symmetric_views
 from pretrain.evaluate import PURITY_K, neighbour_purity, probe_over_splits
 from pretrain.holdout import is_held_out
 from pretrain.models.backbone import load_encoder, to_model_input, weights_metadata
-from pretrain.models.resnet import ResNet18Encoder, resnet18_encoder
+from pretrain.models.resnet import ResNet18Encoder, parse_architecture, resnet18_encoder
 from pretrain.provenance import default_backbone_path
 
 EXTENT_WEIGHTS = (1.0, 3.0)
@@ -158,6 +159,7 @@ def main() -> None:
     log_extent = np.log(pd.to_numeric(catalogue["angular_extent_estimated_arcsec"], errors="coerce").to_numpy(float))
     seeds = range(args.seeds)
     rows, notes = [], []
+    d4_architectures: set[str] = set()
     for weights in args.weights or [default_backbone_path()]:
         meta = weights_metadata(weights)
         notes.append(
@@ -167,6 +169,8 @@ def main() -> None:
             f"{meta.get('held_out', 'included (before the hold-out)')} |"
         )
         encoder = load_encoder(weights)
+        if encoder.invariant:
+            d4_architectures.add(encoder.architecture)
         d4 = readouts(encoder, images, "d4")
         one = readouts(encoder, images, "none")
         tag = weights.parent.name if weights.name == "backbone.safetensors" else weights.stem
@@ -185,6 +189,12 @@ def main() -> None:
     torch.manual_seed(0)
     rows.append(measure("random ResNet-18, d4", readouts(resnet18_encoder(), images, "d4")["avg"], catalogue,
                         held_out, seeds))  # fmt: skip
+    for architecture in sorted(d4_architectures):  # a D4 candidate's own baseline: its network, untrained
+        stem, width, symmetry = parse_architecture(architecture)
+        torch.manual_seed(0)
+        untrained = resnet18_encoder(stem=stem, width=width, symmetry=symmetry)
+        rows.append(measure(f"random {architecture}", readouts(untrained, images, "d4")["avg"], catalogue,
+                            held_out, seeds))  # fmt: skip
     pixels = pixel_features(images)  # purity on the pixels themselves; the probe on their PCA (200)
     rows.append(measure("raw pixels, d4 (probe: PCA 200)", pixels, catalogue, held_out, seeds, pca=200))
     table = pd.DataFrame(rows)
