@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine_description, publish, today
 from pretrain.data.bundle import load_bundle
-from pretrain.embed import symmetric_views
+from pretrain.embed import symmetric_views, views_for
 from pretrain.evaluate import PURITY_K, neighbour_purity, probe_over_splits
 from pretrain.holdout import is_held_out
 from pretrain.models.backbone import load_encoder, to_model_input, weights_metadata
@@ -61,8 +61,7 @@ MEASURED = (  # pixel measurements appended in the hybrid rows, when the bundle 
 def readouts(encoder: ResNet18Encoder, images: np.ndarray, symmetry: str, batch: int = 128) -> dict[str, np.ndarray]:
     """Layer-4 average (the app's), layer-4 GeM (p=3) and layer-3+4 averages, per image."""
     encoder.eval()
-    if encoder.invariant:  # a d4 network: the 8 views give the same vectors
-        symmetry = "none"
+    symmetry = views_for(encoder, symmetry)
     out: dict[str, list[np.ndarray]] = {"avg": [], "gem": [], "l34": []}
     for start in range(0, len(images), batch):
         x = to_model_input(np.asarray(images[start : start + batch]))

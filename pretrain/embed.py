@@ -81,14 +81,22 @@ def embed_images(
         encoder.train(was_training)
 
 
+def views_for(encoder: nn.Module, symmetry: str) -> str:
+    """The views an encoder needs for ``symmetry``: "none" (one pass) for an invariant one.
+
+    A d4 network (``encoder.invariant``) gives the same representation for all 8 turns and
+    mirror images, so averaging over them would cost 8 passes for nothing.
+    """
+    return "none" if getattr(encoder, "invariant", False) else symmetry
+
+
 def _embed(encoder, images, batch_size, device, progress, symmetry, channels_last) -> np.ndarray:
     n = len(images)
     cuda = device.type == "cuda"
     out_dim = _output_dim(encoder, images, device)
     out = np.empty((n, out_dim), dtype=np.float32)
     report, close = _progress_reporter(progress, n)
-    if getattr(encoder, "invariant", False):  # a d4 network: its 8 views give one representation
-        symmetry = "none"
+    symmetry = views_for(encoder, symmetry)
 
     def read(start: int) -> torch.Tensor:
         # np.array copies just this slice out of a memmap; pinned memory lets the copy

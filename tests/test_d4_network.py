@@ -74,3 +74,22 @@ def test_a_d4_network_is_saved_rebuilt_and_embedded_in_one_pass(tmp_path, monkey
     np.testing.assert_allclose(d4_average, direct.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(embed_images(again, np.rot90(images, 1, axes=(1, 2)).copy(), device="cpu"),
                                d4_average, rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_turned_filters_are_kept_at_inference_and_rebuilt_when_the_weights_change():
+    torch.manual_seed(0)
+    layer = d4.D4Conv2d(2, 3, 3).eval()
+    x = torch.rand(1, 16, 9, 9)
+    with torch.inference_mode():
+        first = layer.full_weight()
+        assert layer.full_weight() is first  # kept: a look-up does not rebuild the filters
+        before = layer(x)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # what load_state_dict or an optimiser step does: in place
+    with torch.inference_mode():
+        assert layer.full_weight() is not first
+        torch.testing.assert_close(layer(x), 2 * before)
+    # Training gets freshly built filters that carry gradients to the learned weights.
+    layer.train()
+    layer(x).sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

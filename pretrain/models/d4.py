@@ -11,7 +11,7 @@ end gives an exactly invariant vector.
 
 Exactness needs a downsampling whose sampling grid is symmetric: a 3x3 stride-2 window
 with one pixel of padding on odd sizes, and a 2x2 average (or max) pool on even sizes;
-:class:`D4Conv2d` and :func:`d4_max_pool` choose by the size they are given. (The
+:class:`D4Conv2d` and :class:`D4MaxPool` choose by the size they are given. (The
 libraries for this, escnn and e2cnn, do not install beside numpy 2.)
 """
 
@@ -73,9 +73,25 @@ class D4Conv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, planes_in, kernel_size, kernel_size))
         # He initialisation for the full (in * planes) fan-in of each output plane
         nn.init.normal_(self.weight, std=math.sqrt(2.0 / (in_channels * planes_in * kernel_size**2)))
+        self._inference_weight: tuple[tuple, torch.Tensor] | None = None
 
     def full_weight(self) -> torch.Tensor:
-        """The (out * 8, in * planes, k, k) filters: the learned ones turned by each g, planes permuted."""
+        """The (out * 8, in * planes, k, k) filters: the learned ones turned by each g, planes permuted.
+
+        Without gradients and in eval mode (embedding, look-ups) the filters are built once
+        and kept until the weights change, so that a single-image look-up does not rebuild
+        them on every call.
+        """
+        if self.training or torch.is_grad_enabled():
+            self._inference_weight = None
+            return self._build_full_weight()
+        w = self.weight
+        key = (w._version, w.device, w.dtype, w.data_ptr(), torch.is_inference_mode_enabled())
+        if self._inference_weight is None or self._inference_weight[0] != key:
+            self._inference_weight = (key, self._build_full_weight())
+        return self._inference_weight[1]
+
+    def _build_full_weight(self) -> torch.Tensor:
         w = self.weight
         turned = []
         for g in range(ORDER):
@@ -109,14 +125,11 @@ class D4BatchNorm(nn.Module):
         return self.norm(x.reshape(b, cg // ORDER, ORDER, h, w)).reshape(b, cg, h, w)
 
 
-def d4_max_pool(x: torch.Tensor) -> torch.Tensor:
-    """Halve the size with a symmetric grid: 3x3 stride 2 on odd sizes, 2x2 on even ones."""
-    return F.max_pool2d(x, 3, 2, 1) if x.shape[-1] % 2 else F.max_pool2d(x, 2)
-
-
 class D4MaxPool(nn.Module):
+    """Halve the size with a symmetric grid: 3x3 stride 2 on odd sizes, 2x2 on even ones."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return d4_max_pool(x)
+        return F.max_pool2d(x, 3, 2, 1) if x.shape[-1] % 2 else F.max_pool2d(x, 2)
 
 
 def invariant_pool(x: torch.Tensor) -> torch.Tensor:
