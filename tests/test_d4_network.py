@@ -48,6 +48,11 @@ def test_a_d4_network_gives_a_turned_or_mirrored_source_the_same_representation(
             turned = d4.transform(x, g)
             assert torch.allclose(encoder(turned), z, atol=1e-5 * z.abs().max().item())
             assert not torch.allclose(plain(turned), z_plain, atol=1e-3)  # the plain one is not invariant
+        # channels_last (bf16 training, CUDA embedding) changes the memory layout, not the result.
+        fast = _with_nontrivial_norms(resnet18_encoder(stem=stem, width=4, symmetry="d4"))
+        fast.load_state_dict(encoder.state_dict())
+        fast = fast.to(memory_format=torch.channels_last)
+        assert torch.allclose(fast(x.contiguous(memory_format=torch.channels_last)), z, atol=1e-5)
         # Feature maps are equivariant: turning the input turns each plane and permutes them.
         layer = encoder.stem[0]
         maps, maps_turned = layer(x), layer(d4.transform(x, 1))

@@ -406,6 +406,15 @@ def test_precision_resolution_and_both_precisions_train(bundle, tmp_path, monkey
         assert all(
             v.dtype == torch.float32 for v in trainer.model.encoder.state_dict().values() if v.is_floating_point()
         )
+    # The D4 network trains in bf16 too: its channels_last model holds 4-D filters like a Conv2d's.
+    trainer = Trainer(
+        small_config(bundle, epochs=1, precision="bf16", stem="reference", width=4, symmetry="d4"),
+        tmp_path / "d4-bf16",
+        progress=False,
+    )
+    assert trainer.channels_last
+    trainer.fit()
+    assert math.isfinite(json.loads((tmp_path / "d4-bf16" / METRICS_FILE).read_text().splitlines()[-1])["loss"])
 
 
 def test_native_bf16_means_bf16_instructions_not_avx512_alone(monkeypatch):

@@ -70,7 +70,9 @@ class D4Conv2d(nn.Module):
         planes_in = 1 if lifting else ORDER
         self.in_channels, self.out_channels, self.lifting = in_channels, out_channels, lifting
         self.kernel_size, self.stride, self.padding = kernel_size, stride, kernel_size // 2
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, planes_in, kernel_size, kernel_size))
+        # Stored 4-D, (out, in * planes, k, k), like a Conv2d's, so that the model can go
+        # channels_last (bf16 training, CUDA embedding); viewed as (out, in, planes, k, k) below.
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels * planes_in, kernel_size, kernel_size))
         # He initialisation for the full (in * planes) fan-in of each output plane
         nn.init.normal_(self.weight, std=math.sqrt(2.0 / (in_channels * planes_in * kernel_size**2)))
         self._inference_weight: tuple[tuple, torch.Tensor] | None = None
@@ -92,7 +94,8 @@ class D4Conv2d(nn.Module):
         return self._inference_weight[1]
 
     def _build_full_weight(self) -> torch.Tensor:
-        w = self.weight
+        k = self.kernel_size
+        w = self.weight.reshape(self.out_channels, self.in_channels, -1, k, k)
         turned = []
         for g in range(ORDER):
             wg = w if self.lifting else w[:, :, plane_permutation(g)]
