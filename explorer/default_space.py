@@ -12,7 +12,9 @@ embeds with one forward pass per image (``PROVISIONAL_SYMMETRY``), an eighth of 
 the orientation-averaged representation (``config.EMBED_SYMMETRY``, d4), so the map is on
 screen sooner. Such a space is ready but *provisional*; :func:`refine_default_space` (run in
 the background by :func:`start_refinement`) then builds the measured bundle and embeds the d4
-representation into folders beside them, swaps both in, and the app reloads the space.
+representation into folders beside them, swaps both in, and the app reloads the space. A
+backbone whose representation is invariant by construction (the D4 network) gets its final
+representation at the quick start (one pass is all it needs): only the measurements follow.
 
 Environment: ``EXPLORER_WEIGHTS`` (a backbone other than ``assets/``'s default),
 ``EXPLORER_MIRABEST_DIR`` (a local MiraBest folder, see :mod:`pretrain.data.mirabest`),
@@ -126,8 +128,10 @@ class DefaultSpaceState:
     reason: str  # for people: "ready", "not prepared yet", "made with other weights", ...
     space_path: Path
     weights_path: Path
-    # ready, but with the quick one-pass representation: the d4 one is still to be made
+    # ready, but with the quick one-pass representation or without the pixel measurements
     provisional: bool = False
+    # provisional for its representation: the d4 one is still to be made
+    one_pass: bool = False
 
 
 def fingerprint() -> tuple:
@@ -178,7 +182,9 @@ def default_space_state() -> DefaultSpaceState:
 
     stale = is_stale(space, weights, bundle_id)
     if stale and _is_provisional(space, weights, bundle_id):
-        return DefaultSpaceState(True, "ready (one-pass representation)", space, weights, provisional=True)
+        return DefaultSpaceState(
+            True, "ready (one-pass representation)", space, weights, provisional=True, one_pass=True
+        )
     if not stale and not is_measured(bundle_manifest):
         return DefaultSpaceState(True, "ready (pixel measurements to come)", space, weights, provisional=True)
     if stale:
@@ -190,9 +196,23 @@ def _is_provisional(space: Path, weights: Path, bundle_id: str | None) -> bool:
     """A complete space of these weights and bundle, embedded with the quick one-pass representation."""
     from pretrain.space import is_stale
 
-    if config.EMBED_SYMMETRY == PROVISIONAL_SYMMETRY:
+    if quick_symmetry(weights) == config.EMBED_SYMMETRY:
         return False
     return not is_stale(space, weights, bundle_id, symmetry=PROVISIONAL_SYMMETRY)
+
+
+def quick_symmetry(weights: Path) -> str:
+    """The representation a quick first start embeds with: one pass (``PROVISIONAL_SYMMETRY``),
+    or the final one (``config.EMBED_SYMMETRY``) for an invariant backbone, which the d4
+    average costs no more than one pass (``pretrain.embed.views_for``)."""
+    from pretrain.models.backbone import weights_metadata
+    from pretrain.models.resnet import parse_architecture
+
+    try:
+        invariant = parse_architecture(weights_metadata(weights).get("architecture", "resnet18-1ch"))[2] == "d4"
+    except Exception:  # unreadable or unknown weights: loading them says what is wrong
+        invariant = False
+    return config.EMBED_SYMMETRY if invariant else PROVISIONAL_SYMMETRY
 
 
 def prepare_default_space(progress: Progress | None = None, device: str = "auto", quick: bool = False):
@@ -354,8 +374,9 @@ def _prepare(report: Progress, device: str, quick: bool):
         report("map", 1.0, "Reusing the map")
         return load_space(space_dir)
 
-    symmetry = PROVISIONAL_SYMMETRY if quick else config.EMBED_SYMMETRY
-    what = "one pass per image; the orientation-averaged representation follows" if quick else "the backbone"
+    symmetry = quick_symmetry(weights) if quick else config.EMBED_SYMMETRY
+    provisional = symmetry != config.EMBED_SYMMETRY
+    what = "one pass per image; the orientation-averaged representation follows" if provisional else "the backbone"
     report("embeddings", 0.0, f"Embedding images ({what})")
     space = embed_bundle_to_space(
         bundle, weights, out=space_dir, device=device, progress=_embed_progress(report), symmetry=symmetry

@@ -90,7 +90,7 @@ def test_a_quick_start_is_provisional_until_refined_in_place(fresh_env):
     assert quick_bundle.catalogue["angular_extent_estimated_arcsec"].isna().all()
     assert quick_bundle.catalogue["angular_extent_arcsec"].notna().all()
     state = default_space.default_space_state()
-    assert state.ready and state.provisional
+    assert state.ready and state.provisional and state.one_pass
     # a later quick start accepts it as it is; a full preparation would not
     reports = []
     default_space.prepare_default_space(lambda *report: reports.append(report), device="cpu", quick=True)
@@ -113,6 +113,38 @@ def test_a_quick_start_is_provisional_until_refined_in_place(fresh_env):
     assert sorted(p.name for p in default_space.bundle_path().parent.iterdir()) == ["mirabest"]
     assert [e.kind for e in discover_spaces()].count("embedding") == 0
     assert default_space.refine_default_space(device="cpu") is None  # nothing left to refine
+
+
+@pytest.mark.slow
+def test_an_invariant_backbone_gets_its_final_representation_at_the_quick_start(fresh_env, monkeypatch):
+    """A D4 network needs one pass for the d4 representation: the quick start makes that one,
+    and only the pixel measurements are left to the background."""
+    import torch
+
+    from pretrain.models.backbone import save_encoder
+    from pretrain.models.resnet import resnet18_encoder
+
+    torch.manual_seed(0)
+    weights = save_encoder(resnet18_encoder(stem="reference", width=4, symmetry="d4"), fresh_env / "d4.safetensors")
+    monkeypatch.setenv("EXPLORER_WEIGHTS", str(weights))
+    assert default_space.quick_symmetry(weights) == "d4"
+    assert default_space.quick_symmetry(fresh_env / "weights_a.safetensors") == "none"
+    reports = []
+    quick = default_space.prepare_default_space(lambda *report: reports.append(report), device="cpu", quick=True)
+    assert quick.manifest["parameters"]["symmetry"] == "d4"
+    assert not any("one pass per image" in message for _, _, message in reports)
+    state = default_space.default_space_state()
+    assert state.ready and state.provisional and not state.one_pass
+    assert state.reason == "ready (pixel measurements to come)"
+    at = app_test()
+    at.run()
+    assert not at.exception, at.exception
+    notice = " ".join(c.value for c in at.caption if "⏳" in c.value)
+    assert "pixel measurements" in notice and "one pass per image" not in notice
+    refinement = default_space.current_refinement()
+    assert refinement is not None and refinement.wait(600) and refinement.error is None, refinement.error
+    state = default_space.default_space_state()
+    assert state.ready and not state.provisional
 
 
 def test_missing_weights_say_what_to_do_and_the_rgz_map_still_works(fresh_env, monkeypatch):

@@ -101,9 +101,15 @@ def _refinement_notice() -> None:
         step = f"{embedded:.0%} embedded"
     else:
         step = (progress["map"][1] or "fitting the map").lower()
-    st.caption(
-        "⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
-        "neighbours and look-ups use from then on) and the pixel measurements (fluxes, FR ratio, "
-        f"components) are being computed in the background ({step}). "
-        "The map and neighbours update when they are ready."
-    )
+    if _default_state(default_space.fingerprint()).one_pass:
+        st.caption(
+            "⏳ A first map, from one pass per image. The orientation-averaged representation (the one "
+            "neighbours and look-ups use from then on) and the pixel measurements (fluxes, FR ratio, "
+            f"components) are being computed in the background ({step}). "
+            "The map and neighbours update when they are ready."
+        )
+    else:  # a backbone invariant by construction has its final representation already
+        st.caption(
+            "⏳ The pixel measurements (fluxes, FR ratio, components) are being computed in the "
+            f"background ({step}). The map updates when they are ready."
+        )
