@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from explorer.facts import position_decimals
 from explorer.links import links_html
+from explorer.similarity import format_similarity
 from pretrain import config
 from pretrain.pair_similarity import describe_percentile
 
@@ -158,6 +159,11 @@ def _rank_line(card: Card, score_name: str) -> str:
     return f'<div class="nb-meta nb-share" title="{title}">{describe_percentile(card.percentile)}</div>'
 
 
+def _score_text(score: float, score_name: str) -> str:
+    """A cosine with enough decimals not to read as 1 (``format_similarity``), a distance to 3."""
+    return format_similarity(score) if score_name.startswith("cosine") else f"{score:.3f}"
+
+
 def _score_title(card: Card, score_name: str) -> str:
     if not np.isfinite(card.percentile):
         return score_name
@@ -206,7 +212,7 @@ def gallery_html(
             # A space between the two: copied or read aloud, the header is "#1 sim 0.987", not "#1sim".
             f'<div class="nb-head"><span class="nb-rank">#{card.rank}</span> '
             f'<span class="nb-score" title="{html.escape(_score_title(card, score_name))}">'
-            f"{score_short} {card.score:.3f}</span></div>{_rank_line(card, score_name)}"
+            f"{score_short} {_score_text(card.score, score_name)}</span></div>{_rank_line(card, score_name)}"
             f'<div class="nb-id" title="{html.escape(card.source_id)}">{html.escape(card.source_id)}</div>'
             f'<div class="nb-meta">{label}{extent}</div><div class="nb-meta">{position}</div>'
             # Folded to one line: open, the links would make every card several lines taller.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from explorer.similarity import format_similarity
 from pretrain import config
 from pretrain.batch_lookup import model_input
 from pretrain.data.fits_io import Cutout, read_cutout
@@ -176,7 +177,7 @@ def list_layer(placed: list):
 
     hover = [
         f"<b>{row.text}</b><br>row {row.row}"
-        + (f" · most similar: {row.neighbour_scores[0]:.3f}" if len(row.neighbour_scores) else "")
+        + (f" · most similar: {format_similarity(row.neighbour_scores[0])}" if len(row.neighbour_scores) else "")
         for row in placed
     ]
     return go.Scattergl(

@@ -11,11 +11,23 @@ nearest sources by Euclidean distance on the 2-D map, with the same interface.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pretrain.neighbour_index import IndexSettings, NeighbourIndex, build_index, top_k_indices
 
-__all__ = ["CosineIndex", "MapIndex", "top_k_indices"]
+__all__ = ["CosineIndex", "MapIndex", "format_similarity", "top_k_indices"]
+
+
+def format_similarity(value: float, decimals: int = 3, most: int = 6) -> str:
+    """A cosine similarity to ``decimals`` places, or more (up to ``most``) close to 1: enough
+    to show the first significant digit of 1 - cosine. A representation whose vectors are
+    nearly parallel (an early training snapshot) would otherwise read as a list of "1.000"."""
+    value = float(value)
+    gap = 1.0 - value
+    places = decimals if gap <= 0 else max(decimals, min(most, math.floor(-math.log10(gap)) + 1))
+    return f"{value:.{places}f}"
 
 
 class CosineIndex:

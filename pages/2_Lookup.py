@@ -17,7 +17,7 @@ from explorer.figures import map_figure
 from explorer.gallery import north_up, rgb_image
 from explorer.image_view import view_of_cutout
 from explorer.lookup import LookupFailure, LookupResult
-from explorer.similarity import CosineIndex
+from explorer.similarity import CosineIndex, format_similarity
 from explorer.sky import nearest_on_sky
 from explorer.space_registry import CatalogueSpace, EmbeddingSpace, ExplorerSpace, Neighbours
 from explorer.widgets import frame
@@ -176,9 +176,8 @@ def placed_facts(space: EmbeddingSpace, result: LookupResult, embedding: np.ndar
     k, radius = neighbour_settings()
     neighbours = space.neighbours_of_vector(embedding, k, radius, (result.ra, result.dec))
     best = space.catalogue["source_id"].iloc[neighbours.rows[0]] if len(neighbours.rows) else "–"
-    st.success(
-        f"Placed on the map (×). Most similar source: **{best}** (cosine similarity {neighbours.scores[0]:.3f})."
-    )
+    best_similarity = format_similarity(neighbours.scores[0]) if len(neighbours.scores) else "–"
+    st.success(f"Placed on the map (×). Most similar source: **{best}** (cosine similarity {best_similarity}).")
     row, sep = nearest_on_sky(result.ra, result.dec, space.catalogue["ra"], space.catalogue["dec"])
     if row >= 0 and sep <= config.APP_CATALOGUE_MATCH_ARCSEC:
         twin = space.catalogue["source_id"].iloc[row]
@@ -186,7 +185,7 @@ def placed_facts(space: EmbeddingSpace, result: LookupResult, embedding: np.ndar
         left_out = " The sky-duplicate filter leaves it out of the neighbours." if sep < radius else ""
         st.info(
             f"This position is in the space as **{twin}** ({sep:.1f}″ away, cosine similarity "
-            f"{similarity:.3f}).{left_out}"
+            f"{format_similarity(similarity)}).{left_out}"
         )
     return neighbours
 

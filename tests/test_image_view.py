@@ -173,6 +173,16 @@ def test_gallery_cards_read_rank_then_score_and_show_north_up():
     html = gallery_html([Card(rank=1, source_id="J1", image=image, score=0.987, ra=139.148, dec=4.681)])
     assert '<span class="nb-rank">#1</span> <span class="nb-score"' in html  # "#1 sim", not "#1sim"
     assert "139.148, +4.681" in html  # to the precision the position has
+    assert "sim 0.987<" in html
+    # nearly parallel vectors (an early training snapshot): the cosines still tell the cards apart
+    close = gallery_html(
+        [Card(rank=r, source_id=f"J{r}", image=image, score=s) for r, s in ((1, 0.99994), (2, 0.99961))]
+    )
+    assert "sim 0.99994<" in close and "sim 0.9996<" in close and "1.000" not in close
+    distances = gallery_html(
+        [Card(rank=1, source_id="J1", image=image, score=0.99994)], score_name="distance on the map"
+    )
+    assert "dist 1.000<" in distances  # a map distance keeps 3 decimals
     import base64
     import re
 

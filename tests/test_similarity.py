@@ -9,7 +9,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from sklearn.neighbors import NearestNeighbors
 
-from explorer.similarity import CosineIndex, MapIndex, top_k_indices
+from explorer.similarity import CosineIndex, MapIndex, format_similarity, top_k_indices
 from explorer.sky import nearest_on_sky, separation_arcsec, sky_duplicate_mask
 from pretrain.vectors import l2_normalise
 
@@ -47,6 +47,13 @@ def test_query_index_never_returns_the_query_itself():
 def test_zero_vector_is_not_similar_to_anything():
     unit = l2_normalise(np.array([[0.0, 0.0], [3.0, 4.0]]))
     np.testing.assert_allclose(unit, [[0, 0], [0.6, 0.8]])
+
+
+def test_a_similarity_below_one_never_reads_as_one():
+    assert [format_similarity(v) for v in (0.987, 0.9994, 0.99961, 0.99994, 0.99991, 1.0, -0.25)] == [
+        "0.987", "0.9994", "0.9996", "0.99994", "0.99991", "1.000", "-0.250",
+    ]  # fmt: skip
+    assert float(format_similarity(0.999994)) < 1.0  # as many places as it takes, up to 6
 
 
 def test_map_index_matches_sklearn():
