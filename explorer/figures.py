@@ -491,6 +491,13 @@ PRETTY_NAMES = {
     "dec": "Dec (°)",
     "image_ra": "image centre RA (°)",
     "image_dec": "image centre Dec (°)",
+    # the pixel measurements (pretrain/data/measurements.py COLUMNS)
+    "integrated_flux_mjy": "integrated flux (mJy)",
+    "peak_flux_mjy": "peak flux (mJy/beam)",
+    "n_components": "components",
+    "fr_ratio": "FR ratio",
+    "lobe_flux_ratio": "lobe flux ratio",
+    "bending_angle_deg": "bending angle (°)",
 }
 
 

@@ -18,15 +18,16 @@ st.markdown(
     f"""
 ##### The map
 Each point is one radio source. A self-supervised network (BYOL, ResNet-18) turned each
-FIRST image into a 512-number *representation*; PCA to {config.MAP_PCA_COMPONENTS} dimensions,
-then UMAP, laid those out in two dimensions so that sources the model finds alike sit close
+FIRST image into a vector of numbers, its *representation* (512 with the shipped backbone; the
+line above the map gives the open space's size); PCA to at most {config.MAP_PCA_COMPONENTS}
+dimensions, then UMAP, laid those out in two dimensions so that sources the model finds alike sit close
 together. **The axes mean nothing physical**, and distances between far-apart clusters mean
 little: UMAP keeps neighbourhoods, not global geometry. The published map is ordered mostly by
 angular extent, so colour by it first.
 
 ##### The similarity
 "Nearest neighbours" are ranked by the **cosine similarity of the full representations** (512-d
-from this project's backbone; a space made from your own vectors has their dimension), not by
+from the shipped backbone; another backbone or your own vectors have their own size), not by
 distance on the map (the map is a flattened picture of that space). 1 is identical in
 the model's eyes. A catalogue-only space (the published RGZ DR1 map) has no representations:
 there, neighbours are the nearest points on its 2-D map. The source panel's *map trust* says
@@ -50,8 +51,9 @@ where it is low, trust the neighbour list over the picture.
   ranking collects many of these.
 - **Orientation averaging.** Position angle on the sky carries no morphological meaning, so each
   representation is the average over the image's 8 turns by 90° and mirror images (where the
-  space says so): a source and its rotated copy are neighbours, and a list says nothing about
-  orientation.
+  space says so), or, with a backbone of group convolutions over them (`pretrain train
+  --symmetry d4`), the same for all 8 by construction: a source and its rotated copy are
+  neighbours, and a list says nothing about orientation.
 - **Labels are not truth.** MiraBest classes are expert labels with Confident / Uncertain flags;
   *label purity* in the panel counts agreement with them, no more.
 

@@ -342,3 +342,12 @@ def test_maps_under_the_limit_draw_every_source_as_a_point_without_density(catal
     fig = map_figure(catalogue, catalogue["label"], "label", view=(0, 0.1, 0, 0.1))  # the view is ignored
     assert len(fig.layout.images) == 0
     assert sorted(np.concatenate([_rows(t) for t in _source_traces(fig)])) == list(range(len(catalogue)))
+
+
+def test_every_pixel_measurement_has_a_name_for_people():
+    from explorer.figures import PRETTY_NAMES, pretty_name
+    from pretrain.data.measurements import COLUMNS
+
+    colour_columns = [c for c in COLUMNS if c != "measurements_note"]  # the note is text, not a colour
+    assert set(colour_columns) <= set(PRETTY_NAMES)
+    assert pretty_name("integrated_flux_mjy") == "integrated flux (mJy)" and pretty_name("fr_ratio") == "FR ratio"

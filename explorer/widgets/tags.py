@@ -15,10 +15,11 @@ TAG_HELP = "Free text; commas separate several tags. Kept on disk for this space
 
 def _tag_form(space: ExplorerSpace, source_ids: list[str], key: str, label: str) -> None:
     with st.form(key=key, clear_on_submit=True, border=False):
-        text_col, add_col, remove_col = st.columns([4, 1, 1], vertical_alignment="bottom")
-        text = text_col.text_input(label, placeholder="e.g. bent, check in LoTSS", help=TAG_HELP)
-        add = add_col.form_submit_button("Tag", icon=":material/sell:")
-        remove = remove_col.form_submit_button("Untag")
+        text = st.text_input(label, placeholder="e.g. bent, check in LoTSS", help=TAG_HELP)
+        # the buttons on a row of their own: beside the field, a narrow panel squashed them to "T"
+        add_col, remove_col = st.columns(2)
+        add = add_col.form_submit_button("Tag", icon=":material/sell:", width="stretch")
+        remove = remove_col.form_submit_button("Untag", width="stretch")
     tags = parse_tags(text)
     if (add or remove) and tags:
         store = TagStore(space.key)
