@@ -149,7 +149,9 @@ def start_run(**options) -> str:
     run_id, path = _new_run_folder()
     command = finetune_command(path, **options)
     # The run's own status, until the process writes its first: a run that dies before
-    # that is still seen (as failed, by its pid).
+    # that is still seen (as failed, by its pid). A linear probe (depth 0) is one fit, no
+    # epochs: its progress counts one step.
+    probe = options.get("depth") == 0 and not options.get("scratch")
     atomic_write_json(
         path / STATUS_FILE,
         {
@@ -157,7 +159,8 @@ def start_run(**options) -> str:
             "stage": "starting",
             "error": None,
             "epoch": 0,
-            "epochs": int(options.get("epochs", config.FINETUNE_EPOCHS)),
+            "epochs": 1 if probe else int(options.get("epochs", config.FINETUNE_EPOCHS)),
+            "mode": "linear probe" if probe else "",
             "started": utc_timestamp(),
         },
     )

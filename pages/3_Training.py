@@ -135,7 +135,9 @@ def live_run(run_id: str, title: str) -> None:
         st.markdown(f"**{title}**")
         st.caption(f"run {run_id}")  # the name of its colours on the Map page
         stage = status.get("stage") or "starting"
-        st.progress(min(epoch / epochs, 1.0), text=f"epoch {epoch} / {epochs} · {stage}")
+        probe = status.get("mode") == "linear probe"  # one fit, no epochs
+        counted = f"linear probe · {stage}" if probe else f"epoch {epoch} / {epochs} · {stage}"
+        st.progress(min(epoch / epochs, 1.0), text=counted)
         progress = jobs.read_progress(run_id)
         if not progress.empty:
             last = progress.iloc[-1]

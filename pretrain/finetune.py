@@ -370,7 +370,10 @@ def _locked_finetune(settings, out: Path, weights, bundle, overwrite: bool, prog
     _prepare_out(out, overwrite)
     run = RunFolder(out)
     started = time.monotonic()
-    run.set_status("running", stage="starting", error=None, epoch=0, epochs=settings.epochs, started=utc_timestamp())
+    epochs = 1 if settings.mode == "linear probe" else settings.epochs  # a probe is one fit, no epochs
+    run.set_status(
+        "running", stage="starting", error=None, epoch=0, epochs=epochs, mode=settings.mode, started=utc_timestamp()
+    )
     previous_handler = _install_cancel_handler()
     try:
         metrics = _run(settings, out, run, weights, bundle, started, progress, space)

@@ -95,6 +95,17 @@ def test_two_concurrent_runs_finish_in_their_own_folders(runs, bundle_path, weig
     assert by_id[f"run {first}: P(FRII)"].to_numpy() == pytest.approx(prob.to_numpy(), nan_ok=True)
 
 
+@pytest.mark.slow
+def test_a_linear_probe_counts_one_fit_not_the_epochs_asked(runs, bundle_path, weights):
+    run_id = jobs.start_run(bundle=bundle_path, weights=weights, epochs=20, depth=0, labels=10, num_threads=1)
+    status = jobs.run_status(run_id)  # before the process writes its own: what the page shows at once
+    assert (status["epochs"], status["mode"]) == (1, "linear probe")
+    _wait(lambda: _finished(run_id))
+    status = jobs.run_status(run_id)
+    assert status["state"] == "finished", jobs.log_tail(run_id)
+    assert (status["epoch"], status["epochs"], status["mode"]) == (1, 1, "linear probe")
+
+
 def test_run_ids_are_unique(runs):
     made = {jobs._new_run_folder()[0] for _ in range(50)}
     assert len(made) == 50 and len(list(runs.iterdir())) == 50
