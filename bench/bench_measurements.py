@@ -129,8 +129,9 @@ def flux_figures(ours: np.ndarray, aperture: np.ndarray) -> list[str]:
 def neighbour_rows(catalogue: pd.DataFrame, images: np.ndarray, weights_path: Path | None, seeds) -> list[dict]:
     import torch
 
-    from bench.bench_neighbour_study import measure, measurement_matrix, readouts, with_measurements
+    from bench.bench_neighbour_study import measure, readouts, with_measurements
     from pretrain.holdout import is_held_out
+    from pretrain.measured_neighbours import standardised_measurements
     from pretrain.models.backbone import load_encoder
     from pretrain.provenance import default_backbone_path
 
@@ -145,9 +146,11 @@ def neighbour_rows(catalogue: pd.DataFrame, images: np.ndarray, weights_path: Pa
     for names, label in ((extent, "log extent"), (("fr_ratio",), "FR ratio"), (extent + ("fr_ratio",), "log extent, FR ratio"),
                          (four, "log flux, log extent, FR ratio, components"), (six, "all six")):  # fmt: skip
         for weight in MEASUREMENT_WEIGHTS:
-            features = with_measurements(app, measurement_matrix(catalogue, names), weight)
+            features = with_measurements(app, catalogue, names, weight)
             rows.append(measure(f"app + {label} (w={weight:g})", features, catalogue, held_out, seeds))
-    rows.append(measure("the six measurements alone", measurement_matrix(catalogue, six), catalogue, held_out, seeds))
+    rows.append(
+        measure("the six measurements alone", standardised_measurements(catalogue, six), catalogue, held_out, seeds)
+    )
     return rows
 
 

@@ -44,6 +44,7 @@ from pretrain.data.bundle import load_bundle
 from pretrain.embed import symmetric_views, views_for
 from pretrain.evaluate import PURITY_K, neighbour_purity, probe_over_splits
 from pretrain.holdout import is_held_out
+from pretrain.measured_neighbours import MeasuredRepresentation
 from pretrain.models.backbone import load_encoder, to_model_input, weights_metadata
 from pretrain.models.resnet import ResNet18Encoder, parse_architecture, resnet18_encoder
 from pretrain.provenance import default_backbone_path
@@ -86,35 +87,13 @@ def pixel_features(images: np.ndarray) -> np.ndarray:
     return np.mean([v.flatten(1).numpy() for v in symmetric_views(x, "d4")], axis=0)
 
 
-def with_extent(features: np.ndarray, log_extent: np.ndarray, weight: float) -> np.ndarray:
-    """Standardised features with the standardised log extent appended at ``weight`` x one feature's scale.
-
-    Standardised per column, the representation's cosine weighs each of its 512 columns
-    alike; ``weight`` sqrt(d) would make the extent count as much as all of them."""
-    z = (features - features.mean(0)) / (features.std(0) + 1e-6)
-    e = np.where(np.isfinite(log_extent), log_extent, np.nanmedian(log_extent))
-    e = (e - e.mean()) / (e.std() + 1e-6)
-    return np.column_stack([z, weight * np.sqrt(z.shape[1]) / 10 * e]).astype(np.float32)
-
-
-def measurement_matrix(table: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    """The named measurements as standardised columns (fluxes, sizes and ratios logged; NaN -> median)."""
-    logged = {"integrated_flux_mjy", "peak_flux_mjy", "angular_extent_estimated_arcsec", "lobe_flux_ratio"}
-    columns = []
-    for name in names:
-        values = pd.to_numeric(table[name], errors="coerce").to_numpy(float)
-        if name in logged:
-            values = np.log(np.where(values > 0, values, np.nan))
-        values = np.where(np.isfinite(values), values, np.nanmedian(values))
-        columns.append((values - values.mean()) / (values.std() + 1e-9))
-    return np.column_stack(columns)
-
-
-def with_measurements(features: np.ndarray, measured: np.ndarray, weight: float) -> np.ndarray:
-    """As :func:`with_extent`, for several measurements: standardised features, each measurement
-    appended at ``weight`` x sqrt(d)/10 of one feature's scale."""
-    z = (features - features.mean(0)) / (features.std(0) + 1e-6)
-    return np.column_stack([z, weight * np.sqrt(z.shape[1]) / 10 * measured]).astype(np.float32)
+def with_measurements(features: np.ndarray, table: pd.DataFrame, names: tuple[str, ...], weight: float) -> np.ndarray:
+    """Standardised features with the standardised measurements ``names`` appended, each at
+    ``weight`` x sqrt(d)/10 of one feature's scale (``pretrain.measured_neighbours``, as the app's
+    "representation + measurements" neighbours; standardised per column, the representation's
+    cosine weighs each of its d columns alike: ``weight`` sqrt(d) would make one measurement
+    count as much as all of them)."""
+    return MeasuredRepresentation(names, weight).fit_transform(features, table)
 
 
 def measure(
@@ -155,7 +134,6 @@ def main() -> None:
     catalogue = bundle.catalogue.reset_index(drop=True)
     images = np.asarray(bundle.images)
     held_out = is_held_out(catalogue["ra"], catalogue["dec"])
-    log_extent = np.log(pd.to_numeric(catalogue["angular_extent_estimated_arcsec"], errors="coerce").to_numpy(float))
     seeds = range(args.seeds)
     rows, notes = [], []
     d4_architectures: set[str] = set()
@@ -178,11 +156,11 @@ def main() -> None:
         rows.append(measure(f"{tag}: layer-4 GeM p=3, d4", d4["gem"], catalogue, held_out, seeds))
         rows.append(measure(f"{tag}: layer-3 + layer-4 averages, d4", d4["l34"], catalogue, held_out, seeds))
         for w in EXTENT_WEIGHTS:
-            features = with_extent(d4["avg"], log_extent, w)
+            features = with_measurements(d4["avg"], catalogue, ("angular_extent_estimated_arcsec",), w)
             rows.append(measure(f"{tag}: d4 + log extent (w={w:g})", features, catalogue, held_out, seeds))
         if all(c in catalogue.columns for c in MEASURED):  # bundles built with pretrain/data/measurements.py
             for w in EXTENT_WEIGHTS:
-                features = with_measurements(d4["avg"], measurement_matrix(catalogue, MEASURED), w)
+                features = with_measurements(d4["avg"], catalogue, MEASURED, w)
                 name = f"{tag}: d4 + log flux, log extent, FR ratio, components (w={w:g})"
                 rows.append(measure(name, features, catalogue, held_out, seeds))
     torch.manual_seed(0)

@@ -38,6 +38,7 @@ class LookupResult:
     space_key: str = ""  # the space the embedding / position belong to
     notes: list[str] = field(default_factory=list)
     survey: str = "FIRST"  # the survey whose profile prepared the image (pretrain/surveys.py)
+    measurements: dict[str, float] | None = None  # its pixel measurements, once asked for (measurements_of)
 
     @property
     def ra(self) -> float:
@@ -112,6 +113,19 @@ def place(result: LookupResult, space, encoder) -> LookupResult:
     return result
 
 
+def measurements_of(result: LookupResult) -> dict[str, float]:
+    """The image's pixel measurements (extent, FR ratio, ...), measured once from its cutout, for
+    neighbours by representation + measurements; {} (the space's typical values) if unmeasurable."""
+    from pretrain.measured_neighbours import cutout_neighbour_measurements
+
+    if result.measurements is None:
+        try:
+            result.measurements = dict(cutout_neighbour_measurements(result.cutout, result.survey))
+        except (ExplorerError, ValueError, KeyError):  # an image the extent reads but the measurements cannot
+            result.measurements = {}
+    return result.measurements
+
+
 # --- a list of positions or names (the page's "A list" tab) ------------------------------------
 @dataclass
 class ListLookup:
@@ -159,16 +173,35 @@ def look_up_list(
     batch.fetch_rows(rows, client_factory, workers=workers or batch.WORKERS, progress=fetched)  # type: ignore[arg-type]
     batch.place_rows(rows, space.space, encoder, device="cpu", progress=embedded, lock=space.projector_lock)
 
-    def neighbours(vector: np.ndarray, count: int, where):
-        found = space.neighbours_of_vector(vector, count, sky_radius_arcsec, where)
-        return found.rows, found.scores
+    def finder(measurements=None):
+        def neighbours(vector: np.ndarray, count: int, where):
+            found = space.neighbours_of_vector(vector, count, sky_radius_arcsec, where, measurements)
+            return found.rows, found.scores
 
-    batch.add_neighbours(rows, neighbours, k, space.catalogue)
+        return neighbours
+
+    if getattr(space, "uses_measurements", False):  # each row's own measurements, from its cutout
+        for row in rows:
+            batch.add_neighbours([row], finder(_row_measurements(row)), k, space.catalogue)
+    else:
+        batch.add_neighbours(rows, finder(), k, space.catalogue)
     frame = batch.results_frame(rows, space.catalogue, k)
     return ListLookup(source, space.key, rows, frame, k, sky_radius_arcsec, batch.run_key(space.space))
 
 
 LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale of the map, nor its rings and ×
+
+
+def _row_measurements(row) -> dict[str, float]:
+    """A list row's pixel measurements, from its cutout in the cache ({} when it has none)."""
+    from pretrain.measured_neighbours import cutout_neighbour_measurements
+
+    if row.embedding is None or not row.cutout_path:
+        return {}
+    try:
+        return dict(cutout_neighbour_measurements(read_cutout(row.cutout_path)))
+    except (FitsReadError, OSError, ValueError):  # unreadable now: the space's typical values
+        return {}
 
 
 def list_layer(placed: list):

@@ -91,7 +91,7 @@ def most_unusual(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 OUTLIER_COLUMN = "outlier_score"
-_SCORES: dict[tuple[str, int], np.ndarray] = {}  # (space key, size) -> scores: computed once per process
+_SCORES: dict[tuple[str, int, bool], np.ndarray] = {}  # (space key, size, measured view) -> scores, once per process
 
 
 def space_outlier_scores(space) -> np.ndarray | None:
@@ -100,7 +100,7 @@ def space_outlier_scores(space) -> np.ndarray | None:
 
     if not getattr(space, "has_embeddings", False) or len(space) > config.APP_OUTLIER_MAX_SOURCES:
         return None
-    key = (str(space.key), len(space))
+    key = (str(space.key), len(space), bool(getattr(space, "uses_measurements", False)))  # each view's own
     if key not in _SCORES:
         _SCORES[key] = knn_outlier_scores(space.index.neighbour_index, config.APP_OUTLIER_K)
     return _SCORES[key]

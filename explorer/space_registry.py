@@ -24,6 +24,7 @@ import functools
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,10 +234,39 @@ class EmbeddingSpace(ExplorerSpace):
         return _cached_file_image(name)
 
     def neighbours_of_vector(
-        self, vector: np.ndarray, k: int, sky_radius_arcsec: float = 0.0, query_radec: tuple[float, float] | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        sky_radius_arcsec: float = 0.0,
+        query_radec: tuple[float, float] | None = None,
+        measurements: Mapping[str, float] | None = None,
     ) -> Neighbours:
-        """Neighbours of a new representation (a looked-up image)."""
-        return self._search(np.asarray(vector, dtype=np.float32), k, sky_radius_arcsec, query_radec)
+        """Neighbours of a new representation (a looked-up image). ``measurements``: its pixel
+        measurements, used by a view with neighbours by representation + measurements."""
+        return self._search(self.query_vector(vector, measurements), k, sky_radius_arcsec, query_radec)
+
+    def query_vector(self, vector: np.ndarray, measurements: Mapping[str, float] | None = None) -> np.ndarray:
+        """What this space's index searches with for a new image's representation (here: itself)."""
+        return np.asarray(vector, dtype=np.float32)
+
+    # what the neighbours' cosine is taken between; a measured view appends the measurements
+    uses_measurements = False
+
+    @property
+    def similarity_description(self) -> str:
+        return f"cosine similarity of the {self.embedding_dim}-d representations"
+
+    @functools.cached_property
+    def _measured_view(self) -> MeasuredEmbeddingSpace | None:
+        from pretrain.measured_neighbours import has_measurements
+
+        return MeasuredEmbeddingSpace(self) if has_measurements(self.catalogue) else None
+
+    def measured_view(self) -> MeasuredEmbeddingSpace | None:
+        """This space with neighbours by representation + pixel measurements (built on first
+        use, then kept); None when its catalogue has no measurements."""
+        with self.projector_lock:  # two sessions asking at once build it once
+            return self._measured_view
 
     @property
     def weights_sha256(self) -> str:
@@ -249,6 +279,40 @@ class EmbeddingSpace(ExplorerSpace):
     @property
     def weights_file(self) -> str:
         return self.space.manifest["weights"].get("file", "")
+
+
+class MeasuredEmbeddingSpace(EmbeddingSpace):
+    """An embedding space whose neighbours are by representation + pixel measurements.
+
+    The vectors are :class:`pretrain.measured_neighbours.MeasuredRepresentation`'s, fitted
+    on the space's own sources; everything else (catalogue, images, map, projector, key) is
+    the base space's, so the map, tags and selections stay as they are.
+    """
+
+    uses_measurements = True
+
+    def __init__(self, base: EmbeddingSpace):
+        from pretrain.measured_neighbours import MeasuredRepresentation
+
+        self.base = base
+        self.space, self.key, self.title, self.catalogue = base.space, base.key, base.title, base.catalogue
+        self.images, self.images_problem, self.has_images = base.images, base.images_problem, base.has_images
+        self.projector_lock, self.index_note = base.projector_lock, ""
+        self.measured = MeasuredRepresentation().fit(base.space.embeddings, base.catalogue)
+        self.index = CosineIndex().fit(self.measured.transform(base.space.embeddings, base.catalogue))
+
+    def query_vector(self, vector: np.ndarray, measurements: Mapping[str, float] | None = None) -> np.ndarray:
+        return self.measured.transform(np.asarray(vector, dtype=np.float32)[None], [dict(measurements or {})])[0]
+
+    @property
+    def similarity_description(self) -> str:
+        return (
+            f"cosine similarity of the {self.embedding_dim}-d representations with the pixel "
+            f"measurements appended ({self.measured.describe()})"
+        )
+
+    def measured_view(self) -> MeasuredEmbeddingSpace:
+        return self
 
 
 def _bundle_images(space) -> tuple[np.ndarray | None, str]:

@@ -67,7 +67,13 @@ def space_provenance(space) -> dict[str, str]:
         infos["backbone_file"] = str(inner.manifest.get("weights", {}).get("file", ""))
         infos["embedding_symmetry"] = str(inner.symmetry)
         infos["space_created"] = str(inner.manifest.get("created", ""))
-        infos["similarity"] = f"cosine similarity of the {inner.embeddings.shape[1]}-d representations"
+        infos["similarity"] = str(
+            getattr(
+                space,
+                "similarity_description",
+                f"cosine similarity of the {inner.embeddings.shape[1]}-d representations",
+            )
+        )
     else:
         infos["similarity"] = "distance on the published 2-D map (no representations)"
     return infos

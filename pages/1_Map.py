@@ -64,7 +64,8 @@ def colour_controls(space: ExplorerSpace) -> tuple[str, pd.Series | None, bool]:
     Colouring by similarity to the selected source returns no values: they follow each
     click, so the map fragment computes them (:func:`colour_values`).
     """
-    extra = _extra_columns(space.key, space, TagStore(space.key).version())  # a new tag: a new colour at once
+    basis = f"{space.key}|measured={getattr(space, 'uses_measurements', False)}"  # outliers: each view's own
+    extra = _extra_columns(basis, space, TagStore(space.key).version())  # a new tag: a new colour at once
     options = colour_columns(space.catalogue, extra)
     if space.has_embeddings:
         options.append(SIMILARITY_COLUMN)

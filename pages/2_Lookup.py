@@ -174,14 +174,16 @@ def lookup_caption(result: LookupResult) -> str:
 def placed_facts(space: EmbeddingSpace, result: LookupResult, embedding: np.ndarray) -> Neighbours:
     """The result placed on an embedding space: its neighbours, the best match, its twin in the space."""
     k, radius = neighbour_settings()
-    neighbours = space.neighbours_of_vector(embedding, k, radius, (result.ra, result.dec))
+    measurements = lookup.measurements_of(result) if space.uses_measurements else None
+    neighbours = space.neighbours_of_vector(embedding, k, radius, (result.ra, result.dec), measurements)
     best = space.catalogue["source_id"].iloc[neighbours.rows[0]] if len(neighbours.rows) else "–"
     best_similarity = format_similarity(neighbours.scores[0]) if len(neighbours.scores) else "–"
     st.success(f"Placed on the map (×). Most similar source: **{best}** (cosine similarity {best_similarity}).")
     row, sep = nearest_on_sky(result.ra, result.dec, space.catalogue["ra"], space.catalogue["dec"])
     if row >= 0 and sep <= config.APP_CATALOGUE_MATCH_ARCSEC:
         twin = space.catalogue["source_id"].iloc[row]
-        similarity = float(cast(CosineIndex, space.index).similarities(embedding, [row])[0])
+        query = space.query_vector(embedding, measurements)
+        similarity = float(cast(CosineIndex, space.index).similarities(query, [row])[0])
         left_out = " The sky-duplicate filter leaves it out of the neighbours." if sep < radius else ""
         st.info(
             f"This position is in the space as **{twin}** ({sep:.1f}″ away, cosine similarity "

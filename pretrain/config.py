@@ -210,6 +210,12 @@ MAX_RUNS_ENV = "EXPLORER_MAX_RUNS"  # overrides JOB_MAX_RUNNING
 # --- The explorer app (app.py, pages/, explorer/) ---------------------------------------
 APP_NEIGHBOURS_K = 12  # neighbours shown for a click or a look-up
 APP_SKY_DUPLICATE_RADIUS_ARCSEC = 30.0  # drop a neighbour this close on the sky to an earlier result
+# "Neighbours by the representation + pixel measurements" (pretrain/measured_neighbours.py): the
+# measurements appended, and each one's weight (x sqrt(d)/10 of one standardised representation
+# column). Extent and FR ratio at weight 3 gave the best held-out purity of the study's
+# combinations (BENCHMARKS.md, bench_measurements); fluxes and components added nothing.
+NEIGHBOUR_MEASUREMENTS = ("angular_extent_estimated_arcsec", "fr_ratio")
+NEIGHBOUR_MEASUREMENT_WEIGHT = 3.0
 APP_CUTOUT_TIMEOUT_S = 15.0  # per request when the app fetches images for a catalogue-only space
 APP_CATALOGUE_MATCH_ARCSEC = 30.0  # a look-up this close to a catalogue source is that source
 # From browsing to science (explorer/links.py, votable.py, samp_send.py, tags.py, neighbourhood.py)

@@ -94,6 +94,36 @@ def test_looking_up_a_catalogued_position_reproduces_its_embedding(app_env, spac
     assert len(marker) == 1 and marker[0]["x"] == [pytest.approx(result.map_xy[0])]  # the × on the map
 
 
+def test_a_look_up_by_representation_and_measurements_lands_on_its_own_source(app_env, space, skyview):
+    """With neighbours by representation + pixel measurements, the looked-up cutout is measured
+    as the bundle measured its file, so its vector is its catalogued source's."""
+    from explorer.space_registry import EmbeddingSpace
+
+    cat = space.catalogue_map
+    raw = [f for f in real_files(skyview.data_dir)[0] if f.kind != "mirabest"]
+    row = next(
+        i
+        for i in np.flatnonzero((cat["label"].to_numpy() == "FRII") & cat["fr_ratio"].notna().to_numpy())
+        if not raw or min(separation_arcsec(cat["ra"].iloc[i], cat["dec"].iloc[i], f.ra, f.dec) for f in raw) > 60
+    )
+    at = _look_up(f"{cat['ra'].iloc[row]:.5f} {cat['dec'].iloc[row]:+.5f}", neighbours_by="measured")
+    assert _errors(at) == ""
+    result = at.session_state["lookup"]
+    assert result.measurements["fr_ratio"] == pytest.approx(cat["fr_ratio"].iloc[row], rel=1e-6)
+    assert result.measurements["angular_extent_estimated_arcsec"] == pytest.approx(
+        cat["angular_extent_estimated_arcsec"].iloc[row], rel=1e-6
+    )
+    view = EmbeddingSpace(space, "default:mirabest", "MiraBest").measured_view()
+    query = view.query_vector(result.embedding, result.measurements)
+    stored = view.index.unit_vectors_[row]
+    assert float(query @ stored / np.linalg.norm(query)) > 0.9999
+    html = gallery_html(at)
+    ids = re.findall(r'data-source-id="([^"]+)"', html)
+    expected = view.neighbours_of_row(row, 12, 30.0)
+    assert ids == cat["source_id"].to_numpy()[expected.rows].tolist()  # the neighbours of its catalogued self
+    assert any("pixel measurements appended" in c.value for c in at.caption)
+
+
 def test_a_name_is_resolved_and_placed(app_env):
     at = _look_up("3C 236")
     assert _errors(at) == ""

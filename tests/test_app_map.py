@@ -98,6 +98,50 @@ def test_fewer_neighbours_and_no_duplicate_filter_follow_the_sidebar(app_env, sp
     assert shown == _expected_neighbours(space, row, k=5, radius=0.0)
 
 
+def _expected_measured_neighbours(space, row: int, k: int = K, radius: float = 30.0) -> list[str]:
+    """Independent reference for neighbours by representation + measurements: standardised
+    embeddings, log extent and FR ratio (NaN: the median) appended at 3 sqrt(d)/10, brute force."""
+    cat = space.catalogue_map
+    emb = np.asarray(space.embeddings, dtype=np.float64)
+    columns = [(emb - emb.mean(0)) / (emb.std(0) + 1e-6)]
+    for name, log in (("angular_extent_estimated_arcsec", True), ("fr_ratio", False)):
+        values = cat[name].to_numpy(np.float64)
+        values = np.log(np.where(values > 0, values, np.nan)) if log else values
+        values = np.where(np.isfinite(values), values, np.nanmedian(values))
+        columns.append(3 * np.sqrt(emb.shape[1]) / 10 * ((values - values.mean()) / (values.std() + 1e-9))[:, None])
+    vectors = np.column_stack(columns)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    order = [i for i in np.argsort(-(unit @ unit[row]), kind="stable") if i != row]
+    keep = sky_duplicate_mask(
+        cat["ra"].to_numpy()[order], cat["dec"].to_numpy()[order], radius, (cat["ra"].iloc[row], cat["dec"].iloc[row])
+    )
+    return cat["source_id"].to_numpy()[np.asarray(order)[keep]][:k].tolist()
+
+
+def test_neighbours_by_representation_and_measurements_follow_the_sidebar(app_env, space):
+    cat = space.catalogue_map
+    assert cat["fr_ratio"].notna().sum() > 10  # the app's space was built with the pixel measurements
+    row = int(np.flatnonzero(cat["label"].to_numpy() == "FRII")[0])
+    at = app_test()
+    at.query_params["source"] = cat["source_id"].iloc[row]
+    at.session_state["neighbours_by"] = "measured"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.radio(key="neighbours_by").value == "measured"
+    shown = re.findall(r'data-source-id="([^"]+)"', gallery_html(at))
+    expected = _expected_measured_neighbours(space, row)
+    assert shown == expected and expected != _expected_neighbours(space, row)
+    captions = " ".join(c.value for c in at.caption)
+    assert "pixel measurements appended (angular extent, FR ratio)" in captions
+    # the representation alone (the default)
+    at = app_test()
+    at.query_params["source"] = cat["source_id"].iloc[row]
+    at.run()
+    assert at.radio(key="neighbours_by").value == "representation"
+    assert re.findall(r'data-source-id="([^"]+)"', gallery_html(at)) == _expected_neighbours(space, row)
+    assert "pixel measurements appended" not in " ".join(c.value for c in at.caption)
+
+
 def test_colour_by_label_draws_one_legend_entry_per_class(app_env, space):
     at = app_test()
     at.session_state["colour:default:mirabest"] = "label"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.space_registry import EmbeddingSpace, ExplorerSpace
+from explorer.space_registry import EmbeddingSpace, ExplorerSpace, MeasuredEmbeddingSpace
 from explorer.widgets.sidebar import sidebar
 
 APP_MARK = "_explorer_app_frame"
@@ -67,5 +67,7 @@ def space_header(space: ExplorerSpace, page: str) -> None:
     )
     if isinstance(space, EmbeddingSpace) and space.space.symmetry == "d4":
         kind += " (each averaged over the image's turns by 90° and mirror images)"
+    if isinstance(space, MeasuredEmbeddingSpace):
+        kind += f", with the pixel measurements appended ({space.measured.describe()})"
     st.markdown(f"#### {page} · {space.title}")
     st.caption(f"{len(space):,} sources · {kind}")

@@ -28,7 +28,7 @@ def neighbours_section(
     """
     query_id = query_id or (str(space.catalogue["source_id"].iloc[query_row]) if query_row is not None else "")
     how = (
-        f"by cosine similarity of the {space.embedding_dim}-d representations"
+        f"by {space.similarity_description}"
         if isinstance(space, EmbeddingSpace)
         else "by distance **on the 2-D map** (this space has no representations)"
     )

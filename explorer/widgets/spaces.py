@@ -11,7 +11,7 @@ import streamlit as st
 
 from explorer.space_registry import EmbeddingSpace, ExplorerSpace, SpaceEntry, find_weights, open_space
 from explorer.widgets.preparation import ensure_default_space
-from explorer.widgets.sidebar import SPACE_KEY, entry_for, space_entries
+from explorer.widgets.sidebar import SPACE_KEY, entry_for, measured_neighbours, space_entries
 from pretrain.errors import ExplorerError
 
 if TYPE_CHECKING:  # torch is imported when the first encoder is loaded, not with the page
@@ -60,11 +60,23 @@ def current_space() -> ExplorerSpace:
     except ExplorerError as exc:
         st.error(f"The space **{entry.title}** cannot be opened: {exc}")
         st.stop()
+    if measured_neighbours() and isinstance(space, EmbeddingSpace):
+        space = _measured(space)
     note = getattr(space, "index_note", "")  # an old space whose neighbour index was built on opening
     if note and not st.session_state.get(f"index-note:{space.key}"):
         st.session_state[f"index-note:{space.key}"] = True
         st.toast(note, icon=":material/info:")
     return space
+
+
+def _measured(space: EmbeddingSpace) -> EmbeddingSpace:
+    """The space with neighbours by representation + pixel measurements, if it has them."""
+    with st.spinner("Indexing the representations with the pixel measurements…"):
+        view = space.measured_view()
+    if view is None:
+        st.sidebar.caption("This space has no pixel measurements: neighbours by the representation.")
+        return space
+    return view
 
 
 @st.cache_resource(show_spinner="Loading the encoder…", max_entries=2)
