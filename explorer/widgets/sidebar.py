@@ -110,8 +110,8 @@ def _neighbour_sliders(embedding_space: bool) -> None:
                 key=BASIS_KEY,
                 help="The representation alone (what the map shows), or with two pixel measurements "
                 "appended: the angular extent and the FR ratio. On MiraBest the second finds neighbours "
-                "of the same FR class more often (BENCHMARKS.md: 0.76 against 0.68 for sources kept out "
-                "of pretraining). Spaces without measurements use the representation.",
+                "of the same FR class more often, also for sources kept out of pretraining "
+                "(BENCHMARKS.md, bench_measurements). Spaces without measurements use the representation.",
             )
         st.form_submit_button("Apply", icon=":material/check:")
 
