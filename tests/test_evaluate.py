@@ -208,6 +208,18 @@ def test_the_evaluate_command_recomputes_the_figures_from_a_space(mirabest_bundl
     assert sum(f["queries"] for f in purity["held_out"].values()) == int(
         np.isin(catalogue["label"], ["FRI", "FRII", "hybrid"])[held_out].sum()
     )
+    # The app's other neighbours, the representation with the extent and FR ratio appended:
+    # the real catalogue's measurements, the same figures as the library's on those vectors.
+    from pretrain.measured_neighbours import MeasuredRepresentation
+
+    measured = result["neighbour_purity_with_measurements"]
+    assert measured["measurements"] == ["angular_extent_estimated_arcsec", "fr_ratio"] and measured["weight"] == 3.0
+    vectors = MeasuredRepresentation().fit_transform(features, catalogue)
+    expected_measured = neighbour_purity(vectors, catalogue["label"]).set_index("label")
+    for label in ("FRI", "FRII"):
+        assert measured["all"][label]["purity"] == round(expected_measured.loc[label, "purity"], 3)
+    expected_probe = probe_over_splits(vectors, catalogue, range(3))
+    assert measured["probe_error_percent"]["per_seed"] == [round(100 * e, 1) for e in expected_probe["probe_error"]]
 
 
 def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
@@ -244,6 +256,7 @@ def test_the_evaluate_command_says_what_it_cannot_compute(tmp_path, capsys):
     assert "missing: label, confident" in result["probe"]
     assert result["extent_ordering_spearman"].startswith("not computed: need more than k=15")
     assert result["symmetry"] == "none"  # a manifest that records no symmetry: one pass
+    assert "neighbour_purity_with_measurements" not in result  # no pixel measurements in this catalogue
 
 
 def test_neighbour_purity_on_clusters_noise_and_self():

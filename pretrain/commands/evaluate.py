@@ -9,6 +9,9 @@ Reads ``SPACE/embeddings.parquet`` and ``SPACE/map.parquet`` and prints:
   FRII and hybrid source's 8 most similar sources, leave-one-out over every labelled
   source, and for the held-out queries alone (:mod:`pretrain.holdout`: the part of the sky
   that pretraining leaves out, so the honest figure for a backbone trained without it);
+  and, when the catalogue has the pixel measurements, the same for the app's other choice of
+  neighbours, the representation with the extent and FR ratio appended
+  (:mod:`pretrain.measured_neighbours`);
 - how strongly the map is ordered by angular extent: the Spearman correlation of each
   source's extent with the mean extent of its 15 nearest map neighbours (the catalogued
   ``angular_extent_arcsec``; ``--extent-column`` for another).
@@ -41,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pretrain.errors import ExplorerError
-    from pretrain.evaluate import KNN_K, PURITY_K, extent_ordering_spearman, probe_over_splits
+    from pretrain.evaluate import KNN_K, PURITY_K, extent_ordering_spearman
     from pretrain.space import load_space
 
     if args.seeds < 2:
@@ -55,24 +58,22 @@ def run(args: argparse.Namespace) -> int:
         "weights": space.manifest["weights"].get("file"),
         "weights_sha256": str(space.weights_sha256)[:12],
     }
-    try:
-        splits = probe_over_splits(space.embeddings, catalogue, range(args.seeds))
-    except ExplorerError as exc:
-        result["probe"] = f"not computed: {exc}"
-    else:
-        for name in ("probe_error", "knn_error"):
-            percent = 100.0 * splits[name].to_numpy()
-            result[name + "_percent"] = {
-                "mean": round(float(percent.mean()), 2),
-                "standard_error": round(float(percent.std(ddof=1) / np.sqrt(len(percent))), 2),
-                "per_seed": [round(float(v), 1) for v in percent],
-            }
-        result["split"] = {
-            "train": int(splits["n_train"].iloc[0]),
-            "test": int(splits["n_test"].iloc[0]),
-            "seeds": args.seeds,
+    result.update(_probe(space.embeddings, catalogue, args.seeds))
+    result["neighbour_purity"] = _purity(space, catalogue, space.neighbour_index)
+    from pretrain.measured_neighbours import MeasuredRepresentation, has_measurements
+
+    if has_measurements(catalogue):  # the app's "Similar by: representation + extent, FR ratio"
+        measured = MeasuredRepresentation()
+        vectors = measured.fit_transform(space.embeddings, catalogue)
+        result["neighbour_purity_with_measurements"] = {
+            "measurements": list(measured.columns),
+            "weight": measured.weight,
+            **_purity(space, catalogue, vectors),
         }
-    result["neighbour_purity"] = _purity(space, catalogue)
+        probe = _probe(vectors, catalogue, args.seeds)
+        for name in ("probe_error_percent", "knn_error_percent"):
+            if name in probe:
+                result["neighbour_purity_with_measurements"][name] = probe[name]
     result["extent_column"] = args.extent_column
     if args.extent_column in catalogue:
         extent = pd.to_numeric(catalogue[args.extent_column], errors="coerce").to_numpy(dtype=float)
@@ -108,6 +109,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"linear probe {result['probe']}")
     _print_purity(result["neighbour_purity"], PURITY_K)
+    if "neighbour_purity_with_measurements" in result:
+        with_measurements = result["neighbour_purity_with_measurements"]
+        print(
+            "with the pixel measurements appended ("
+            + ", ".join(with_measurements["measurements"])
+            + "; the app's 'Similar by' option):"
+        )
+        for name, label in (("probe_error_percent", "linear-probe"), ("knn_error_percent", f"kNN (k={KNN_K})")):
+            if name in with_measurements:
+                figures = with_measurements[name]
+                print(f"  {label} test error: {figures['mean']:.1f} +- {figures['standard_error']:.1f} %")
+        _print_purity(with_measurements, PURITY_K)
     ordering = result["extent_ordering_spearman"]
     if isinstance(ordering, float):
         print(
@@ -119,8 +132,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _purity(space, catalogue: pd.DataFrame) -> dict:
-    """Neighbour purity, leave-one-out over all sources and for the held-out queries."""
+def _probe(features: np.ndarray, catalogue: pd.DataFrame, seeds: int) -> dict:
+    """Linear-probe and kNN test errors (percent: mean, standard error, per seed) and the split."""
+    from pretrain.errors import ExplorerError
+    from pretrain.evaluate import probe_over_splits
+
+    try:
+        splits = probe_over_splits(features, catalogue, range(seeds))
+    except ExplorerError as exc:
+        return {"probe": f"not computed: {exc}"}
+    result: dict = {}
+    for name in ("probe_error", "knn_error"):
+        percent = 100.0 * splits[name].to_numpy()
+        result[name + "_percent"] = {
+            "mean": round(float(percent.mean()), 2),
+            "standard_error": round(float(percent.std(ddof=1) / np.sqrt(len(percent))), 2),
+            "per_seed": [round(float(v), 1) for v in percent],
+        }
+    result["split"] = {"train": int(splits["n_train"].iloc[0]), "test": int(splits["n_test"].iloc[0]), "seeds": seeds}
+    return result
+
+
+def _purity(space, catalogue: pd.DataFrame, vectors) -> dict:
+    """Neighbour purity of ``vectors`` (a neighbour index, or (N, D) features), leave-one-out
+    over all sources and for the held-out queries."""
     from pretrain.errors import ExplorerError
     from pretrain.evaluate import neighbour_purity
     from pretrain.holdout import held_out_rows
@@ -135,7 +170,7 @@ def _purity(space, catalogue: pd.DataFrame) -> dict:
             figures[name] = "not computed: the catalogue has no ra/dec"
             continue
         try:
-            table = neighbour_purity(space.neighbour_index, catalogue["label"], query_rows=rows)
+            table = neighbour_purity(vectors, catalogue["label"], query_rows=rows)
         except ExplorerError as exc:
             figures[name] = f"not computed: {exc}"
             continue
