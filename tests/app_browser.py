@@ -121,11 +121,16 @@ POINTS_JS = """([prefix, limit, isolated]) => {
   const spread = (list, n) => list.length <= n ? list :
     Array.from({length: n}, (_, k) => list[Math.floor(k * list.length / n)]);
   let chosen = (prefix === null ? all : all.filter(p => p.text && p.text.includes(prefix))).filter(inside);
-  if (limit) chosen = spread(chosen, 5 * limit);
   // keep points with no other point within 6 px: a click there hits exactly that point
   // (nor under a ring or the star: the source shown and its neighbours are not "isolated")
-  if (isolated) chosen = chosen.filter(p => all.concat(marks).every(q => q === p || Math.abs(q.x - p.x) > 6 || Math.abs(q.y - p.y) > 6));
-  return limit ? spread(chosen, limit) : chosen;
+  const others = all.concat(marks);
+  const alone = (list) => list.filter(p => others.every(q => q === p || Math.abs(q.x - p.x) > 6 || Math.abs(q.y - p.y) > 6));
+  let picked = chosen;
+  if (isolated) {
+    picked = alone(limit ? spread(chosen, 5 * limit) : chosen);  // a sample first: quick on a big map
+    if (limit && picked.length < limit) picked = alone(chosen);  // too few isolated there: every point
+  }
+  return limit ? spread(picked, limit) : picked;
 }"""
 
 # The map shows the star of `query` (the map has been redrawn for that click).
