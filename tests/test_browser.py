@@ -110,6 +110,41 @@ def test_click_a_hybrid_and_see_its_neighbour_gallery(page, app_url):
     _shot(page, "browser_2_hybrid_neighbours")
 
 
+def test_similar_by_representation_and_measurements_in_the_sidebar(page, app_url):
+    """The sidebar's "Similar by" changes the clicked source's neighbours, and says so; the
+    map is the same; back to the representation, the first list returns."""
+    gallery = page.locator(".nb-gallery")
+    gallery.wait_for(timeout=60_000)
+
+    def shown() -> list[str]:
+        return page.locator(".nb-gallery .nb-card").evaluate_all("cs => cs.map(c => c.dataset.sourceId)")
+
+    by_representation = shown()
+    query = gallery.get_attribute("data-query")
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text("representation + extent, FR ratio").click()
+    sidebar.get_by_role("button", name="Apply").click()
+    page.get_by_text("with the pixel measurements appended (angular extent, FR ratio)").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "([q, before]) => { const g = document.querySelector('.nb-gallery');"
+        " if (!g || g.dataset.query !== q) return false;"
+        " const ids = [...g.querySelectorAll('.nb-card')].map(c => c.dataset.sourceId);"
+        " return ids.length === before.length && ids.join() !== before.join(); }",
+        arg=[query, by_representation],
+        timeout=60_000,
+    )
+    assert len(shown()) == 12 and shown() != by_representation
+    _shot(page, "browser_2b_similar_by_measurements")
+    sidebar.get_by_text("the representation", exact=True).click()
+    sidebar.get_by_role("button", name="Apply").click()
+    page.wait_for_function(
+        "(before) => { const g = document.querySelector('.nb-gallery'); return !!g &&"
+        " [...g.querySelectorAll('.nb-card')].map(c => c.dataset.sourceId).join() === before.join(); }",
+        arg=by_representation,
+        timeout=60_000,
+    )
+
+
 def test_look_up_a_position_then_failures(page, app_url):
     space = load_space(app_url[1].cache / "spaces" / "mirabest")
     page.get_by_role("link", name="Look-up").click()
