@@ -34,6 +34,14 @@ there, neighbours are the nearest points on its 2-D map. The source panel's *map
 how many of a source's nearest neighbours in the representation are also nearest on the map:
 where it is low, trust the neighbour list over the picture.
 
+The sidebar's **Similar by** offers a second ranking: the representation with two of the
+source's pixel measurements appended, its angular extent (log) and FR ratio, each
+standardised over the space (`pretrain/measured_neighbours.py`). Its neighbours share the
+query's FR class more often on MiraBest (BENCHMARKS.md); the map stays the representation's,
+and a looked-up image is measured from its cutout in the same way. Its similarities are
+lower than the plain cosines (the representation is standardised first); the percentile
+beside each is the figure to compare.
+
 ##### What the model sees
 - **Field of view:** the central {config.MODEL_INPUT_PX} × {config.MODEL_INPUT_PX} pixels at
   {config.FIRST_PIXEL_SCALE_ARCSEC}″/px = **{FIELD_ARCMIN:.1f}′** (the box drawn on the panel's

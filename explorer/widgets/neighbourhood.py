@@ -35,7 +35,7 @@ def neighbourhood_facts(space: ExplorerSpace, row: int) -> None:
         full, _ = space.index.query_index(row, k)
         trust = map_trust(catalogue[["umap_x", "umap_y"]].to_numpy(), row, full)
         parts.append(
-            f"map trust **{trust:.0%}**: of its {len(full)} nearest in the representation, "
+            f"map trust **{trust:.0%}**: of its {len(full)} most similar sources, "
             f"{round(trust * len(full))} are also its nearest on the map"
         )
     scores = space_outlier_scores(space)
