@@ -91,19 +91,23 @@ def most_unusual(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 OUTLIER_COLUMN = "outlier_score"
-_SCORES: dict[tuple[str, int, bool], np.ndarray] = {}  # (space key, size, measured view) -> scores, once per process
 
 
 def space_outlier_scores(space) -> np.ndarray | None:
-    """The outlier scores of an embedding space (None: no representations, or too many sources)."""
+    """The outlier scores of an embedding space (None: no representations, or too many sources).
+
+    Kept on the opened space object, so each is computed once, and a space rebuilt or refined
+    on disk (a new object, same key and size) gets its own: a cache keyed by the space's
+    name kept the first quick map's scores after its refinement."""
     from pretrain import config
 
     if not getattr(space, "has_embeddings", False) or len(space) > config.APP_OUTLIER_MAX_SOURCES:
         return None
-    key = (str(space.key), len(space), bool(getattr(space, "uses_measurements", False)))  # each view's own
-    if key not in _SCORES:
-        _SCORES[key] = knn_outlier_scores(space.index.neighbour_index, config.APP_OUTLIER_K)
-    return _SCORES[key]
+    scores = getattr(space, "_outlier_scores", None)
+    if scores is None:
+        scores = knn_outlier_scores(space.index.neighbour_index, config.APP_OUTLIER_K)
+        space._outlier_scores = scores
+    return scores
 
 
 def outlier_colour_columns(space) -> dict:

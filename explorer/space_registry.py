@@ -129,6 +129,7 @@ class ExplorerSpace:
     has_embeddings: bool = False
     has_images: bool = False  # images without a network request (a bundle)
     index: CosineIndex | MapIndex
+    _outlier_scores: np.ndarray | None = None  # explorer.neighbourhood.space_outlier_scores, once computed
 
     @property
     def score_name(self) -> str:

@@ -145,7 +145,8 @@ def live_run(run_id: str, title: str) -> None:
             a.metric("loss", f"{last['loss']:.3f}")
             b.metric("train accuracy", f"{100 * last['train_acc']:.1f} %")
             c.metric("test accuracy", "–" if pd.isna(last["test_acc"]) else f"{100 * last['test_acc']:.1f} %")
-        curves(progress)
+        if not probe:  # one fit: no curves to wait for
+            curves(progress)
         if status.get("host"):
             st.caption(f"Training on {status['host']}: only that machine's app can follow or cancel it.")
         elif st.button("Cancel this run", key=f"cancel-{run_id}", icon=":material/stop_circle:"):

@@ -28,7 +28,7 @@ angular extent, so colour by it first.
 ##### The similarity
 "Nearest neighbours" are ranked by the **cosine similarity of the full representations** (512-d
 from the shipped backbone; another backbone or your own vectors have their own size), not by
-distance on the map (the map is a flattened picture of that space). 1 is identical in
+distance on the map (the map is a flattened picture of that space). A cosine of 1 is identical in
 the model's eyes. A catalogue-only space (the published RGZ DR1 map) has no representations:
 there, neighbours are the nearest points on its 2-D map. The source panel's *map trust* says
 how many of a source's nearest neighbours in the representation are also nearest on the map:

@@ -95,6 +95,28 @@ def test_the_outlier_ranks_first_and_cluster_members_low():
     np.testing.assert_allclose(scores, brute, atol=1e-5)
 
 
+def test_a_space_refined_under_the_same_name_gets_its_own_outlier_scores():
+    """The quick first map and its refinement: same key, same size, other vectors. The scores
+    follow the opened space, not its name (they stayed the quick map's until a restart)."""
+    from explorer.neighbourhood import space_outlier_scores
+    from explorer.space_registry import ExplorerSpace
+
+    vectors, _, _ = _clusters()
+
+    class Opened(ExplorerSpace):
+        has_embeddings, key = True, "default:mirabest"
+
+        def __init__(self, unit_vectors):
+            self.catalogue = pd.DataFrame({"source_id": [f"S{i}" for i in range(len(unit_vectors))]})
+            self.index = CosineIndex().fit(unit_vectors)
+
+    quick, refined = Opened(vectors), Opened(vectors[::-1].copy())
+    first = space_outlier_scores(quick)
+    assert space_outlier_scores(quick) is first  # computed once per opened space
+    np.testing.assert_allclose(space_outlier_scores(refined), first[::-1], atol=1e-6)
+    assert most_unusual(space_outlier_scores(refined), 1).tolist() == [0]  # the outlier, now first in order
+
+
 def test_label_purity_of_a_cluster_member_and_of_a_mixed_list():
     vectors, labels, _ = _clusters()
     rows, _ = CosineIndex().fit(vectors).query_index(3, 10)
