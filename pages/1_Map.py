@@ -124,6 +124,11 @@ def _go_to(space: ExplorerSpace, key: str) -> None:
         space_state(space.key)["query"] = found.row
 
 
+def _created(space: ExplorerSpace) -> str:
+    """When an embedding space was written ('' for a catalogue space)."""
+    return str(getattr(getattr(space, "space", None), "manifest", {}).get("created", ""))
+
+
 def map_state(space: ExplorerSpace) -> dict:
     """The map's state for the space, with the source of a shared link (``?source=``) applied once."""
     state = space_state(space.key)
@@ -224,7 +229,8 @@ def map_chart(
         revision=f"map:{space.key}",  # the view keeper's key (explorer.widgets.view_keeper)
         height=MAP_HEIGHT_PX,
         view=view,
-        density_key=(space.key, colour_name, log_colour, query if follows_query else None),
+        # the space's creation time too: a space rebuilt under its name draws its own image
+        density_key=(space.key, _created(space), colour_name, log_colour, query if follows_query else None),
     )
     st.plotly_chart(
         figure,
