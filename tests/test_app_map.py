@@ -124,10 +124,10 @@ def test_neighbours_by_representation_and_measurements_follow_the_sidebar(app_en
     row = int(np.flatnonzero(cat["label"].to_numpy() == "FRII")[0])
     at = app_test()
     at.query_params["source"] = cat["source_id"].iloc[row]
-    at.session_state["neighbours_by"] = "measured"
+    at.query_params["by"] = "measured"  # a shared link (the sidebar writes it there)
     at.run()
     assert not at.exception, at.exception
-    assert at.radio(key="neighbours_by").value == "measured"
+    assert at.radio(key="neighbours_by").value == "measured" and at.query_params["by"] == "measured"
     shown = re.findall(r'data-source-id="([^"]+)"', gallery_html(at))
     expected = _expected_measured_neighbours(space, row)
     assert shown == expected and expected != _expected_neighbours(space, row)
@@ -137,7 +137,7 @@ def test_neighbours_by_representation_and_measurements_follow_the_sidebar(app_en
     at = app_test()
     at.query_params["source"] = cat["source_id"].iloc[row]
     at.run()
-    assert at.radio(key="neighbours_by").value == "representation"
+    assert at.radio(key="neighbours_by").value == "representation" and "by" not in at.query_params
     assert re.findall(r'data-source-id="([^"]+)"', gallery_html(at)) == _expected_neighbours(space, row)
     assert "pixel measurements appended" not in " ".join(c.value for c in at.caption)
 

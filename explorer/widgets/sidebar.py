@@ -1,8 +1,8 @@
 """The app-wide sidebar: the space selector and the neighbour settings (every page reads them).
 
 Session state: ``space_key`` (the chosen space), ``n_neighbours``, ``sky_radius_arcsec``;
-all three also in the address (:mod:`explorer.widgets.url_state`); ``neighbours_by`` (the
-representation alone, or with the pixel measurements appended).
+all three also in the address (:mod:`explorer.widgets.url_state`); and ``neighbours_by`` (the
+representation alone, or with the pixel measurements appended: ``by=measured`` in the address).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def sidebar() -> None:
     """The app-wide sidebar: space selector and neighbour settings (both pages use them)."""
     entries = space_entries()
     titles = {e.key: e.title for e in entries}
-    url_state.read_once(list(titles), SPACE_KEY, K_KEY, RADIUS_KEY, K_RANGE, RADIUS_RANGE)
+    url_state.read_once(list(titles), SPACE_KEY, K_KEY, RADIUS_KEY, K_RANGE, RADIUS_RANGE, BASIS_KEY, tuple(BASES))
     if st.session_state.get(SPACE_KEY) not in titles:
         st.session_state[SPACE_KEY] = entries[0].key
     st.session_state.setdefault(K_KEY, config.APP_NEIGHBOURS_K)
@@ -85,6 +85,7 @@ def sidebar() -> None:
         space=st.session_state[SPACE_KEY],
         k=None if k == config.APP_NEIGHBOURS_K else k,
         radius=None if radius == config.APP_SKY_DUPLICATE_RADIUS_ARCSEC else int(radius),
+        by="measured" if measured_neighbours() else None,
     )
 
 
