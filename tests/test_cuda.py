@@ -77,3 +77,21 @@ def test_gpu_embeddings_match_the_cpu_within_the_same_source_tolerance(bundle):
     on_gpu = embed_images(load_encoder(), images, device="cuda")
     cosine = np.sum(l2_normalise(on_cpu) * l2_normalise(on_gpu), axis=1)
     assert np.all(1.0 - cosine < SAME_SOURCE_COSINE_TOL), float(np.max(1.0 - cosine))
+
+
+def test_the_d4_network_trains_and_embeds_on_the_gpu(bundle, tmp_path):
+    """The D4 group-convolution network in bf16 + channels_last (its filters are stored 4-D for
+    that) trains on the GPU, and its one-pass GPU embedding matches the CPU's."""
+    trainer = Trainer(
+        small_config(bundle, device="cuda", epochs=1, stem="reference", width=4, symmetry="d4"),
+        tmp_path / "d4",
+        progress=False,
+    )
+    assert trainer.channels_last
+    trainer.fit()
+    encoder = load_encoder(tmp_path / "d4" / "backbone.safetensors")
+    images = np.load(bundle / "images.npy")
+    on_cpu = embed_images(encoder, images, device="cpu")
+    on_gpu = embed_images(encoder, images, device="cuda")
+    cosine = np.sum(l2_normalise(on_cpu) * l2_normalise(on_gpu), axis=1)
+    assert np.all(1.0 - cosine < 1e-3), float(np.max(1.0 - cosine))
