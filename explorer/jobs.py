@@ -581,16 +581,19 @@ def cancel_run(run_id: str, grace_s: float = config.JOB_CANCEL_GRACE_S) -> dict:
     except OSError:
         pass
     _signal_group(pid, signal.SIGTERM)
+    # Wait for that process (pid and start time) to end. Not _run_process: a process that is
+    # exiting has an empty cmdline for a moment, which read as "ended" while it still ran.
+    pid_start = job.get("pid_start") if isinstance(job.get("pid_start"), int) else None
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if _run_process(run_id, job) is None:
+        if not _process_alive(pid, pid_start):
             break
         time.sleep(0.1)
     else:
-        if _run_process(run_id, job) is not None:  # still the same process: not a pid reused meanwhile
+        if _process_alive(pid, pid_start):  # still the same process: not a pid reused meanwhile
             _signal_group(pid, signal.SIGKILL)
         for _ in range(50):  # bounded wait for the kill to land
-            if _run_process(run_id, job) is None:
+            if not _process_alive(pid, pid_start):
                 break
             time.sleep(0.1)
     return run_status(run_id)
