@@ -116,14 +116,20 @@ def place(result: LookupResult, space, encoder) -> LookupResult:
 def measurements_of(result: LookupResult) -> dict[str, float]:
     """The image's pixel measurements (extent, FR ratio, ...), measured once from its cutout, for
     neighbours by representation + measurements; {} (the space's typical values) if unmeasurable."""
+    if result.measurements is None:
+        result.measurements = _measured(result.cutout, result.survey)
+    return result.measurements
+
+
+def _measured(cutout: Cutout, survey=None) -> dict[str, float]:
+    """:func:`~pretrain.measured_neighbours.cutout_neighbour_measurements`, or {} (the space's
+    typical values) for an image the extent reads but the measurements cannot."""
     from pretrain.measured_neighbours import cutout_neighbour_measurements
 
-    if result.measurements is None:
-        try:
-            result.measurements = dict(cutout_neighbour_measurements(result.cutout, result.survey))
-        except (ExplorerError, ValueError, KeyError):  # an image the extent reads but the measurements cannot
-            result.measurements = {}
-    return result.measurements
+    try:
+        return dict(cutout_neighbour_measurements(cutout, survey))
+    except (ExplorerError, ValueError, KeyError):
+        return {}
 
 
 # --- a list of positions or names (the page's "A list" tab) ------------------------------------
@@ -194,14 +200,13 @@ LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale
 
 def _row_measurements(row) -> dict[str, float]:
     """A list row's pixel measurements, from its cutout in the cache ({} when it has none)."""
-    from pretrain.measured_neighbours import cutout_neighbour_measurements
-
     if row.embedding is None or not row.cutout_path:
         return {}
     try:
-        return dict(cutout_neighbour_measurements(read_cutout(row.cutout_path)))
-    except (FitsReadError, OSError, ValueError):  # unreadable now: the space's typical values
+        cutout = read_cutout(row.cutout_path)
+    except (FitsReadError, OSError):  # unreadable now: the space's typical values
         return {}
+    return _measured(cutout)
 
 
 def list_layer(placed: list):

@@ -196,6 +196,7 @@ class EmbeddingSpace(ExplorerSpace):
         self.images, self.images_problem = _bundle_images(space)
         self.has_images = self.images is not None or CUTOUT_FILE_COLUMN in self.catalogue
         self.projector_lock = threading.Lock()
+        self._measured_lock = threading.Lock()  # not the projector's: a warm-up holds that for seconds
 
     @property
     def embedding_dim(self) -> int:
@@ -266,7 +267,7 @@ class EmbeddingSpace(ExplorerSpace):
     def measured_view(self) -> MeasuredEmbeddingSpace | None:
         """This space with neighbours by representation + pixel measurements (built on first
         use, then kept); None when its catalogue has no measurements."""
-        with self.projector_lock:  # two sessions asking at once build it once
+        with self._measured_lock:  # two sessions asking at once build it once
             return self._measured_view
 
     @property
