@@ -117,19 +117,10 @@ def measurements_of(result: LookupResult) -> dict[str, float]:
     """The image's pixel measurements (extent, FR ratio, ...), measured once from its cutout, for
     neighbours by representation + measurements; {} (the space's typical values) if unmeasurable."""
     if result.measurements is None:
-        result.measurements = _measured(result.cutout, result.survey)
+        from pretrain.measured_neighbours import measured_or_typical
+
+        result.measurements = measured_or_typical(result.cutout, result.survey)
     return result.measurements
-
-
-def _measured(cutout: Cutout, survey=None) -> dict[str, float]:
-    """:func:`~pretrain.measured_neighbours.cutout_neighbour_measurements`, or {} (the space's
-    typical values) for an image the extent reads but the measurements cannot."""
-    from pretrain.measured_neighbours import cutout_neighbour_measurements
-
-    try:
-        return dict(cutout_neighbour_measurements(cutout, survey))
-    except (ExplorerError, ValueError, KeyError):
-        return {}
 
 
 # --- a list of positions or names (the page's "A list" tab) ------------------------------------
@@ -176,7 +167,8 @@ def look_up_list(
     """
     from pretrain import batch_lookup as batch
 
-    batch.fetch_rows(rows, client_factory, workers=workers or batch.WORKERS, progress=fetched)  # type: ignore[arg-type]
+    measured = getattr(space, "uses_measurements", False)  # each row measured from its own cutout
+    batch.fetch_rows(rows, client_factory, workers=workers or batch.WORKERS, progress=fetched, measure=measured)  # type: ignore[arg-type]
     batch.place_rows(rows, space.space, encoder, device="cpu", progress=embedded, lock=space.projector_lock)
 
     def finder(measurements=None):
@@ -186,9 +178,9 @@ def look_up_list(
 
         return neighbours
 
-    if getattr(space, "uses_measurements", False):  # each row's own measurements, from its cutout
+    if measured:
         for row in rows:
-            batch.add_neighbours([row], finder(_row_measurements(row)), k, space.catalogue)
+            batch.add_neighbours([row], finder(row.measurements), k, space.catalogue)
     else:
         batch.add_neighbours(rows, finder(), k, space.catalogue)
     frame = batch.results_frame(rows, space.catalogue, k)
@@ -196,17 +188,6 @@ def look_up_list(
 
 
 LIST_LAYER_COLOUR = "#FF9F0A"  # the list's points: orange is in no colour scale of the map, nor its rings and ×
-
-
-def _row_measurements(row) -> dict[str, float]:
-    """A list row's pixel measurements, from its cutout in the cache ({} when it has none)."""
-    if row.embedding is None or not row.cutout_path:
-        return {}
-    try:
-        cutout = read_cutout(row.cutout_path)
-    except (FitsReadError, OSError):  # unreadable now: the space's typical values
-        return {}
-    return _measured(cutout)
 
 
 def list_layer(placed: list):

@@ -129,6 +129,9 @@ class ListRow:
     neighbour_scores: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
     twin: str = ""  # the space's source at this position, if any
     twin_sep_arcsec: float = float("nan")
+    # Pixel measurements for neighbours by representation + measurements (fetch_rows(measure=True));
+    # {} when not asked for or unmeasurable: the space's typical values stand in.
+    measurements: dict = field(default_factory=dict, repr=False)
 
     @property
     def look_up_by_name(self) -> bool:
@@ -406,8 +409,12 @@ def fetch_rows(
     client_factory: Callable[[], FirstCutoutClient],
     workers: int = WORKERS,
     progress: Progress | None = None,
+    measure: bool = False,
 ) -> list[ListRow]:
     """Fetch and prepare every row not looked up yet, ``workers`` at a time; each ends OK or with its error.
+
+    ``measure``: also measure each row's pixels (``ListRow.measurements``) from the cutout in
+    hand, for neighbours by representation + measurements.
 
     ``client_factory()`` makes a cutout client (``pretrain.data.first_client.cutout_client``);
     each worker thread makes its own. ``progress(done, total, row)`` is called in the calling
@@ -428,7 +435,7 @@ def fetch_rows(
             if progress is not None:
                 progress(done, total, row)
     with ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="lookup") as pool:
-        futures = [pool.submit(_fetch_one, row, client) for row in pending]
+        futures = [pool.submit(_fetch_one, row, client, measure) for row in pending]
         for future in as_completed(futures):
             done += 1
             row = future.result()  # _fetch_one catches everything: a row never raises
@@ -437,14 +444,18 @@ def fetch_rows(
     return rows
 
 
-def _fetch_one(row: ListRow, client: Callable[[], FirstCutoutClient]) -> ListRow:
+def _fetch_one(row: ListRow, client: Callable[[], FirstCutoutClient], measure: bool = False) -> ListRow:
     try:
         c = client()
         name = row.name if row.look_up_by_name else None
         row.from_cache = c.cache_path(c.request(row.position, name=name)).is_file()
         cutout = c.fetch(row.position, name=name)  # its ``source``: the file in the cache
         row.cutout_path, row.centre = cutout.source, cutout.centre.icrs
-        _, row.model_image, row.extent_arcsec = model_input(cutout, row.text)
+        profile, row.model_image, row.extent_arcsec = model_input(cutout, row.text)
+        if measure:
+            from pretrain.measured_neighbours import measured_or_typical
+
+            row.measurements = measured_or_typical(cutout, profile)
         row.status, row.error = OK, ""
     except Exception as exc:  # every failure is this row's, and the list goes on
         message = str(exc) if isinstance(exc, ExplorerError) else f"{type(exc).__name__}: {exc}"

@@ -130,3 +130,14 @@ def cutout_neighbour_measurements(cutout, survey=None) -> Mapping[str, float]:
     values = measured.columns()
     values["angular_extent_estimated_arcsec"] = measured.angular_extent_arcsec
     return {name: float(value) for name, value in values.items() if isinstance(value, (int, float))}
+
+
+def measured_or_typical(cutout, survey=None) -> dict[str, float]:
+    """:func:`cutout_neighbour_measurements`, or {} (the space's typical values stand in) for an
+    image the extent reads but the measurements cannot: a look-up never fails for want of them."""
+    from pretrain.errors import ExplorerError
+
+    try:
+        return dict(cutout_neighbour_measurements(cutout, survey))
+    except (ExplorerError, ValueError, KeyError):
+        return {}

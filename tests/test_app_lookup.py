@@ -124,6 +124,34 @@ def test_a_look_up_by_representation_and_measurements_lands_on_its_own_source(ap
     assert any("pixel measurements appended" in c.value for c in at.caption)
 
 
+def test_a_list_by_representation_and_measurements_ranks_each_row_as_a_single_look_up_does(app_env, space, skyview):
+    """A list in measured mode measures each row from the cutout fetched for it: every row gets
+    the measurements and the measured neighbours that the same position looked up alone gets."""
+    from explorer import lookup
+    from explorer.space_registry import EmbeddingSpace
+    from explorer.widgets.spaces import encoder_for
+    from pretrain import batch_lookup as batch
+    from pretrain.data.first_client import cutout_client
+
+    cat = space.catalogue_map
+    rows = np.flatnonzero(cat["fr_ratio"].notna().to_numpy())[:3]
+    texts = [f"{cat['ra'].iloc[i]:.5f} {cat['dec'].iloc[i]:+.5f}" for i in rows]
+    plain = EmbeddingSpace(space, "default:mirabest", "MiraBest")
+    view, encoder = plain.measured_view(), encoder_for(plain)
+
+    outcome = lookup.look_up_list(batch.parse_list("\n".join(texts)), view, encoder, cutout_client, 12, 30.0, "list")
+    assert [r.status for r in outcome.rows] == [batch.OK] * 3
+    for row, text in zip(outcome.rows, texts):
+        alone = lookup.place(lookup.prepare(lookup.fetch_cutout(text, cutout_client()), text), view, encoder)
+        measurements = lookup.measurements_of(alone)
+        assert np.isfinite(measurements["fr_ratio"]) and row.measurements == measurements
+        found = view.neighbours_of_vector(alone.embedding, 12, 30.0, (alone.ra, alone.dec), measurements)
+        assert row.neighbour_rows.tolist() == list(found.rows)
+    plain_rows = lookup.look_up_list(batch.parse_list("\n".join(texts)), plain, encoder, cutout_client, 12, 30.0, "l")
+    assert all(r.measurements == {} for r in plain_rows.rows)  # the representation alone: nothing measured
+    assert any(a.neighbour_rows.tolist() != b.neighbour_rows.tolist() for a, b in zip(outcome.rows, plain_rows.rows))
+
+
 def test_a_name_is_resolved_and_placed(app_env):
     at = _look_up("3C 236")
     assert _errors(at) == ""

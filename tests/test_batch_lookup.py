@@ -253,6 +253,29 @@ def test_every_row_ends_with_its_result_or_a_clear_error_and_a_rerun_uses_the_ca
     assert len(asked) == len(retried) - 1  # "far south" is refused before any request, as before
 
 
+def test_measured_rows_carry_their_cutouts_pixel_measurements(shared_data, failing_skyview, tmp_path):
+    """``measure=True`` (neighbours by representation + measurements) measures each row from the
+    cutout in hand, as a single look-up measures its cutout; without it rows carry none."""
+    from pretrain.data.fits_io import read_cutout
+    from pretrain.measured_neighbours import cutout_neighbour_measurements
+
+    failing_skyview.reset()
+    text = "\n".join(f"{ra:.5f} {dec:+.5f}" for ra, dec in _real_positions(shared_data, 3, skip=20))
+
+    def client():
+        return FirstCutoutClient(base_url=failing_skyview.url, cache_dir=tmp_path / "cutouts", **FAST)
+
+    measured = batch.fetch_rows(batch.parse_list(text), client, workers=2, measure=True)
+    plain = batch.fetch_rows(batch.parse_list(text), client, workers=2)
+    assert all(r.ok for r in measured + plain)
+    assert all(r.measurements == {} for r in plain)
+    for row in measured:
+        expected = dict(cutout_neighbour_measurements(read_cutout(row.cutout_path)))
+        assert row.measurements == expected
+        assert np.isfinite(row.measurements["angular_extent_estimated_arcsec"])
+        assert row.measurements["angular_extent_estimated_arcsec"] == pytest.approx(row.extent_arcsec)
+
+
 def test_an_unexpected_failure_is_that_rows_error_only(tmp_path):
     class Broken:  # a client whose every method fails with a bug
         def __getattr__(self, name):
